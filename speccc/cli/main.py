@@ -1,0 +1,61 @@
+"""The `speccc` click group and its error handling.
+
+Every command module registers itself on `main` at import; errors raised below the CLI
+are typed (speccc.errors) and turn into one line `speccc: error: ...` and exit code 2
+(bad input) or 1 (check failed). `--debug` re-raises to show the traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from speccc.errors import CheckFailed, SpecccError
+
+# Command modules, imported lazily by name so `speccc --help` stays fast.
+COMMAND_MODULES = [
+    "speccc.cli.pim_commands",
+]
+
+
+class SpecccGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (SpecccError, CheckFailed) as err:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"speccc: error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except OSError as err:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"speccc: error: {err.filename or ''}: {err.strerror or err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=SpecccGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(package_name="speccc")
+def main(debug: bool) -> None:
+    """speccc: compile draft/target LLM pairs for speculative decoding on NPU + PIM.
+
+    \b
+    Typical session:
+      speccc zoo llama-tiny -o tiny.onnx          # build a tiny model
+      speccc compile tiny.onnx -o out/            # import, optimize, lower
+      speccc opt out/ir/target.ir -p 'dce,fuse'   # run passes on IR text
+    """
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:  # a real missing dependency inside the module
+                raise
+
+
+_load_commands()

@@ -1,0 +1,200 @@
+"""The op table: one `OpDef` per op name, defined as data.
+
+Each entry gives arity, an attribute schema, shape/dtype inference, numpy reference
+semantics and cost (flops, bytes read/written). The verifier checks ops against it, the
+reference interpreter executes it, cost passes read it. Op groups live in
+`speccc/ir/ops/*.py` and register themselves with `define(...)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from speccc.errors import VerifyError
+from speccc.ir.types import DType, TensorType, dim_eval
+
+REQUIRED = object()
+
+# Attribute kinds and the Python values they accept.
+ATTR_KINDS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (float, int)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "ints": lambda v: isinstance(v, list) and all(ATTR_KINDS["int"](x) for x in v),
+    "floats": lambda v: isinstance(v, list) and all(ATTR_KINDS["float"](x) for x in v),
+    "strs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "tensor": lambda v: isinstance(v, np.ndarray),
+    "dtype": lambda v: isinstance(v, DType),
+    "any": lambda v: True,
+}
+
+
+@dataclass(frozen=True)
+class Attr:
+    kind: str
+    default: Any = REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass
+class Cost:
+    flops: Any = 0  # Dim: may be symbolic
+    bytes_read: Any = 0
+    bytes_written: Any = 0
+
+    def bind(self, bindings) -> "Cost":
+        return Cost(*(dim_eval(x, bindings) for x in (self.flops, self.bytes_read,
+                                                       self.bytes_written)))
+
+
+@dataclass
+class InferCtx:
+    """What inference sees: operand types, attrs and (when constant) operand values."""
+
+    name: str
+    types: Sequence[TensorType]
+    attrs: dict
+    values: Sequence[Any]  # np.ndarray or None per operand
+    loc: str | None = None
+
+    def attr(self, key: str):
+        return self.attrs[key]
+
+    def const(self, i: int) -> np.ndarray | None:
+        return self.values[i] if i < len(self.values) else None
+
+    def fail(self, msg: str):
+        raise VerifyError(f"{self.name}: {msg}", location=self.loc)
+
+
+@dataclass
+class OpDef:
+    name: str
+    arity: tuple  # (min, max); max None = variadic
+    attrs: dict[str, Attr]
+    infer: Callable[[InferCtx], list[TensorType]]
+    ref: Callable[..., list[np.ndarray]]  # ref(inputs: list[ndarray|None], attrs) -> outputs
+    cost: Callable[[InferCtx, list[TensorType]], Cost] | None = None
+    doc: str = ""
+    # Operand indices that must be compile-time constants (shape operands) for inference.
+    shape_operands: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+    def full_attrs(self, attrs: dict) -> dict:
+        out = {k: a.default for k, a in self.attrs.items() if not a.required}
+        out.update(attrs)
+        return out
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def define(name: str, arity, infer, ref, attrs: dict | None = None, cost=None,
+           doc: str = "", shape_operands=(), **extra) -> OpDef:
+    if name in OPS:
+        raise ValueError(f"op {name} defined twice")
+    if isinstance(arity, int):
+        arity = (arity, arity)
+    od = OpDef(name, tuple(arity), attrs or {}, infer, ref, cost, doc, tuple(shape_operands),
+               extra)
+    OPS[name] = od
+    return od
+
+
+def lookup(name: str, loc: str | None = None) -> OpDef:
+    _load_groups()
+    od = OPS.get(name)
+    if od is None:
+        raise VerifyError(f"unknown op '{name}'", location=loc)
+    return od
+
+
+def check_attrs(od: OpDef, attrs: dict, loc: str | None) -> None:
+    for k, v in attrs.items():
+        spec = od.attrs.get(k)
+        if spec is None:
+            known = ", ".join(sorted(od.attrs)) or "none"
+            raise VerifyError(f"{od.name}: unknown attribute '{k}' (known: {known})", location=loc)
+        if not ATTR_KINDS[spec.kind](v):
+            raise VerifyError(f"{od.name}: attribute '{k}' must be {spec.kind}, got {v!r}",
+                              location=loc)
+    for k, spec in od.attrs.items():
+        if spec.required and k not in attrs:
+            raise VerifyError(f"{od.name}: missing required attribute '{k}'", location=loc)
+
+
+def check_arity(od: OpDef, n: int, loc: str | None) -> None:
+    lo, hi = od.arity
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"{lo}..{hi if hi is not None else 'N'}"
+        raise VerifyError(f"{od.name}: expects {want} operands, got {n}", location=loc)
+
+
+def constant_of(value) -> np.ndarray | None:
+    """The compile-time value of an IR value, when it is produced by `const`."""
+    op = getattr(value, "op", None)
+    if op is not None and op.name == "const":
+        return op.attrs["value"]
+    return None
+
+
+def infer_types(name: str, types: Sequence[TensorType], attrs: dict, operands=None,
+                loc: str | None = None) -> list[TensorType]:
+    od = lookup(name, loc)
+    check_arity(od, len(types), loc)
+    check_attrs(od, attrs, loc)
+    values = [constant_of(v) if v is not None else None for v in (operands or [])]
+    ctx = InferCtx(name, list(types), od.full_attrs(attrs), values, loc)
+    return od.infer(ctx)
+
+
+def op_cost(op) -> Cost:
+    od = lookup(op.name, op.loc)
+    ctx = InferCtx(op.name, [v.type for v in op.operands], od.full_attrs(op.attrs),
+                   [constant_of(v) for v in op.operands], op.loc)
+    out = [r.type for r in op.results]
+    if od.cost is not None:
+        return od.cost(ctx, out)
+    return default_cost(ctx, out)
+
+
+def default_cost(ctx: InferCtx, out: list[TensorType]) -> Cost:
+    """One flop per output element; bytes are operands read plus results written."""
+    from speccc.ir.types import dim_add
+    read: Any = 0
+    for t in ctx.types:
+        read = dim_add(read, t.nbytes())
+    written: Any = 0
+    flops: Any = 0
+    for t in out:
+        written = dim_add(written, t.nbytes())
+        flops = dim_add(flops, t.numel())
+    return Cost(flops, read, written)
+
+
+_loaded = False
+
+
+def _load_groups() -> None:
+    """Import every op group module once (they call `define`)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    import speccc.ir.ops as pkg
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        importlib.import_module(f"speccc.ir.ops.{info.name}")
+
+
+def all_ops() -> dict[str, OpDef]:
+    _load_groups()
+    return OPS

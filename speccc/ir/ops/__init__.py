@@ -1,0 +1,1 @@
+"""Op groups. Every module here registers its ops in the op table on import."""

@@ -1,0 +1,247 @@
+"""Constants, weights and elementwise ops, defined from tables of numpy functions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from speccc.ir.opdefs import Attr, Cost, define
+from speccc.ir.ops._util import broadcast_dims, same_as
+from speccc.ir.types import DType, TensorType
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def _const_infer(ctx):
+    v = ctx.attr("value")
+    return [TensorType(tuple(v.shape), DType.from_numpy(v.dtype))]
+
+
+define("const", 0, _const_infer, lambda ins, a: [a["value"]],
+       attrs={"value": Attr("tensor")}, cost=lambda c, o: Cost(0, 0, 0),
+       doc="A small inline constant (shape vectors, scalars).")
+
+
+def _weight_infer(ctx):
+    ctx.fail("weight: result type must be given (it names stored data)")
+
+
+define("weight", 0, _weight_infer, None, attrs={"name": Attr("str")},
+       cost=lambda c, o: Cost(0, 0, 0),
+       doc="A named weight tensor stored out of line (module.weights), maybe absent "
+           "(shapes-only). The interpreter reads it from the weight store.")
+
+# --- unary ---------------------------------------------------------------------------------
+
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x.copy()
+
+
+def _round_half_even(x):
+    return np.round(x)
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype)
+
+
+UNARY = {
+    "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "reciprocal": lambda x: np.reciprocal(x), "tanh": np.tanh, "erf": _erf,
+    "sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0).astype(x.dtype),
+    "cos": np.cos, "sin": np.sin, "tan": np.tan, "acos": np.arccos, "asin": np.arcsin,
+    "atan": np.arctan, "cosh": np.cosh, "sinh": np.sinh, "acosh": np.arccosh,
+    "asinh": np.arcsinh, "atanh": np.arctanh, "floor": np.floor, "ceil": np.ceil,
+    "round": _round_half_even, "sign": np.sign, "identity": lambda x: x,
+    "softplus": lambda x: np.log1p(np.exp(x)).astype(x.dtype),
+    "softsign": lambda x: (x / (1 + np.abs(x))).astype(x.dtype),
+}
+LOGICAL_UNARY = {"not": np.logical_not}
+PREDICATES = {"isnan": np.isnan}
+
+
+def _unary_ref(fn):
+    def ref(ins, attrs):
+        x = ins[0]
+        with np.errstate(all="ignore"):
+            return [np.asarray(fn(x)).astype(x.dtype, copy=False)]
+    return ref
+
+
+for _name, _fn in {**UNARY, **LOGICAL_UNARY}.items():
+    define(_name, 1, same_as(0), _unary_ref(_fn), doc=f"Elementwise {_name}.")
+for _name, _fn in PREDICATES.items():
+    define(_name, 1, lambda c: [c.types[0].with_dtype(DType.bool)],
+           lambda ins, a, fn=_fn: [fn(ins[0])], doc=f"Elementwise {_name} -> i1.")
+
+# --- binary --------------------------------------------------------------------------------
+
+
+def _div(a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        # ONNX integer Div truncates toward zero (C semantics), numpy // floors.
+        with np.errstate(divide="ignore"):
+            return (np.trunc(a / b)).astype(a.dtype)
+    return np.divide(a, b)
+
+
+def _pow(a, b):
+    with np.errstate(all="ignore"):
+        return np.power(a.astype(np.float64) if a.dtype.kind == "f" else a,
+                        b.astype(np.float64) if a.dtype.kind == "f" else b).astype(a.dtype)
+
+
+ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div, "pow": _pow}
+COMPARE = {"equal": np.equal, "less": np.less, "greater": np.greater,
+           "less_or_equal": np.less_equal, "greater_or_equal": np.greater_equal}
+LOGICAL = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
+
+
+def _binary_infer(result_dtype=None):
+    def infer(ctx):
+        a, b = ctx.types
+        shape = broadcast_dims(ctx, [a.shape, b.shape])
+        if result_dtype is None and a.dtype != b.dtype and ctx.name != "pow":
+            ctx.fail(f"operand types differ: {a.dtype.value} vs {b.dtype.value}")
+        return [TensorType(shape, result_dtype or a.dtype)]
+    return infer
+
+
+def _binary_ref(fn):
+    def ref(ins, attrs):
+        a, b = ins
+        with np.errstate(all="ignore"):
+            out = np.asarray(fn(a, b))
+        return [out.astype(a.dtype, copy=False) if out.dtype != np.bool_ else out]
+    return ref
+
+
+for _name, _fn in {**ARITH, **LOGICAL}.items():
+    define(_name, 2, _binary_infer(), _binary_ref(_fn), doc=f"Broadcasting {_name}.")
+for _name, _fn in COMPARE.items():
+    define(_name, 2, _binary_infer(DType.bool), lambda ins, a, fn=_fn: [fn(ins[0], ins[1])],
+           doc=f"Broadcasting comparison {_name} -> i1.")
+
+
+def _mod_ref(ins, attrs):
+    a, b = ins
+    with np.errstate(all="ignore"):
+        out = np.fmod(a, b) if attrs["fmod"] else np.mod(a, b)
+    return [out.astype(a.dtype)]
+
+
+define("mod", 2, _binary_infer(), _mod_ref, attrs={"fmod": Attr("int", 0)},
+       doc="Remainder: sign of the divisor (fmod=0) or of the dividend (fmod=1).")
+
+
+def _where_infer(ctx):
+    c, x, y = ctx.types
+    if x.dtype != y.dtype:
+        ctx.fail(f"branches differ in type: {x.dtype.value} vs {y.dtype.value}")
+    return [TensorType(broadcast_dims(ctx, [c.shape, x.shape, y.shape]), x.dtype)]
+
+
+define("where", 3, _where_infer, lambda ins, a: [np.where(ins[0], ins[1], ins[2])],
+       doc="Select x where cond else y, broadcasting.")
+
+# --- variadic ------------------------------------------------------------------------------
+
+VARIADIC = {"max": np.maximum, "min": np.minimum, "sum": np.add}
+
+
+def _variadic_infer(ctx):
+    return [TensorType(broadcast_dims(ctx, [t.shape for t in ctx.types]), ctx.types[0].dtype)]
+
+
+def _variadic_ref(fn):
+    def ref(ins, attrs):
+        out = ins[0]
+        for x in ins[1:]:
+            out = fn(out, x)
+        return [np.asarray(out).astype(ins[0].dtype)]
+    return ref
+
+
+for _name, _fn in VARIADIC.items():
+    define(_name, (1, None), _variadic_infer, _variadic_ref(_fn), doc=f"N-ary {_name}.")
+
+
+def _mean_ref(ins, attrs):
+    out = ins[0]
+    for x in ins[1:]:
+        out = out + x
+    return [np.asarray(out / len(ins)).astype(ins[0].dtype)]
+
+
+define("mean", (1, None), _variadic_infer, _mean_ref, doc="N-ary mean.")
+
+# --- parametrised activations --------------------------------------------------------------
+
+
+def _gelu_ref(ins, attrs):
+    x = ins[0].astype(np.float64)
+    if attrs["approximate"] == "tanh":
+        y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    else:
+        y = 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+    return [y.astype(ins[0].dtype)]
+
+
+define("gelu", 1, same_as(0), _gelu_ref, attrs={"approximate": Attr("str", "none")},
+       doc="GELU, exact (erf) or tanh approximation.")
+
+
+def _act(fn):
+    return lambda ins, a: [np.asarray(fn(ins[0].astype(np.float64), a)).astype(ins[0].dtype)]
+
+
+ACTIVATIONS = {
+    "leaky_relu": (lambda x, a: np.where(x >= 0, x, a["alpha"] * x), {"alpha": 0.01}),
+    "elu": (lambda x, a: np.where(x > 0, x, a["alpha"] * (np.exp(x) - 1)), {"alpha": 1.0}),
+    "hard_sigmoid": (lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1),
+                     {"alpha": 0.2, "beta": 0.5}),
+    "celu": (lambda x, a: np.maximum(0, x) + np.minimum(0, a["alpha"] * (np.exp(x / a["alpha"]) - 1)),
+             {"alpha": 1.0}),
+    "selu": (lambda x, a: a["gamma"] * np.where(x > 0, x, a["alpha"] * (np.exp(x) - 1)),
+             {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}),
+    "hard_swish": (lambda x, a: x * np.clip(x / 6 + 0.5, 0, 1), {}),
+    "mish": (lambda x, a: x * np.tanh(np.log1p(np.exp(x))), {}),
+    "thresholded_relu": (lambda x, a: np.where(x > a["alpha"], x, 0), {"alpha": 1.0}),
+}
+for _name, (_fn, _defaults) in ACTIVATIONS.items():
+    define(_name, 1, same_as(0), _act(_fn),
+           attrs={k: Attr("float", v) for k, v in _defaults.items()}, doc=f"{_name} activation.")
+
+
+def _clip_ref(ins, attrs):
+    x = ins[0]
+    lo = ins[1] if len(ins) > 1 and ins[1] is not None else None
+    hi = ins[2] if len(ins) > 2 and ins[2] is not None else None
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo)
+    if hi is not None:
+        out = np.minimum(out, hi)
+    return [np.asarray(out).astype(x.dtype)]
+
+
+define("clip", (1, 3), same_as(0), _clip_ref, doc="Clamp to [min, max] operands (optional).")
+
+# --- casts ---------------------------------------------------------------------------------
+
+
+def _cast_ref(ins, attrs):
+    to = attrs["to"].numpy
+    x = ins[0]
+    if attrs["to"] == DType.string:
+        return [np.vectorize(lambda v: str(v), otypes=[object])(x)]
+    if x.dtype == object:
+        return [x.astype(np.float64).astype(to)]
+    with np.errstate(all="ignore"):
+        return [x.astype(to)]
+
+
+define("cast", 1, lambda c: [c.types[0].with_dtype(c.attr("to"))], _cast_ref,
+       attrs={"to": Attr("dtype")}, doc="Convert the element type.")

@@ -1,0 +1,104 @@
+"""`ModelSpec`: every knob of a zoo model, plus its analytic parameter count."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from speccc.errors import SpecccError
+
+ARCHS = ("llama", "gpt2")
+ACTIVATIONS = {"llama": ("silu",), "gpt2": ("gelu_tanh", "relu")}
+DTYPES = ("float32", "float16")
+MODES = ("prefill", "decode")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only LM. `arch="llama"`: RMSNorm, rotary, GQA, SiLU-gated MLP.
+    `arch="gpt2"`: LayerNorm, learned positions, fused qkv + biases, GELU (tanh) or ReLU
+    MLP (OPT), tied lm_head.
+
+    mode: "prefill" (inputs input_ids, position_ids) or "decode" (plus past KV inputs).
+    weights: False -> shapes-only (initializers carry shapes, no bytes; see builder.py).
+    scaled_layers / residual_scale: the last `scaled_layers` layers have their attention
+    and MLP output projections (weights and biases) multiplied by `residual_scale`;
+    build_pair uses this for near-identity extra target layers.
+    """
+
+    name: str
+    arch: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    max_positions: int
+    seed: int = 0
+    dtype: str = "float32"
+    weights: bool = True
+    mode: str = "prefill"
+    activation: str = "silu"
+    tie_embeddings: bool = False
+    position_offset: int = 0  # OPT: learned positions are looked up at position_id + 2
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    scaled_layers: int = 0
+    residual_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        where = f"zoo model {self.name!r}"
+        if self.arch not in ARCHS:
+            raise SpecccError(f"arch must be one of {ARCHS}, got {self.arch!r}", location=where)
+        if self.activation not in ACTIVATIONS[self.arch]:
+            raise SpecccError(f"activation for {self.arch} must be one of "
+                              f"{ACTIVATIONS[self.arch]}, got {self.activation!r}", location=where)
+        if self.dtype not in DTYPES:
+            raise SpecccError(f"dtype must be one of {DTYPES}, got {self.dtype!r}", location=where)
+        if self.mode not in MODES:
+            raise SpecccError(f"mode must be one of {MODES}, got {self.mode!r}", location=where)
+        for f in ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "max_positions"):
+            if getattr(self, f) < 1:
+                raise SpecccError(f"{f} must be >= 1, got {getattr(self, f)}", location=where)
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise SpecccError(f"need hidden % heads == 0 and heads % kv_heads == 0 "
+                              f"(hidden={self.hidden}, heads={self.heads}, "
+                              f"kv_heads={self.kv_heads})", location=where)
+        if (self.hidden // self.heads) % 2:
+            raise SpecccError(f"head dim {self.hidden // self.heads} must be even", location=where)
+        if self.arch == "gpt2" and self.kv_heads != self.heads:
+            raise SpecccError("gpt2 arch is multi-head: kv_heads must equal heads",
+                              location=where)
+        if not 0 <= self.scaled_layers <= self.layers:
+            raise SpecccError(f"scaled_layers must be in 0..{self.layers}", location=where)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def replace(self, **overrides) -> "ModelSpec":
+        """A copy with fields replaced; unknown field names are a SpecccError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise SpecccError(f"unknown ModelSpec field(s) {bad}; known: {sorted(known)}",
+                              location=f"zoo model {self.name!r}")
+        return dataclasses.replace(self, **overrides)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def param_count(self) -> int:
+        """Number of parameters (= elements of all initializers of the built model)."""
+        c, f, v = self.hidden, self.ffn, self.vocab
+        qd, kvd = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        embed = 0 if self.tie_embeddings else v * c  # lm_head
+        if self.arch == "llama":
+            layer = 2 * c + c * qd + 2 * c * kvd + qd * c + 3 * c * f
+            return v * c + self.layers * layer + c + embed
+        layer = 4 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * f + f) + (f * c + c)
+        pos = (self.max_positions + self.position_offset) * c
+        return v * c + pos + self.layers * layer + 2 * c + embed
+
+    def param_bytes(self) -> int:
+        return self.param_count() * (2 if self.dtype == "float16" else 4)
