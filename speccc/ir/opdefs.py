@@ -137,10 +137,16 @@ def check_arity(od: OpDef, n: int, loc: str | None) -> None:
 
 
 def constant_of(value) -> np.ndarray | None:
-    """The compile-time value of an IR value, when it is produced by `const`."""
+    """Compile-time value of an IR value: `const` data, or for `sym_dims` an object
+    array of int/Sym dims (see speccc.ir.folding); None when not known."""
     op = getattr(value, "op", None)
-    if op is not None and op.name == "const":
+    if op is None:
+        return None
+    if op.name == "const":
         return op.attrs["value"]
+    if op.name == "sym_dims":
+        from speccc.ir.folding import sym_dims_value
+        return sym_dims_value(op)
     return None
 
 

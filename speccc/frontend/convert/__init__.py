@@ -1,0 +1,1 @@
+"""Per-op ONNX converters; each module registers itself with speccc.frontend.registry."""

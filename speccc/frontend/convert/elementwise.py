@@ -1,0 +1,66 @@
+"""Converters for ONNX elementwise ops onto the IR ops of speccc/ir/ops/elementwise.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from speccc.frontend.registry import converter, dtype_of, simple
+
+UNARY = {
+    "Neg": "neg", "Abs": "abs", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
+    "Reciprocal": "reciprocal", "Tanh": "tanh", "Erf": "erf", "Sigmoid": "sigmoid",
+    "Relu": "relu", "Cos": "cos", "Sin": "sin", "Tan": "tan", "Acos": "acos",
+    "Asin": "asin", "Atan": "atan", "Cosh": "cosh", "Sinh": "sinh", "Acosh": "acosh",
+    "Asinh": "asinh", "Atanh": "atanh", "Floor": "floor", "Ceil": "ceil", "Round": "round",
+    "Sign": "sign", "Identity": "identity", "Softplus": "softplus", "Softsign": "softsign",
+    "IsNaN": "isnan", "HardSwish": "hard_swish", "Mish": "mish",
+}
+BINARY = {
+    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
+    "Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_or_equal",
+    "GreaterOrEqual": "greater_or_equal", "And": "and", "Or": "or", "Xor": "xor",
+    "Where": "where", "Max": "max", "Min": "min", "Sum": "sum", "Mean": "mean",
+}
+# Opsets before these had `broadcast`/`consumed_inputs` attributes (legacy semantics).
+simple(UNARY, since=6)
+simple({"Not": "not"}, since=1)
+simple(BINARY, since=7)
+simple({"Clip": "clip"}, since=11)
+
+
+def _float_attrs(*names_defaults):
+    def attrs(ctx):
+        return {k: float(np.float32(ctx.attr(k, d))) for k, d in names_defaults}
+    return attrs
+
+
+ACTIVATIONS = {
+    "LeakyRelu": ("leaky_relu", (("alpha", 0.01),), 6),
+    "Elu": ("elu", (("alpha", 1.0),), 6),
+    "HardSigmoid": ("hard_sigmoid", (("alpha", 0.2), ("beta", 0.5)), 6),
+    "Celu": ("celu", (("alpha", 1.0),), 12),
+    "Selu": ("selu", (("alpha", 1.67326319217681884765625),
+                      ("gamma", 1.05070102214813232421875)), 6),
+    "ThresholdedRelu": ("thresholded_relu", (("alpha", 1.0),), 10),
+}
+for _onnx, (_ir, _defaults, _since) in ACTIVATIONS.items():
+    simple({_onnx: _ir}, since=_since, attrs=_float_attrs(*_defaults))
+
+
+@converter("Gelu", since=20)
+def gelu(ctx):
+    return ctx.emit("gelu", [ctx.input(0)], {"approximate": ctx.attr("approximate", "none")})
+
+
+@converter("Mod", since=10)
+def mod(ctx):
+    return ctx.emit("mod", ctx.inputs, {"fmod": int(ctx.attr("fmod", 0))})
+
+
+@converter("Cast", since=6)
+def cast(ctx):
+    return ctx.emit("cast", [ctx.input(0)], {"to": dtype_of(ctx.attr("to"), ctx.loc)})
+
+
+@converter("CastLike", since=15)
+def cast_like(ctx):
+    return ctx.emit("cast", [ctx.input(0)], {"to": ctx.input(1).type.dtype})

@@ -1,0 +1,233 @@
+"""ONNX -> IR importer.
+
+Loads like IREE's importer: parse the protobuf without touching external data, run
+`onnx.checker` and shape inference, scan the whole graph and report *all* unsupported
+(op, opset) pairs at once, then convert node by node with per-op, per-opset converters
+(speccc/frontend/convert/). Shape subgraphs fold while building (see ir/folding.py).
+Initializers become `weight` ops whose bytes load lazily; with `shapes_only` no byte is
+ever read, so multi-GB models import in seconds.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import google.protobuf.message
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from speccc.errors import SpecccError, UnsupportedError
+from speccc.frontend.kv_cache import record_kv_cache
+from speccc.frontend.registry import NodeCtx, dtype_of, find_converter
+from speccc.ir.core import Graph, Module
+from speccc.ir.types import Sym, TensorType
+
+# Initializers up to this many elements become inline `const`s (shape vectors, scalars,
+# eps) so they fold; larger ones are weights stored out of line.
+INLINE_CONST_ELEMENTS = 64
+
+# ONNX dim_param spellings mapped to speccc's canonical symbols.
+DIM_ALIASES = {
+    "batch": "B", "batch_size": "B", "n": "B", "b": "B",
+    "sequence_length": "T", "seq_len": "T", "seq": "T", "t": "T", "sequence": "T",
+    "past_sequence_length": "P", "past_seq_len": "P", "past_length": "P", "p": "P",
+}
+
+
+@dataclass
+class ImportOptions:
+    shapes_only: bool = False
+    graph_name: str = "target"
+    # Inputs replaced by these constants (the ONNX backend specializes shape inputs).
+    constant_inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # Fix input dims: name -> shape (ints); used by the backend for concrete inputs.
+    input_shapes: Mapping[str, tuple] = field(default_factory=dict)
+    check: bool = True
+
+
+def load_model(path) -> onnx.ModelProto:
+    p = Path(path)
+    if not p.exists():
+        raise SpecccError("no such file", location=str(path))
+    if not p.is_file():
+        raise SpecccError("not a file", location=str(path))
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except (google.protobuf.message.DecodeError, ValueError, RuntimeError) as e:
+        raise SpecccError(f"not an ONNX model (protobuf did not parse: {e})",
+                          location=str(path)) from None
+    if not model.graph.node and not model.graph.input and not model.graph.output:
+        raise SpecccError("not an ONNX model (no graph)", location=str(path))
+    model._speccc_dir = str(p.parent)  # where external data lives
+    return model
+
+
+def symbol_for(dim_param: str) -> str:
+    key = dim_param.strip()
+    if key.lower() in DIM_ALIASES:
+        return DIM_ALIASES[key.lower()]
+    name = re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+    if not name or not name[0].isalpha():
+        name = "D" + name
+    return name
+
+
+def sanitize_name(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.$-]", "_", name)
+    return s if s and not s.isdigit() else f"arg{s}"
+
+
+def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorType:
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type"):
+        raise SpecccError(f"input '{vi.name}' is not a tensor", location=where)
+    dtype = dtype_of(tt.elem_type, where)
+    if fixed is not None:
+        return TensorType(tuple(int(d) for d in fixed), dtype)
+    if not tt.HasField("shape"):
+        raise SpecccError(f"input '{vi.name}' has no shape", location=where)
+    dims = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(Sym.of(symbol_for(d.dim_param)))
+        else:
+            dims.append(Sym.of(fresh()))
+    return TensorType(tuple(dims), dtype)
+
+
+def opset_of(model: onnx.ModelProto, domain: str = "") -> int:
+    for imp in model.opset_import:
+        if imp.domain in (domain, "ai.onnx" if domain == "" else domain):
+            return imp.version
+    return 1 if domain else 0
+
+
+def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
+    missing: dict[tuple, list[str]] = {}
+    for i, node in enumerate(model.graph.node):
+        ver = opset_of(model, node.domain if node.domain != "ai.onnx" else "")
+        if find_converter(node.domain, node.op_type, ver) is None:
+            key = (node.domain or "ai.onnx", node.op_type, ver)
+            missing.setdefault(key, []).append(node.name or f"#{i}")
+    if missing:
+        parts = []
+        for (dom, op, ver), names in sorted(missing.items()):
+            shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+            prefix = "" if dom == "ai.onnx" else dom + "."
+            parts.append(f"{prefix}{op} (opset {ver}; nodes {shown})")
+        raise UnsupportedError(f"{len(missing)} unsupported op(s): " + "; ".join(parts),
+                               location=source)
+
+
+def import_model(model_or_path, options: ImportOptions | None = None,
+                 module: Module | None = None) -> Module:
+    opts = options or ImportOptions()
+    if isinstance(model_or_path, (str, Path)):
+        source = str(model_or_path)
+        model = load_model(model_or_path)
+    else:
+        model, source = model_or_path, "<model>"
+    if opts.check:
+        _check(model, source)
+    scan_unsupported(model, source)
+    module = module or Module()
+    g = Graph(opts.graph_name)
+    module.add_graph(g)
+    _convert_graph(model, g, module, opts, source)
+    record_kv_cache(g)
+    return module
+
+
+def _check(model: onnx.ModelProto, source: str) -> None:
+    try:
+        # Initializers with external data that is absent (shapes-only) would fail the
+        # full check, which opens the files; the structural check never reads them.
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0]
+        raise SpecccError(f"invalid ONNX model: {first}", location=source) from None
+
+
+def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source: str) -> None:
+    graph = model.graph
+    base_dir = getattr(model, "_speccc_dir", ".")
+    env: dict[str, object] = {"": None}
+    counter = iter(range(1 << 30))
+
+    def fresh() -> str:
+        return f"D{next(counter)}"
+
+    inits = {t.name: t for t in graph.initializer}
+    for vi in graph.input:
+        if vi.name in inits:
+            continue  # old-style models list initializers as inputs
+        if vi.name in opts.constant_inputs:
+            env[vi.name] = _const(g, np.asarray(opts.constant_inputs[vi.name]), vi.name)
+            continue
+        t = _type_from_value_info(vi, f"{source}: input '{vi.name}'",
+                                  opts.input_shapes.get(vi.name), fresh)
+        env[vi.name] = g.add_argument(sanitize_name(vi.name), t)
+    for name, tensor in inits.items():
+        env[name] = _initializer(g, module, tensor, base_dir, opts.shapes_only, source)
+    for i, node in enumerate(graph.node):
+        loc = f"{source}: node '{node.name or '#' + str(i)}' ({node.op_type})"
+        for n in node.input:
+            if n not in env:
+                raise SpecccError(f"input '{n}' is not defined before use", location=loc)
+        ver = opset_of(model, node.domain if node.domain != "ai.onnx" else "")
+        ctx = NodeCtx(node, [env[n] for n in node.input], g, ver, loc)
+        fn = find_converter(node.domain, node.op_type, ver)
+        outs = fn(ctx)
+        if len(outs) < len([o for o in node.output if o]):
+            raise SpecccError(f"converter produced {len(outs)} of {len(node.output)} outputs",
+                              location=loc)
+        for name, v in zip(node.output, outs):
+            if name:
+                env[name] = v
+    outs, names = [], []
+    for vo in graph.output:
+        if vo.name not in env or env[vo.name] is None:
+            raise SpecccError(f"graph output '{vo.name}' is never produced", location=source)
+        outs.append(env[vo.name])
+        names.append(vo.name)
+    g.set_outputs(outs, names)
+    g.remove_dead()
+
+
+def _const(g: Graph, arr: np.ndarray, loc: str):
+    return g.create("const", [], {"value": np.ascontiguousarray(arr)}, loc=loc).result
+
+
+def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: bool,
+                 source: str):
+    where = f"{source}: initializer '{tensor.name}'"
+    dtype = dtype_of(tensor.data_type, where)
+    shape = tuple(int(d) for d in tensor.dims)
+    numel = int(np.prod(shape, dtype=np.int64))
+    external = tensor.data_location == onnx.TensorProto.EXTERNAL
+    if numel <= INLINE_CONST_ELEMENTS and not external:
+        return _const(g, numpy_helper.to_array(tensor), where)
+    name = tensor.name
+    op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
+                  loc=where)
+    if not shapes_only:
+        module.weights.put_lazy(name, lambda t=tensor: _load_tensor(t, base_dir, where))
+    return op.result
+
+
+def _load_tensor(tensor, base_dir: str, where: str) -> np.ndarray:
+    try:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            t = onnx.TensorProto()
+            t.CopyFrom(tensor)
+            onnx.external_data_helper.load_external_data_for_tensor(t, base_dir)
+            return numpy_helper.to_array(t)
+        return numpy_helper.to_array(tensor)
+    except (OSError, ValueError) as e:
+        raise SpecccError(f"cannot read weight data ({e}); use --shapes-only for models "
+                          "without data", location=where) from None

@@ -1,0 +1,116 @@
+"""Constant folding shared by the frontend (fold while building) and the `fold` pass.
+
+Compile-time values are numpy arrays. Shape vectors may hold symbolic dims: they are
+object arrays of int/Sym carried by the `sym_dims` op, so Shape -> Gather -> Concat ->
+Reshape folds to a static or symbolic target shape by running the *same* op-table
+reference semantics on object arrays (numpy applies Sym's + and * elementwise). An op
+whose semantics cannot run symbolically raises inside numpy and is simply not folded.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from speccc.ir.opdefs import Attr, Cost, constant_of, define, lookup
+from speccc.ir.types import DType, Sym, TensorType, parse_dim_expr
+
+# Folding never materializes more than this many elements (weights are not folded).
+MAX_FOLD_ELEMENTS = 1 << 16
+# Ops never folded: their value is data the user gives or that lives in the weight store.
+NOT_FOLDABLE = {"weight", "const", "sym_dims"}
+
+
+def dim_text(d) -> str:
+    return str(d) if isinstance(d, int) else d.expr()
+
+
+def _parse_dim(text: str):
+    return int(text) if text.lstrip("-").isdigit() else parse_dim_expr(text)
+
+
+def _sym_dims_infer(ctx):
+    return [TensorType((len(ctx.attr("dims")),), DType.i64)]
+
+
+def _sym_dims_ref(ins, attrs):
+    raise ValueError("sym_dims holds symbolic dims: bind the symbols and run 'fold' first")
+
+
+define("sym_dims", 0, _sym_dims_infer, _sym_dims_ref, attrs={"dims": Attr("strs")},
+       cost=lambda c, o: Cost(0, 0, 0),
+       doc="A 1-D i64 vector of dims, some symbolic (`P+T`): the value of a folded "
+           "shape computation. Becomes a `const` once its symbols are bound.")
+
+
+def sym_dims_value(op) -> np.ndarray:
+    return np.array([_parse_dim(s) for s in op.attrs["dims"]], dtype=object)
+
+
+def is_symbolic(arr: np.ndarray) -> bool:
+    return arr.dtype == object and any(isinstance(x, Sym) for x in arr.reshape(-1))
+
+
+constant_or_symbolic = constant_of
+
+
+def _normalize(arr: np.ndarray) -> np.ndarray:
+    """Object arrays whose entries are all ints become plain int64 arrays."""
+    if arr.dtype == object and not is_symbolic(arr):
+        return arr.astype(np.int64)
+    return arr
+
+
+def try_fold(name: str, operand_values: list, attrs: dict, result_types) -> list | None:
+    """Evaluate `name` on compile-time operand values; None when it cannot be folded."""
+    if name in NOT_FOLDABLE or any(v is None for v in operand_values):
+        return None
+    if any(not t.is_static or int(np.prod(t.shape, dtype=np.int64)) > MAX_FOLD_ELEMENTS
+           for t in result_types):
+        return None
+    od = lookup(name)
+    symbolic = any(v.dtype == object for v in operand_values)
+    try:
+        with np.errstate(all="ignore"):
+            outs = od.ref(list(operand_values), od.full_attrs(attrs))
+    except Exception:  # semantics that cannot run on these (symbolic) values: leave it
+        return None
+    outs = [_normalize(np.asarray(o)) for o in outs]
+    for o, t in zip(outs, result_types):
+        if is_symbolic(o):
+            if o.ndim != 1 or t.dtype != DType.i64:
+                return None
+        elif o.dtype == object or (symbolic and o.dtype != t.dtype.numpy):
+            return None
+    return [o if is_symbolic(o) else o.astype(t.dtype.numpy) for o, t in zip(outs, result_types)]
+
+
+def materialize(graph, array: np.ndarray, loc=None):
+    """An op producing `array`: `sym_dims` for symbolic vectors, else `const`."""
+    if is_symbolic(array):
+        return graph.create("sym_dims", [], {"dims": [dim_text(d) for d in array]}, loc=loc)
+    return graph.create("const", [], {"value": np.ascontiguousarray(array)}, loc=loc)
+
+
+def create_or_fold(graph, name: str, operands, attrs=None, loc=None):
+    """Create op `name`, or a constant with its value when all operands are known."""
+    op = graph.create(name, operands, attrs or {}, loc=loc)
+    vals = [constant_or_symbolic(v) for v in operands]
+    if op.name == "shape" or op.name == "size":
+        vals = [np.zeros(0)]  # shape/size need only the operand's type
+        folded = shape_fold(op)
+    else:
+        folded = try_fold(name, vals, op.attrs, [r.type for r in op.results])
+    if folded is None:
+        return op.results
+    graph.erase_op(op)
+    return [materialize(graph, a, loc).result for a in folded]
+
+
+def shape_fold(op) -> list | None:
+    t = op.operands[0].type
+    if op.name == "size":
+        n = t.numel()
+        return [np.array(n, dtype=object if isinstance(n, Sym) else np.int64)] \
+            if not isinstance(n, Sym) else None
+    start, end = op.attrs.get("start", 0), op.attrs.get("end")
+    dims = np.array(list(t.shape), dtype=object)[slice(start, end)]
+    return [_normalize(dims)]
