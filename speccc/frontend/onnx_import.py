@@ -107,13 +107,29 @@ def opset_of(model: onnx.ModelProto, domain: str = "") -> int:
     return 1 if domain else 0
 
 
-def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
+def non_tensor_values(model: onnx.ModelProto) -> list[str]:
+    """Graph inputs/outputs whose type is not a tensor (sequence, optional, map)."""
+    return [vi.name for vi in list(model.graph.input) + list(model.graph.output)
+            if vi.type.WhichOneof("value") not in ("tensor_type", None)]
+
+
+def unsupported_ops(model: onnx.ModelProto) -> dict[tuple, list[str]]:
+    """(domain, op, opset) -> node names, for every node without a converter."""
     missing: dict[tuple, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         ver = opset_of(model, node.domain if node.domain != "ai.onnx" else "")
         if find_converter(node.domain, node.op_type, ver) is None:
             key = (node.domain or "ai.onnx", node.op_type, ver)
             missing.setdefault(key, []).append(node.name or f"#{i}")
+    return missing
+
+
+def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
+    bad = non_tensor_values(model)
+    if bad:
+        raise UnsupportedError("only tensor-typed graph inputs/outputs are supported; "
+                               f"non-tensor: {', '.join(bad)}", location=source)
+    missing = unsupported_ops(model)
     if missing:
         parts = []
         for (dom, op, ver), names in sorted(missing.items()):
