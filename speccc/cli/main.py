@@ -15,6 +15,7 @@ from speccc.errors import CheckFailed, SpecccError
 
 # Command modules, imported lazily by name so `speccc --help` stays fast.
 COMMAND_MODULES = [
+    "speccc.cli.core_commands",
     "speccc.cli.pim_commands",
 ]
 

@@ -1,0 +1,210 @@
+"""Core commands: zoo, ops, opt, exec, compile."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from speccc import driver
+from speccc.cli.main import main
+from speccc.errors import SpecccError
+
+
+def _echo_ir(spec: str, module) -> None:
+    from speccc.ir.printer import print_module
+    click.echo(f"// ----- IR after {spec} -----", err=True)
+    click.echo(print_module(module), err=True, nl=False)
+
+
+def _print_timings(pm) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title="pass timings")
+    table.add_column("pass")
+    table.add_column("seconds", justify="right")
+    for name, sec in pm.timings:
+        table.add_row(name, f"{sec:.4f}")
+    table.add_row("total", f"{sum(s for _, s in pm.timings):.4f}")
+    Console(stderr=True).print(table)
+
+
+def pipeline_options(fn):
+    fn = click.option("--time-passes", is_flag=True, help="Print a table of pass wall times.")(fn)
+    fn = click.option("--verify-each/--no-verify-each", default=True, show_default=True,
+                      help="Run the IR verifier after every pass.")(fn)
+    fn = click.option("--print-ir-after", "print_after", default="", metavar="PASS[,PASS]|all",
+                      help="Print the IR (to stderr) after the named passes, or all.")(fn)
+    return fn
+
+
+def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
+    after = "all" if print_after == "all" else {s for s in print_after.split(",") if s}
+    return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
+@click.option("--list", "list_", is_flag=True, help="List the model presets.")
+@click.option("--mode", type=click.Choice(["prefill", "decode"]), default=None,
+              help="prefill: no KV cache; decode: past_key_values inputs (default: decode).")
+@click.option("--layers", type=int)
+@click.option("--hidden", type=int)
+@click.option("--heads", type=int)
+@click.option("--kv-heads", type=int)
+@click.option("--ffn", type=int)
+@click.option("--vocab", type=int)
+@click.option("--seed", type=int)
+@click.option("--shapes-only", is_flag=True, help="Declare weights without data.")
+@click.option("--pair", type=click.Path(file_okay=False), default=None,
+              help="Instead write a draft/target pair (draft.onnx, target.onnx) to this dir.")
+@click.option("--extra-layers", type=int, default=1, show_default=True,
+              help="With --pair: target = draft + this many near-identity layers.")
+@click.option("--residual-scale", type=float, default=0.1, show_default=True,
+              help="With --pair: scale of the extra layers (0 = identical logits).")
+def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, seed,
+        shapes_only, pair, extra_layers, residual_scale):
+    """Build a model in code: tiny random decoders, draft/target pairs, real-size shapes.
+
+    \b
+    speccc zoo --list
+    speccc zoo llama-tiny -o tiny.onnx --mode prefill
+    speccc zoo llama2-7b -o 7b.onnx            # shapes-only, no weight bytes
+    speccc zoo llama-tiny --pair pair/ --residual-scale 0.05
+    """
+    from speccc import zoo as zoo_lib
+    if list_:
+        for n in zoo_lib.list_models():
+            s = zoo_lib.get_spec(n)
+            kind = "weights" if s.weights else "shapes-only"
+            click.echo(f"{n:14s} {s.arch:5s} layers={s.layers} hidden={s.hidden} "
+                       f"heads={s.heads}/{s.kv_heads} ffn={s.ffn} vocab={s.vocab} ({kind})")
+        return
+    if not name:
+        raise SpecccError("zoo: give a model NAME (see `speccc zoo --list`)")
+    overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads,
+                 kv_heads=kv_heads, ffn=ffn, vocab=vocab, seed=seed, mode=mode).items()
+                 if v is not None}
+    if shapes_only:
+        overrides["weights"] = False
+    if pair:
+        draft, target = zoo_lib.build_pair(name, extra_layers=extra_layers,
+                                           residual_scale=residual_scale, **overrides)
+        Path(pair).mkdir(parents=True, exist_ok=True)
+        zoo_lib.save(draft, Path(pair) / "draft.onnx")
+        zoo_lib.save(target, Path(pair) / "target.onnx")
+        click.echo(f"wrote {pair}/draft.onnx and {pair}/target.onnx")
+        return
+    if not output:
+        raise SpecccError("zoo: give -o FILE.onnx")
+    model = zoo_lib.build(name, **overrides)
+    zoo_lib.save(model, output)
+    click.echo(f"wrote {output} ({zoo_lib.param_count(model):,} parameters)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ops(as_json):
+    """List the ONNX op types speccc imports (and the IR ops they become)."""
+    from speccc.frontend.registry import supported_ops
+    table = supported_ops()
+    if as_json:
+        click.echo(json.dumps([{"domain": d or "ai.onnx", "op_type": op, "since": v}
+                               for (d, op), v in table.items()], indent=2))
+        return
+    for (d, op), versions in table.items():
+        click.echo(f"{(d + '.') if d else ''}{op:24s} opsets {','.join(map(str, versions))}+")
+    click.echo(f"{len(table)} op types")
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("-p", "--pipeline", default="", help="Passes, e.g. 'canonicalize,fold,dce'.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write IR here "
+              "(default stdout).")
+@click.option("--list-passes", is_flag=True, help="List the registered passes and exit.")
+@pipeline_options
+def opt(file, pipeline, output, list_passes, print_after, verify_each, time_passes):
+    """Run a pass pipeline over IR text, like mlir-opt / xdsl-opt.
+
+    \b
+    speccc opt model.ir -p 'canonicalize,fold{bind=T=5:P=3},dce,fuse'
+    Pass options: NAME{key=value,key2=v1:v2} (lists are ':'-separated).
+    """
+    from speccc.passmanager import all_passes
+    if list_passes:
+        for name, cls in all_passes().items():
+            click.echo(f"{name:14s} {cls.summary}")
+        return
+    text, pm = driver.opt_file(file, pipeline, **_pm_kwargs(print_after, verify_each))
+    if time_passes:
+        _print_timings(pm)
+    if output:
+        driver.write_text_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+def _parse_bind(values) -> dict[str, int]:
+    out = {}
+    for v in values:
+        for item in v.split(","):
+            if not item.strip():
+                continue
+            k, sep, n = item.partition("=")
+            if not sep or not n.strip().lstrip("-").isdigit():
+                raise SpecccError(f"--bind expects NAME=INT, got '{item}'")
+            out[k.strip()] = int(n)
+    return out
+
+
+@main.command("exec")
+@click.argument("model", type=click.Path())
+@click.option("--inputs", "inputs_path", type=click.Path(), required=True,
+              help=".npz with one array per ONNX graph input (by name).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help=".npz written with one array per ONNX graph output.")
+@click.option("--on", "backend", type=click.Choice(["reference"]), default="reference",
+              show_default=True, help="Where to run: the numpy reference interpreter.")
+@click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=5,P=3 (else taken "
+              "from the inputs).")
+@click.option("-p", "--pipeline", default=None, help="Override the canonical pipeline.")
+@pipeline_options
+def exec_(model, inputs_path, output, backend, bind, pipeline, print_after, verify_each,
+          time_passes):
+    """Import a model, run the canonical pipeline, execute it on given inputs."""
+    outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
+                                    **_pm_kwargs(print_after, verify_each))
+    if time_passes:
+        _print_timings(pm)
+    driver.save_npz_atomic(output, outputs)
+    shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in outputs.items())
+    click.echo(f"wrote {output}: {shapes}")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="out",
+              show_default=True, help="Output directory (ir/, report.json).")
+@click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=1,P=128.")
+@click.option("-p", "--pipeline", default=None, help="Pipeline (default: canonical + fuse).")
+@click.option("--shapes-only", is_flag=True, help="Never read weight bytes.")
+@pipeline_options
+def compile(model, outdir, bind, pipeline, shapes_only, print_after, verify_each, time_passes):
+    """Compile a model: import, optimize, fuse into LLM ops; write IR and a report."""
+    result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
+                                      **_pm_kwargs(print_after, verify_each))
+    if time_passes:
+        _print_timings(pm)
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"{model} -> {outdir}")
+    for col in ("op", "count", "GFLOP", "MB read", "MB written"):
+        table.add_column(col, justify="right" if col != "op" else "left")
+    for row in result["summary"]:
+        table.add_row(row["op"], str(row["count"]), f"{row['flops'] / 1e9:.3f}",
+                      f"{row['bytes_read'] / 1e6:.2f}", f"{row['bytes_written'] / 1e6:.2f}")
+    Console().print(table)

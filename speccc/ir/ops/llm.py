@@ -1,0 +1,196 @@
+"""LLM-level ops formed by the `fuse` pass: the units partitioning and lowering work on.
+
+Layouts follow the exporters: activations `[..., hidden]`; attention in head-major
+`[B, heads, T, head_dim]`, keys/values `[B, kv_heads, S, head_dim]` with S = P + T.
+Each op's reference is written from its definition (not by replaying the pattern it
+replaced), so `fuse` is checked against an independent oracle.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from speccc.ir.opdefs import Attr, Cost, define
+from speccc.ir.ops._util import matmul_cost
+from speccc.ir.types import TensorType, dim_add, dim_mul
+
+# --- linear --------------------------------------------------------------------------------
+
+
+def _linear_infer(ctx):
+    x, w = ctx.types[0], ctx.types[1]
+    k_w, n = (w.shape[1], w.shape[0]) if ctx.attr("transpose_w") else (w.shape[0], w.shape[1])
+    if w.rank != 2:
+        ctx.fail(f"weight must be 2-D, got {w}")
+    if x.shape[-1] != k_w:
+        ctx.fail(f"inner dims differ: x {x} vs weight {w}")
+    if len(ctx.types) == 3 and tuple(ctx.types[2].shape) not in ((n,), (1, n)):
+        ctx.fail(f"bias {ctx.types[2]} does not match output features {n}")
+    return [TensorType(tuple(x.shape[:-1]) + (n,), x.dtype)]
+
+
+def _linear_ref(ins, attrs):
+    x, w = ins[0], ins[1]
+    if attrs["transpose_w"]:
+        w = w.T
+    y = np.matmul(x, w)
+    if len(ins) == 3:
+        y = y + ins[2]
+    return [y.astype(x.dtype)]
+
+
+define("linear", (2, 3), _linear_infer, _linear_ref, attrs={"transpose_w": Attr("bool", False)},
+       cost=matmul_cost, doc="y = x @ W (+ b); W is [K, N], or [N, K] with transpose_w.")
+
+# --- norms ---------------------------------------------------------------------------------
+
+
+def _norm_infer(ctx):
+    x = ctx.types[0]
+    for t in ctx.types[1:]:
+        if tuple(t.shape) != (x.shape[-1],):
+            ctx.fail(f"scale/bias {t} must be [{x.shape[-1]}]")
+    return [x]
+
+
+def _rmsnorm_ref(ins, attrs):
+    x = ins[0]
+    xf = x.astype(np.float32)
+    r = 1.0 / np.sqrt(np.mean(xf * xf, axis=-1, keepdims=True) + np.float32(attrs["eps"]))
+    return [((xf * r).astype(x.dtype) * ins[1]).astype(x.dtype)]
+
+
+def _layernorm_ref(ins, attrs):
+    x = ins[0]
+    xf = x.astype(np.float32)
+    mu = np.mean(xf, axis=-1, keepdims=True)
+    var = np.mean((xf - mu) ** 2, axis=-1, keepdims=True)
+    y = (xf - mu) / np.sqrt(var + np.float32(attrs["eps"]))
+    y = y * ins[1]
+    if len(ins) == 3:
+        y = y + ins[2]
+    return [y.astype(x.dtype)]
+
+
+def _norm_cost(ctx, out):
+    x = ctx.types[0]
+    read = x.nbytes()
+    for t in ctx.types[1:]:
+        read = dim_add(read, t.nbytes())
+    return Cost(dim_mul(5, x.numel()), read, out[0].nbytes())
+
+
+define("rmsnorm", 2, _norm_infer, _rmsnorm_ref, attrs={"eps": Attr("float")}, cost=_norm_cost,
+       doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
+define("layernorm", (2, 3), _norm_infer, _layernorm_ref, attrs={"eps": Attr("float")},
+       cost=_norm_cost, doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis.")
+
+# --- rotary --------------------------------------------------------------------------------
+
+
+def _rope_infer(ctx):
+    x, cos, sin = ctx.types
+    if cos.shape[-1] != x.shape[-1] or sin.shape != cos.shape:
+        ctx.fail(f"cos/sin {cos} must end in head_dim {x.shape[-1]}")
+    return [x]
+
+
+def _rope_ref(ins, attrs):
+    x, cos, sin = ins
+    half = x.shape[-1] // 2
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return [(x * cos + rotated * sin).astype(x.dtype)]
+
+
+define("rope", 3, _rope_infer, _rope_ref,
+       doc="Rotary embedding, rotate-half form: x*cos + concat(-x2, x1)*sin; cos/sin "
+           "broadcast to x ([B,1,T,D] against [B,H,T,D]).")
+
+# --- attention -----------------------------------------------------------------------------
+
+
+def _attention_infer(ctx):
+    q, k, v = ctx.types[:3]
+    if q.rank != 4 or k.rank != 4 or v.rank != 4:
+        ctx.fail("q, k, v must be [B, heads, T, D]")
+    heads, kv_heads = q.shape[1], k.shape[1]
+    if isinstance(heads, int) and isinstance(kv_heads, int) and heads % kv_heads:
+        ctx.fail(f"{heads} query heads do not group over {kv_heads} kv heads")
+    if k.shape[2] != v.shape[2] or q.shape[3] != k.shape[3]:
+        ctx.fail(f"k {k} / v {v} / q {q} disagree")
+    return [TensorType((q.shape[0], heads, q.shape[2], v.shape[3]), q.dtype)]
+
+
+def _attention_ref(ins, attrs):
+    q, k, v = ins[:3]
+    group = q.shape[1] // k.shape[1]
+    k = np.repeat(k, group, axis=1)
+    v = np.repeat(v, group, axis=1)
+    s = np.matmul(q.astype(np.float32), np.swapaxes(k.astype(np.float32), -1, -2))
+    s = s * np.float32(attrs["scale"])
+    t, kv_len = q.shape[2], k.shape[2]
+    if attrs["causal"]:
+        # Query i sits at absolute position (kv_len - t + i): it sees keys up to there.
+        allowed = np.arange(kv_len)[None, :] <= (kv_len - t + np.arange(t))[:, None]
+        s = np.where(allowed, s, -np.inf)
+    if len(ins) == 4:
+        mask = ins[3]
+        s = np.where(mask, s, -np.inf) if mask.dtype == np.bool_ else s + mask
+    s = s - s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p = p / p.sum(axis=-1, keepdims=True)
+    return [np.matmul(p, v.astype(np.float32)).astype(q.dtype)]
+
+
+def _attention_cost(ctx, out):
+    q, k, v = ctx.types[:3]
+    # Two GEMMs per query head over the whole KV length, plus softmax.
+    per_head = dim_mul(q.shape[2], k.shape[2])
+    flops = dim_mul(dim_mul(q.shape[0], q.shape[1]),
+                    dim_add(dim_mul(per_head, dim_mul(4, q.shape[3])), dim_mul(5, per_head)))
+    read = dim_add(dim_add(q.nbytes(), k.nbytes()), v.nbytes())
+    return Cost(flops, read, out[0].nbytes())
+
+
+define("attention", (3, 4), _attention_infer, _attention_ref, cost=_attention_cost,
+       attrs={"scale": Attr("float"), "causal": Attr("bool", False)},
+       doc="softmax(q kᵀ * scale [+ mask | causal]) v with GQA (kv heads shared by "
+           "heads/kv_heads query heads) over past+new keys.")
+
+# --- gated MLP -----------------------------------------------------------------------------
+
+ACTIVATIONS = {
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+}
+
+
+def _gated_infer(ctx):
+    x, wg, wu, wd = ctx.types
+    if wg.shape != wu.shape or wg.shape[0] != x.shape[-1] or wd.shape[0] != wg.shape[1]:
+        ctx.fail(f"weights {wg}, {wu}, {wd} do not chain from {x}")
+    if ctx.attr("activation") not in ACTIVATIONS:
+        ctx.fail(f"unknown activation {ctx.attr('activation')!r}")
+    return [TensorType(tuple(x.shape[:-1]) + (wd.shape[1],), x.dtype)]
+
+
+def _gated_ref(ins, attrs):
+    x, wg, wu, wd = ins
+    gate = np.matmul(x, wg).astype(x.dtype)
+    act = ACTIVATIONS[attrs["activation"]](gate.astype(np.float32)).astype(x.dtype)
+    h = (act * np.matmul(x, wu).astype(x.dtype)).astype(x.dtype)
+    return [np.matmul(h, wd).astype(x.dtype)]
+
+
+def _gated_cost(ctx, out):
+    x, wg, wu, wd = ctx.types
+    rows = dim_mul(x.numel(), 1)
+    k, f, n = wg.shape[0], wg.shape[1], wd.shape[1]
+    from speccc.ir.types import dim_div
+    m = dim_div(rows, k) or 1
+    flops = dim_mul(2, dim_mul(m, dim_add(dim_mul(2, dim_mul(k, f)), dim_mul(f, n))))
+    read = dim_add(dim_add(dim_add(x.nbytes(), wg.nbytes()), wu.nbytes()), wd.nbytes())
+    return Cost(flops, read, out[0].nbytes())
+
+
+define("gated_mlp", 4, _gated_infer, _gated_ref, attrs={"activation": Attr("str", "silu")},
+       cost=_gated_cost, doc="down(act(x @ Wg) * (x @ Wu)); weights [K,F], [K,F], [F,N].")
