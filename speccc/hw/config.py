@@ -1,0 +1,366 @@
+"""Hardware descriptions: TOML presets -> frozen dataclasses, validated key by key.
+
+A preset has four sections: [npu], [link], [pim] (with [pim.pu] and [pim.timing]) and
+[energy]. The schema below is the single source of truth for what a file may contain:
+every key is required, unknown keys are rejected, and every error names the file and
+the key (`hbm-pim.toml: [pim.timing] tRCD: expected a positive integer, got -3`).
+Timings are integers in command-clock cycles (tCK); everything else carries its unit
+in its name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from speccc.errors import SpecccError
+
+PIM_KINDS = ("hbm-pim", "aim-gddr6", "hbm3-pim")
+DTYPES = ("fp16", "bf16", "fp32")
+
+
+# ---------------------------------------------------------------- schema ------
+# (key, kind, doc). kind: "int" positive int, "int0" non-negative int,
+# "float" positive number, "str", or a tuple of allowed strings.
+NPU_KEYS = [
+    ("pes", "int", "systolic arrays"),
+    ("array_rows", "int", "PE rows per array"),
+    ("array_cols", "int", "PE columns per array"),
+    ("clock_mhz", "float", "array clock"),
+    ("sram_bytes", "int", "on-chip SRAM"),
+    ("ext_bandwidth_gbs", "float", "NPU share of DRAM bandwidth, GB/s"),
+]
+LINK_KEYS = [
+    ("bandwidth_gbs", "float", "host link bandwidth per direction, GB/s"),
+    ("latency_ns", "float", "one-way latency"),
+    ("energy_pj_per_bit", "float", "transfer energy"),
+]
+PIM_KEYS = [
+    ("kind", PIM_KINDS, "device family"),
+    ("channels", "int", "independent channels"),
+    ("pseudo_channels", "int", "pseudo-channels (ranks) per channel"),
+    ("bank_groups", "int", "bank groups per pseudo-channel"),
+    ("banks_per_group", "int", "banks per bank group"),
+    ("rows", "int", "rows per bank"),
+    ("columns", "int", "column bursts per row"),
+    ("burst_bytes", "int", "bytes per column burst"),
+]
+PU_KEYS = [
+    ("lanes", "int", "SIMD lanes per PU (elements per burst)"),
+    ("banks_per_pu", "int", "banks sharing one PU (all-bank ops pick one with sel)"),
+    ("clock_mhz", "float", "PU clock (informational; MAC rate is tCCD_AB)"),
+    ("mul_dtype", DTYPES, "multiplier input format"),
+    ("acc_dtype", DTYPES, "accumulator format"),
+    ("out_dtype", DTYPES, "format RDMAC returns"),
+    ("reduce", ("tree", "lanes"), "tree: lanes summed per MAC; lanes: kept apart"),
+    ("acc_regs", "int", "accumulator registers per PU"),
+    ("gb_bytes", "int", "global buffer per pseudo-channel"),
+]
+TIMING_KEYS = [
+    ("tCK_ns", "float", "command clock period"),
+    ("CL", "int", "read latency"), ("WL", "int", "write latency"),
+    ("tBL", "int", "data-bus cycles per burst"),
+    ("tRCD", "int", "ACT to RD"), ("tRCDWR", "int", "ACT to WR"),
+    ("tRCD_MAC", "int", "ACT to MAC"),
+    ("tRP", "int", "PRE to ACT"), ("tRAS", "int", "ACT to PRE"), ("tRC", "int", "ACT to ACT"),
+    ("tCCD_S", "int", "column to column, other bank group"),
+    ("tCCD_L", "int", "column to column, same bank group"),
+    ("tCCD_AB", "int", "all-bank MAC to all-bank MAC"),
+    ("tRRD_S", "int", "ACT to ACT, other bank group"),
+    ("tRRD_L", "int", "ACT to ACT, same bank group"),
+    ("tFAW", "int", "four-activation window"),
+    ("tWR", "int", "write recovery"), ("tRTP", "int", "read to PRE"),
+    ("tWTR_S", "int", "write to read, other bank group"),
+    ("tWTR_L", "int", "write to read, same bank group"),
+    ("tRFC", "int", "refresh cycle"), ("tREFI", "int", "refresh interval"),
+    ("tMACL", "int", "MAC issue to accumulator updated"),
+    ("tPUOP", "int", "AF/EWMUL/EWADD latency"),
+    ("tCMD", "int", "command-bus slot"),
+]
+ENERGY_KEYS = [
+    ("act_pj", "float", "one bank activation + precharge"),
+    ("read_internal_pj_per_bit", "float", "bank -> PU"),
+    ("external_pj_per_bit", "float", "bank/GB <-> pins (RD, WR, WRGB, RDMAC)"),
+    ("mac_pj", "float", "one lane multiply-accumulate"),
+    ("pu_op_pj", "float", "one element of AF/EWMUL/EWADD"),
+    ("ref_pj", "float", "one REF of one pseudo-channel"),
+]
+TOP_KEYS = [("name", "str", "preset name"), ("description", "str", "one line")]
+SECTIONS = {"npu": NPU_KEYS, "link": LINK_KEYS, "pim": PIM_KEYS, "pim.pu": PU_KEYS,
+            "pim.timing": TIMING_KEYS, "energy": ENERGY_KEYS}
+
+
+# ---------------------------------------------------------------- classes -----
+@dataclass(frozen=True)
+class NpuConfig:
+    pes: int
+    array_rows: int
+    array_cols: int
+    clock_mhz: float
+    sram_bytes: int
+    ext_bandwidth_gbs: float
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    bandwidth_gbs: float
+    latency_ns: float
+    energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class PuConfig:
+    lanes: int
+    banks_per_pu: int
+    clock_mhz: float
+    mul_dtype: str
+    acc_dtype: str
+    out_dtype: str
+    reduce: str
+    acc_regs: int
+    gb_bytes: int
+
+
+@dataclass(frozen=True)
+class PimTiming:
+    tCK_ns: float
+    CL: int
+    WL: int
+    tBL: int
+    tRCD: int
+    tRCDWR: int
+    tRCD_MAC: int
+    tRP: int
+    tRAS: int
+    tRC: int
+    tCCD_S: int
+    tCCD_L: int
+    tCCD_AB: int
+    tRRD_S: int
+    tRRD_L: int
+    tFAW: int
+    tWR: int
+    tRTP: int
+    tWTR_S: int
+    tWTR_L: int
+    tRFC: int
+    tREFI: int
+    tMACL: int
+    tPUOP: int
+    tCMD: int
+
+
+@dataclass(frozen=True)
+class PimConfig:
+    kind: str
+    channels: int
+    pseudo_channels: int
+    bank_groups: int
+    banks_per_group: int
+    rows: int
+    columns: int
+    burst_bytes: int
+    pu: PuConfig
+    timing: PimTiming
+
+    # ---- organisation ----
+    @property
+    def banks_per_pc(self) -> int:
+        return self.bank_groups * self.banks_per_group
+
+    @property
+    def banks_per_channel(self) -> int:
+        return self.pseudo_channels * self.banks_per_pc
+
+    @property
+    def pus_per_pc(self) -> int:
+        return self.banks_per_pc // self.pu.banks_per_pu
+
+    @property
+    def gb_slots(self) -> int:
+        return self.pu.gb_bytes // self.burst_bytes
+
+    @property
+    def acc_lanes(self) -> int:
+        return 1 if self.pu.reduce == "tree" else self.pu.lanes
+
+    @property
+    def row_bytes(self) -> int:
+        return self.columns * self.burst_bytes
+
+    @property
+    def rdmac_bursts(self) -> int:
+        """Bursts one RDMAC moves: every PU's register in out_dtype."""
+        nbytes = self.pus_per_pc * self.acc_lanes * dtype_bytes(self.pu.out_dtype)
+        return max(1, math.ceil(nbytes / self.burst_bytes))
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    act_pj: float
+    read_internal_pj_per_bit: float
+    external_pj_per_bit: float
+    mac_pj: float
+    pu_op_pj: float
+    ref_pj: float
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    name: str
+    description: str
+    npu: NpuConfig
+    link: LinkConfig
+    pim: PimConfig
+    energy: EnergyConfig
+    source: str = dataclasses.field(default="", compare=False)
+
+    def derived(self) -> dict[str, float]:
+        """Headline figures computed from the description (GB/s = bytes/ns)."""
+        p, t = self.pim, self.pim.timing
+        pcs = p.channels * p.pseudo_channels
+        ext_pc = p.burst_bytes / (t.tBL * t.tCK_ns)
+        int_pc = p.pus_per_pc * p.burst_bytes / (t.tCCD_AB * t.tCK_ns)
+        macs = pcs * p.pus_per_pc * p.pu.lanes / (t.tCCD_AB * t.tCK_ns) * 1e9
+        return {
+            "capacity_bytes": pcs * p.banks_per_pc * p.rows * p.row_bytes,
+            "total_banks": pcs * p.banks_per_pc,
+            "total_pus": pcs * p.pus_per_pc,
+            "peak_internal_gbs": int_pc * pcs,
+            "peak_internal_gbs_per_channel": int_pc * p.pseudo_channels,
+            "peak_external_gbs": ext_pc * pcs,
+            "peak_external_gbs_per_channel": ext_pc * p.pseudo_channels,
+            "internal_over_external": int_pc / ext_pc,
+            "peak_pim_macs_per_s": macs,
+            "refresh_overhead": t.tRFC / t.tREFI,
+            "npu_peak_macs_per_s": self.npu.pes * self.npu.array_rows * self.npu.array_cols
+            * self.npu.clock_mhz * 1e6,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+def dtype_bytes(dtype: str) -> int:
+    return 4 if dtype == "fp32" else 2
+
+
+# ---------------------------------------------------------------- loading -----
+def preset_names() -> list[str]:
+    folder = resources.files("speccc.hw") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_hw(name_or_path: str | Path) -> HwConfig:
+    """Load a preset by name (`aim-gddr6`) or a TOML file by path."""
+    text, label = _read(str(name_or_path))
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecccError(f"{label}: invalid TOML: {err}") from None
+    return _build(raw, label, source=str(name_or_path))
+
+
+def _read(name: str) -> tuple[str, str]:
+    if name in preset_names():
+        res = resources.files("speccc.hw") / "presets" / f"{name}.toml"
+        return res.read_text(encoding="utf-8"), f"{name}.toml"
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SpecccError(f"{name}: no such hardware description file")
+        return path.read_text(encoding="utf-8"), path.name
+    raise SpecccError(f"unknown hardware preset {name!r} (presets: {', '.join(preset_names())};"
+                      " or give a path to a .toml file)")
+
+
+def _section(raw: dict, dotted: str, label: str) -> dict:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise SpecccError(f"{label}: [{dotted}]: missing section")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise SpecccError(f"{label}: [{dotted}]: expected a table")
+    return node
+
+
+def _check(value: Any, kind: Any, where: str) -> Any:
+    def bad(expected: str) -> SpecccError:
+        return SpecccError(f"{where}: expected {expected}, got {value!r}")
+
+    if kind in ("int", "int0"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("a positive integer" if kind == "int" else "a non-negative integer")
+        if value < (1 if kind == "int" else 0):
+            raise bad("a positive integer" if kind == "int" else "a non-negative integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or not math.isfinite(value):
+            raise bad("a positive number")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if value not in kind:
+        raise bad("one of " + ", ".join(kind))
+    return value
+
+
+def _fields(table: dict, keys: list, label: str, dotted: str | None,
+            sub: tuple[str, ...] = ()) -> dict:
+    prefix = f"{label}: [{dotted}] " if dotted else f"{label}: "
+    known = {k for k, _, _ in keys} | set(sub)
+    for key in table:
+        if key not in known:
+            raise SpecccError(f"{prefix}{key}: unknown key")
+    out = {}
+    for key, kind, _doc in keys:
+        if key not in table:
+            raise SpecccError(f"{prefix}{key}: missing")
+        out[key] = _check(table[key], kind, f"{prefix}{key}")
+    return out
+
+
+def _build(raw: dict, label: str, source: str) -> HwConfig:
+    top = _fields(raw, TOP_KEYS, label, None, sub=("npu", "link", "pim", "energy"))
+    tables = {d: _section(raw, d, label) for d in SECTIONS}
+    vals = {d: _fields(tables[d], SECTIONS[d], label, d,
+                       sub=("pu", "timing") if d == "pim" else ())
+            for d in SECTIONS}
+    pu = PuConfig(**vals["pim.pu"])
+    timing = PimTiming(**vals["pim.timing"])
+    pim = PimConfig(**vals["pim"], pu=pu, timing=timing)
+    hw = HwConfig(name=top["name"], description=top["description"],
+                  npu=NpuConfig(**vals["npu"]), link=LinkConfig(**vals["link"]),
+                  pim=pim, energy=EnergyConfig(**vals["energy"]), source=source)
+    _consistency(hw, label)
+    return hw
+
+
+def _consistency(hw: HwConfig, label: str) -> None:
+    """Cross-key rules the emulator relies on; each names the key to fix."""
+    p, pu, t = hw.pim, hw.pim.pu, hw.pim.timing
+
+    def need(cond: bool, key: str, msg: str) -> None:
+        if not cond:
+            raise SpecccError(f"{label}: {key}: {msg}")
+
+    need(p.banks_per_pc % pu.banks_per_pu == 0, "[pim.pu] banks_per_pu",
+         f"must divide the {p.banks_per_pc} banks of a pseudo-channel")
+    need(p.burst_bytes == pu.lanes * 2, "[pim.pu] lanes",
+         f"a {p.burst_bytes}-byte burst holds {p.burst_bytes // 2} 16-bit words")
+    need(pu.gb_bytes % p.burst_bytes == 0, "[pim.pu] gb_bytes",
+         f"must be a multiple of burst_bytes ({p.burst_bytes})")
+    need(t.CL + t.tBL + 2 > t.WL, "[pim.timing] WL", "read-to-write turnaround must be positive")
+    need(t.tREFI > t.tRFC, "[pim.timing] tREFI", "must exceed tRFC")
+    need(t.tCCD_L >= t.tCCD_S, "[pim.timing] tCCD_L", "must be >= tCCD_S")
+    need(t.tRRD_L >= t.tRRD_S, "[pim.timing] tRRD_L", "must be >= tRRD_S")
