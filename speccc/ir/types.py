@@ -35,6 +35,15 @@ class DType(Enum):
     u8 = "u8"
     i4 = "i4"
     u4 = "u4"
+    i2 = "i2"
+    u2 = "u2"
+    # Narrow floats (OCP / ONNX): fn = finite only (no inf), uz = unsigned zero (one NaN).
+    f8e4m3fn = "f8e4m3fn"
+    f8e4m3fnuz = "f8e4m3fnuz"
+    f8e5m2 = "f8e5m2"
+    f8e5m2fnuz = "f8e5m2fnuz"
+    f8e8m0 = "f8e8m0"  # exponent only (MX block scales), unsigned, no inf
+    f4e2m1 = "f4e2m1"
     bool = "i1"
     string = "str"
 
@@ -48,7 +57,7 @@ class DType(Enum):
 
     @property
     def is_float(self) -> bool:
-        return self in (DType.f64, DType.f32, DType.f16, DType.bf16)
+        return self in _FLOATS
 
     @staticmethod
     def from_numpy(dt) -> "DType":
@@ -69,9 +78,21 @@ _NUMPY = {
     DType.u64: np.dtype(np.uint64), DType.u32: np.dtype(np.uint32),
     DType.u16: np.dtype(np.uint16), DType.u8: np.dtype(np.uint8),
     DType.i4: np.dtype(ml_dtypes.int4), DType.u4: np.dtype(ml_dtypes.uint4),
+    DType.i2: np.dtype(ml_dtypes.int2), DType.u2: np.dtype(ml_dtypes.uint2),
+    DType.f8e4m3fn: np.dtype(ml_dtypes.float8_e4m3fn),
+    DType.f8e4m3fnuz: np.dtype(ml_dtypes.float8_e4m3fnuz),
+    DType.f8e5m2: np.dtype(ml_dtypes.float8_e5m2),
+    DType.f8e5m2fnuz: np.dtype(ml_dtypes.float8_e5m2fnuz),
+    DType.f8e8m0: np.dtype(ml_dtypes.float8_e8m0fnu),
+    DType.f4e2m1: np.dtype(ml_dtypes.float4_e2m1fn),
     DType.bool: np.dtype(np.bool_), DType.string: np.dtype(object),
 }
-_BITS = {d: (4 if d in (DType.i4, DType.u4) else 8 * _NUMPY[d].itemsize) for d in DType}
+_FLOATS = frozenset({DType.f64, DType.f32, DType.f16, DType.bf16, DType.f8e4m3fn,
+                     DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f8e8m0,
+                     DType.f4e2m1})
+# Sub-byte types are stored packed (ONNX packs int4/uint4/float4 2 per byte, int2 4).
+_PACKED_BITS = {DType.i4: 4, DType.u4: 4, DType.f4e2m1: 4, DType.i2: 2, DType.u2: 2}
+_BITS = {d: _PACKED_BITS.get(d, 8 * _NUMPY[d].itemsize) for d in DType}
 _BITS[DType.bool] = 8
 _BITS[DType.string] = 64
 

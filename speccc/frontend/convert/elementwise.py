@@ -24,7 +24,6 @@ BINARY = {
 simple(UNARY, since=6)
 simple({"Not": "not"}, since=1)
 simple(BINARY, since=7)
-simple({"Clip": "clip"}, since=11)
 
 
 def _float_attrs(*names_defaults):
@@ -56,11 +55,50 @@ def mod(ctx):
     return ctx.emit("mod", ctx.inputs, {"fmod": int(ctx.attr("fmod", 0))})
 
 
+def _bound(ctx, value, dtype, lowest: bool):
+    """A bound operand: the given value, or the dtype's lowest/highest value (-inf/inf
+    for floats, so infinities pass through unclipped) when ONNX omits it."""
+    if value is not None:
+        return value
+    np_dt = dtype.numpy
+    if dtype.is_float:
+        v = -np.inf if lowest else np.inf
+    else:
+        info = np.iinfo(np_dt)
+        v = info.min if lowest else info.max
+    return ctx.const(np.array(v).astype(np_dt))
+
+
+@converter("Clip", since=6)
+def clip_6(ctx):
+    x = ctx.input(0)
+    # Opset 6-10: bounds are float attributes, defaulting to float's numeric limits.
+    f32 = np.finfo(np.float32)
+    lo = np.array(ctx.attr("min", float(f32.min))).astype(x.type.dtype.numpy)
+    hi = np.array(ctx.attr("max", float(f32.max))).astype(x.type.dtype.numpy)
+    return ctx.emit("clip", [x, ctx.const(lo), ctx.const(hi)])
+
+
+@converter("Clip", since=11)
+def clip(ctx):
+    x, lo, hi = ctx.input(0), ctx.input(1), ctx.input(2)
+    if lo is None and hi is None:
+        return ctx.emit("clip", [x])
+    dt = x.type.dtype
+    return ctx.emit("clip", [x, _bound(ctx, lo, dt, True), _bound(ctx, hi, dt, False)])
+
+
+def _cast_attrs(ctx, to):
+    # saturate (opset 19+) only matters for float8 targets; round_mode (24+) for E8M0.
+    return {"to": to, "saturate": int(ctx.attr("saturate", 1)),
+            "round_mode": ctx.attr("round_mode", "up")}
+
+
 @converter("Cast", since=6)
 def cast(ctx):
-    return ctx.emit("cast", [ctx.input(0)], {"to": dtype_of(ctx.attr("to"), ctx.loc)})
+    return ctx.emit("cast", [ctx.input(0)], _cast_attrs(ctx, dtype_of(ctx.attr("to"), ctx.loc)))
 
 
 @converter("CastLike", since=15)
 def cast_like(ctx):
-    return ctx.emit("cast", [ctx.input(0)], {"to": ctx.input(1).type.dtype})
+    return ctx.emit("cast", [ctx.input(0)], _cast_attrs(ctx, ctx.input(1).type.dtype))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
@@ -231,17 +232,57 @@ define("clip", (1, 3), same_as(0), _clip_ref, doc="Clamp to [min, max] operands 
 
 # --- casts ---------------------------------------------------------------------------------
 
+# Casts to these saturate by default (ONNX `saturate=1`): out-of-range values and +-inf
+# clamp to the largest finite value instead of becoming NaN/inf.
+_SATURATING = (DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz)
+
+
+def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
+    """float -> float8 E8M0 (a biased power-of-two exponent), rounding the mantissa
+    away per `round_mode` (up / down / nearest-even), as the ONNX spec does on the bits."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
+    exp = ((bits >> 23) & 0xFF).astype(np.uint16)
+    special = exp == 0xFF  # inf/nan -> the NaN encoding 0xFF
+    if round_mode == "up":
+        up = (bits & 0x7FFFFF) > 0
+    elif round_mode == "nearest":
+        guard, rest = (bits & 0x400000) > 0, (bits & 0x3FFFFF) > 0
+        up = guard & (rest | (exp > 0))
+    elif round_mode == "down":
+        up = np.zeros(bits.shape, dtype=bool)
+    else:
+        raise ValueError(f"cast: unknown round_mode {round_mode!r}")
+    up &= ~special
+    if saturate:
+        up &= exp != 0xFE  # never round the largest exponent up into NaN
+    out = np.where(special, 0xFF, exp + up).astype(np.uint8)
+    return out.view(DType.f8e8m0.numpy)
+
 
 def _cast_ref(ins, attrs):
-    to = attrs["to"].numpy
-    x = ins[0]
-    if attrs["to"] == DType.string:
-        return [np.vectorize(lambda v: str(v), otypes=[object])(x)]
+    to_t, x = attrs["to"], ins[0]
+    to = to_t.numpy
+    if to_t == DType.string:
+        return [x.astype(np.str_).astype(object)]
     if x.dtype == object:
+        if any(not isinstance(v, str) for v in x.reshape(-1)):
+            if to_t != DType.i64:  # symbolic dims (folding) stay symbolic only as i64
+                raise ValueError("cast of symbolic dims to a type other than i64")
+            return [x.copy()]
         return [x.astype(np.float64).astype(to)]
     with np.errstate(all="ignore"):
+        if to_t == DType.f8e8m0:
+            return [_to_e8m0(x, bool(attrs["saturate"]), attrs["round_mode"])]
+        if to_t in _SATURATING and attrs["saturate"] and x.dtype != np.bool_:
+            info = ml_dtypes.finfo(to)
+            # Widening first is exact (ints, bf16, narrow floats) and lets clip compare.
+            src = x if x.dtype.kind == "f" else x.astype(np.float64)
+            x = np.clip(src, float(info.min), float(info.max))
         return [x.astype(to)]
 
 
 define("cast", 1, lambda c: [c.types[0].with_dtype(c.attr("to"))], _cast_ref,
-       attrs={"to": Attr("dtype")}, doc="Convert the element type.")
+       attrs={"to": Attr("dtype"), "saturate": Attr("int", 1),
+              "round_mode": Attr("str", "up")},
+       doc="Convert the element type. `saturate` (float8 targets) clamps out-of-range "
+           "values to the largest finite value; `round_mode` applies to float8 E8M0.")
