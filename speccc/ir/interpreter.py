@@ -12,6 +12,7 @@ import numpy as np
 
 from speccc.errors import SpecccError, VerifyError
 from speccc.ir.core import Graph
+from speccc.ir.folding import sym_dims_bound
 from speccc.ir.opdefs import lookup
 from speccc.ir.types import Sym, TensorType
 
@@ -67,6 +68,9 @@ def run_graph(g: Graph, inputs: Mapping[str, np.ndarray],
                 raise SpecccError(f"weight '{name}' has no data (shapes-only model?)",
                                   location=op.where())
             outs = [store.get(name)]
+        elif op.name == "sym_dims":
+            # A folded symbolic shape vector: its value follows from the input shapes.
+            outs = [sym_dims_bound(op, env)]
         else:
             args = [vals[id(v)] for v in op.operands]
             outs = od.ref(args, od.full_attrs(op.attrs))
@@ -91,3 +95,58 @@ def _check_result(op, t: TensorType, o: np.ndarray, env) -> None:
     if not ok_shape or o.dtype != t.dtype.numpy:
         raise VerifyError(f"{op.name}: computed {o.dtype}{list(o.shape)} but type says {bt}",
                           location=op.where())
+
+
+def evaluate_slice(value, bindings: Mapping[str, int], max_ops: int = 200):
+    """Evaluate `value` from compile-time information alone, for given symbol bindings.
+
+    Walks the backward slice: constants, `sym_dims` and `shape` (from the bound type)
+    are known; graph inputs and weights are not, so a slice that reads data returns
+    None. Used by fuse to check what a mask subgraph computes (e.g. causal) without
+    matching every exporter's spelling of it.
+    """
+    from speccc.ir.folding import sym_dims_value
+    from speccc.ir.types import dim_eval
+    memo: dict[int, np.ndarray] = {}
+    order: list = []  # post-order = topological order of the slice
+    state: dict[int, bool] = {}
+    stack = [(value, False)]
+    while stack:
+        v, expanded = stack.pop()
+        op = v.op
+        if op is None or op.name == "weight":
+            return None
+        if expanded:
+            if not state.get(id(op)):
+                state[id(op)] = True
+                order.append(op)
+            continue
+        if id(op) in state:
+            continue
+        state[id(op)] = False
+        if len(state) > max_ops:
+            return None
+        stack.append((v, True))
+        if op.name not in ("shape", "size"):
+            stack.extend((x, False) for x in op.operands if id(x.op) not in state)
+    for op in order:
+        if op.name == "shape":
+            dims = [dim_eval(d, bindings) for d in op.operands[0].type.shape]
+            if not all(isinstance(d, int) for d in dims):
+                return None
+            outs = [np.array(dims, np.int64)[slice(op.attrs.get("start", 0), op.attrs.get("end"))]]
+        elif op.name == "sym_dims":
+            vals = [dim_eval(d, bindings) for d in sym_dims_value(op)]
+            if not all(isinstance(d, int) for d in vals):
+                return None
+            outs = [np.array(vals, np.int64)]
+        else:
+            od = lookup(op.name, op.where())
+            try:
+                with np.errstate(all="ignore"):
+                    outs = od.ref([memo[id(x)] for x in op.operands], od.full_attrs(op.attrs))
+            except KeyError:
+                return None
+        for r, o in zip(op.results, outs):
+            memo[id(r)] = np.asarray(o)
+    return memo.get(id(value))
