@@ -6,31 +6,10 @@ from the type alone. With `bind` (`T=5:P=3`) symbols are first substituted in ev
 type and `sym_dims`, so symbolic shape computations become constants.
 After: no foldable op has only constant operands (up to MAX_FOLD_ELEMENTS).
 """
-from speccc.ir.folding import (constant_or_symbolic, dim_text, is_symbolic, materialize,
-                               shape_fold, sym_dims_value, try_fold)
-from speccc.ir.types import dim_eval
+from speccc.ir.folding import (constant_or_symbolic, is_symbolic, materialize, shape_fold,
+                               sym_dims_value, try_fold)
+from speccc.passes.infer_shapes import parse_bindings, reinfer
 from speccc.passmanager import Pass, register_pass
-
-
-def parse_bindings(items) -> dict[str, int]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"binding '{item}' is not NAME=INT")
-        k, v = item.split("=", 1)
-        out[k.strip()] = int(v)
-    return out
-
-
-def bind_graph(graph, bindings: dict[str, int]) -> None:
-    """Substitute symbols in argument/result types and in sym_dims vectors."""
-    for a in graph.arguments:
-        a.result.type = a.result.type.bind(bindings)
-    for op in graph.ops():
-        for r in op.results:
-            r.type = r.type.bind(bindings)
-        if op.name == "sym_dims":
-            op.attrs["dims"] = [dim_text(dim_eval(d, bindings)) for d in sym_dims_value(op)]
 
 
 @register_pass
@@ -41,7 +20,7 @@ class Fold(Pass):
 
     def run_on_graph(self, graph) -> None:
         if self.bind:
-            bind_graph(graph, parse_bindings(self.bind))
+            reinfer(graph, parse_bindings(self.bind))
         for op in graph.ops():
             if op.name == "sym_dims":
                 value = sym_dims_value(op)
