@@ -33,8 +33,11 @@ def compile_for_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]):
     except SpecccError as e:
         if "constant" not in str(e):
             raise
+        # Integer inputs, and scalars of any number type (Range bounds and OneHot
+        # depth may be float), are the ones that can be shape operands.
         consts = {k: v for k, v in feeds.items()
-                  if np.asarray(v).dtype.kind in "iub" and np.size(v) <= 4096}
+                  if (np.asarray(v).dtype.kind in "iub" and np.size(v) <= 4096)
+                  or (np.asarray(v).dtype.kind not in "OUS" and np.size(v) == 1)}
         module = import_model(model, ImportOptions(input_shapes=shapes,
                                                    constant_inputs=consts))
     run_canonical(module)

@@ -28,6 +28,10 @@ def _parse_dim(text: str):
 
 
 def _sym_dims_infer(ctx):
+    if ctx.attr("scalar"):
+        if len(ctx.attr("dims")) != 1:
+            ctx.fail("a scalar sym_dims holds exactly one dim")
+        return [TensorType((), DType.i64)]
     return [TensorType((len(ctx.attr("dims")),), DType.i64)]
 
 
@@ -35,14 +39,30 @@ def _sym_dims_ref(ins, attrs):
     raise ValueError("sym_dims holds symbolic dims: bind the symbols and run 'fold' first")
 
 
-define("sym_dims", 0, _sym_dims_infer, _sym_dims_ref, attrs={"dims": Attr("strs")},
+# `scalar`: a 0-d value (Shape -> Gather(scalar index) gives the dim `T` itself).
+define("sym_dims", 0, _sym_dims_infer, _sym_dims_ref,
+       attrs={"dims": Attr("strs"), "scalar": Attr("bool", False)},
        cost=lambda c, o: Cost(0, 0, 0),
        doc="A 1-D i64 vector of dims, some symbolic (`P+T`): the value of a folded "
            "shape computation. Becomes a `const` once its symbols are bound.")
 
 
 def sym_dims_value(op) -> np.ndarray:
-    return np.array([_parse_dim(s) for s in op.attrs["dims"]], dtype=object)
+    arr = np.array([_parse_dim(s) for s in op.attrs["dims"]], dtype=object)
+    return arr.reshape(()) if op.attrs.get("scalar") else arr
+
+
+def sym_dims_bound(op, bindings) -> np.ndarray:
+    """The i64 value of a `sym_dims` under symbol bindings (what the interpreter runs)."""
+    from speccc.errors import SpecccError
+    from speccc.ir.types import dim_eval
+    value = sym_dims_value(op)
+    out = np.array([dim_eval(d, bindings) for d in value.reshape(-1)], dtype=object)
+    if is_symbolic(out):
+        free = sorted({s for d in out if isinstance(d, Sym) for s in d.symbols})
+        raise SpecccError(f"sym_dims: symbol(s) {', '.join(free)} not bound by the inputs",
+                          location=op.where())
+    return out.astype(np.int64).reshape(value.shape)
 
 
 def is_symbolic(arr: np.ndarray) -> bool:
@@ -76,7 +96,7 @@ def try_fold(name: str, operand_values: list, attrs: dict, result_types) -> list
     outs = [_normalize(np.asarray(o)) for o in outs]
     for o, t in zip(outs, result_types):
         if is_symbolic(o):
-            if o.ndim != 1 or t.dtype != DType.i64:
+            if o.ndim > 1 or t.dtype != DType.i64:
                 return None
         elif o.dtype == object or (symbolic and o.dtype != t.dtype.numpy):
             return None
@@ -86,8 +106,11 @@ def try_fold(name: str, operand_values: list, attrs: dict, result_types) -> list
 def materialize(graph, array: np.ndarray, loc=None):
     """An op producing `array`: `sym_dims` for symbolic vectors, else `const`."""
     if is_symbolic(array):
-        return graph.create("sym_dims", [], {"dims": [dim_text(d) for d in array]}, loc=loc)
-    return graph.create("const", [], {"value": np.ascontiguousarray(array)}, loc=loc)
+        attrs = {"dims": [dim_text(d) for d in array.reshape(-1)]}
+        if array.ndim == 0:
+            attrs["scalar"] = True
+        return graph.create("sym_dims", [], attrs, loc=loc)
+    return graph.create("const", [], {"value": np.asarray(array, order="C")}, loc=loc)
 
 
 def create_or_fold(graph, name: str, operands, attrs=None, loc=None):
@@ -108,9 +131,7 @@ def create_or_fold(graph, name: str, operands, attrs=None, loc=None):
 def shape_fold(op) -> list | None:
     t = op.operands[0].type
     if op.name == "size":
-        n = t.numel()
-        return [np.array(n, dtype=object if isinstance(n, Sym) else np.int64)] \
-            if not isinstance(n, Sym) else None
+        return [_normalize(np.array(t.numel(), dtype=object))]
     start, end = op.attrs.get("start", 0), op.attrs.get("end")
     dims = np.array(list(t.shape), dtype=object)[slice(start, end)]
     return [_normalize(dims)]
