@@ -216,7 +216,7 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
 
 
 def _const(g: Graph, arr: np.ndarray, loc: str):
-    return g.create("const", [], {"value": np.ascontiguousarray(arr)}, loc=loc).result
+    return g.create("const", [], {"value": np.asarray(arr, order="C")}, loc=loc).result
 
 
 def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: bool,
