@@ -33,7 +33,7 @@ def reinfer(graph, bindings: dict[str, int] | None = None) -> None:
         if op.name == "weight":
             continue
         if op.name == "sym_dims" and bindings:
-            op.attrs["dims"] = [dim_text(dim_eval(d, bindings)) for d in sym_dims_value(op)]
+            op.attrs["dims"] = [dim_text(dim_eval(d, bindings)) for d in sym_dims_value(op).reshape(-1)]
         types = infer_types(op.name, [v.type for v in op.operands], op.attrs,
                             list(op.operands), op.where())
         for r, t in zip(op.results, types):

@@ -266,3 +266,12 @@ def test_reshape_rejects_mismatched_symbolic_count():
     tgt = materialize(g, np.array([1, Sym.of("P"), 64], dtype=object)).result
     with pytest.raises(SpecccError, match="cannot reshape"):
         infer_types("reshape", [x.type, tgt.type], {}, [x, tgt])
+
+
+def test_binding_symbols_folds_scalar_dims_to_constants():
+    from speccc.pipeline import run_canonical
+    module = import_model(_positions_model())
+    run_canonical(module, "fold{bind=T=5:P=3}")
+    g = module.graphs["target"]
+    assert op_names(g) == ["const"]
+    assert g.outputs[0].op.attrs["value"].tolist() == [3, 4, 5, 6, 7]
