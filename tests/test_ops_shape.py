@@ -275,3 +275,36 @@ def test_binding_symbols_folds_scalar_dims_to_constants():
     g = module.graphs["target"]
     assert op_names(g) == ["const"]
     assert g.outputs[0].op.attrs["value"].tolist() == [3, 4, 5, 6, 7]
+
+
+def test_causal_mask_over_past_and_new_tokens():
+    # HF-style: rows P..P+T-1, cols 0..P+T-1, mask = col <= row, expanded to
+    # [1, 1, T, P+T] through Where(Equal(shape, -1), 1, shape) as exporters spell it.
+    nodes = [
+        helper.make_node("Shape", ["past"], ["ps"]),
+        helper.make_node("Gather", ["ps", "two"], ["p"], axis=0),
+        helper.make_node("Shape", ["ids"], ["is"]),
+        helper.make_node("Gather", ["is", "one"], ["t"], axis=0),
+        helper.make_node("Add", ["p", "t"], ["total"]),
+        helper.make_node("Range", ["p", "total", "one"], ["rows"]),
+        helper.make_node("Range", ["zero", "total", "one"], ["cols"]),
+        helper.make_node("Unsqueeze", ["rows", "ax1"], ["rows2"]),
+        helper.make_node("Unsqueeze", ["cols", "ax0"], ["cols2"]),
+        helper.make_node("LessOrEqual", ["cols2", "rows2"], ["mask"]),
+        helper.make_node("Unsqueeze", ["t", "ax0"], ["t1"]),
+        helper.make_node("Unsqueeze", ["total", "ax0"], ["total1"]),
+        helper.make_node("Concat", ["one1", "minus1", "t1", "total1"], ["shp"], axis=0),
+        helper.make_node("Equal", ["shp", "minus1"], ["isneg"]),
+        helper.make_node("Where", ["isneg", "one1", "shp"], ["shp2"]),
+        helper.make_node("Expand", ["mask", "shp2"], ["y"]),
+    ]
+    inits = [i64("one", 1), i64("two", 2), i64("zero", 0), i64("ax0", [0]),
+             i64("ax1", [1]), i64("one1", [1]), i64("minus1", [-1])]
+    m = model(nodes, [helper.make_tensor_value_info("past", F, [1, 2, "P", 8]),
+                      helper.make_tensor_value_info("ids", I64, [1, "T"])],
+              [out("y", 4, TensorProto.BOOL)], inits)
+    g, types = imported(m)
+    assert str(types["y"]) == "tensor<1x1x?Tx?{P+T}xi1>"
+    assert not {"shape", "gather", "concat", "equal", "where"} & set(op_names(g))
+    got = run_both(m, {"past": rand(1, 2, 3, 8), "ids": np.zeros((1, 4), np.int64)})
+    assert got["y"].shape == (1, 1, 4, 7) and got["y"][0, 0, 0].tolist() == [1] * 4 + [0] * 3
