@@ -43,8 +43,9 @@ def _sym_dims_ref(ins, attrs):
 define("sym_dims", 0, _sym_dims_infer, _sym_dims_ref,
        attrs={"dims": Attr("strs"), "scalar": Attr("bool", False)},
        cost=lambda c, o: Cost(0, 0, 0),
-       doc="A 1-D i64 vector of dims, some symbolic (`P+T`): the value of a folded "
-           "shape computation. Becomes a `const` once its symbols are bound.")
+       doc="A 1-D i64 vector of dims, some symbolic (`P+T`), or with `scalar` one 0-d "
+           "dim: the value of a folded shape computation. Becomes a `const` once its "
+           "symbols are bound; the interpreter evaluates it from the input shapes.")
 
 
 def sym_dims_value(op) -> np.ndarray:
