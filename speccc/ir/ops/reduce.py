@@ -17,7 +17,8 @@ from speccc.ir.ops._util import norm_axis, static_shape
 from speccc.ir.types import DType, TensorType, dim_add
 
 
-def _acc_dtype(dt: np.dtype) -> np.dtype:
+def acc_dtype(dt: np.dtype) -> np.dtype:
+    """Accumulation dtype: f32 for narrower floats (f16, bf16, f8), else the dtype."""
     if dt.kind in "iubO":  # O: symbolic dims while folding shape computations
         return dt
     return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
@@ -91,7 +92,7 @@ def _reduce_ref(kind):
         x = ins[0]
         axes = tuple(range(x.ndim)) if len(ins) < 2 else \
             tuple(int(a) % max(x.ndim, 1) for a in np.asarray(ins[1]).reshape(-1))
-        acc = _acc_dtype(x.dtype)
+        acc = acc_dtype(x.dtype)
         if kind in _FLOAT_ONLY and acc.kind in "iub":
             acc = np.dtype(np.float64)
         with np.errstate(all="ignore"):
@@ -150,7 +151,7 @@ def _scan_ref(np_scan, identity):
     def ref(ins, attrs):
         x = ins[0]
         axis = attrs["axis"] % max(x.ndim, 1)
-        acc = _acc_dtype(x.dtype)
+        acc = acc_dtype(x.dtype)
         y = np.flip(x, axis) if attrs["reverse"] else x
         out = np_scan(y.astype(acc), axis=axis, dtype=acc)
         if attrs["exclusive"]:
