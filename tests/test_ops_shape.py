@@ -308,3 +308,26 @@ def test_causal_mask_over_past_and_new_tokens():
     assert not {"shape", "gather", "concat", "equal", "where"} & set(op_names(g))
     got = run_both(m, {"past": rand(1, 2, 3, 8), "ids": np.zeros((1, 4), np.int64)})
     assert got["y"].shape == (1, 1, 4, 7) and got["y"][0, 0, 0].tolist() == [1] * 4 + [0] * 3
+
+
+def test_reshape_minus_one_divides_by_a_sum_and_const_plus_symbolic_folds():
+    # The KV reshape of decode exports: [1, 4, P+T, 16] -> [-1, P+T, 16] (needs
+    # polynomial division), with P+T computed as 0-d `1 + (T - 1) + P` (const first).
+    nodes = [
+        helper.make_node("Concat", ["past", "new"], ["kv"], axis=2),
+        helper.make_node("Shape", ["kv"], ["s"], start=2, end=3),
+        helper.make_node("Squeeze", ["s"], ["total"]),
+        helper.make_node("Sub", ["total", "one"], ["tm1"]),
+        helper.make_node("Add", ["one", "tm1"], ["total2"]),
+        helper.make_node("Unsqueeze", ["total2", "ax0"], ["total1"]),
+        helper.make_node("Concat", ["minus1", "total1", "c16"], ["tgt"], axis=0),
+        helper.make_node("Reshape", ["kv", "tgt"], ["y"]),
+    ]
+    m = model(nodes, [helper.make_tensor_value_info("past", F, [1, 4, "P", 16]),
+                      helper.make_tensor_value_info("new", F, [1, 4, "T", 16])],
+              [out("y", 3)], [i64("one", 1), i64("ax0", [0]), i64("minus1", [-1]),
+                              i64("c16", [16])])
+    g, types = imported(m)
+    assert str(types["y"]) == "tensor<4x?{P+T}x16xf32>"
+    assert op_names(g) == ["concat", "reshape", "sym_dims"]
+    run_both(m, {"past": rand(1, 4, 3, 16), "new": rand(1, 4, 2, 16)})

@@ -89,6 +89,11 @@ def try_fold(name: str, operand_values: list, attrs: dict, result_types) -> list
         return None
     od = lookup(name)
     symbolic = any(v.dtype == object for v in operand_values)
+    if symbolic:
+        # Refs cast results back to an operand's dtype (`add(a, b)` -> a.dtype): with
+        # every integer operand an object array, int64 const + Sym stays symbolic.
+        operand_values = [v.astype(object) if v.dtype.kind in "iu" else v
+                          for v in operand_values]
     try:
         with np.errstate(all="ignore"):
             outs = od.ref(list(operand_values), od.full_attrs(attrs))

@@ -156,8 +156,10 @@ class Sym:
     __rmul__ = __mul__
 
     def divide(self, other: "Dim") -> "Dim | None":
-        """Exact division by an int or a single-term polynomial, else None."""
+        """Exact division by an int or a polynomial, else None."""
         ot = list(_terms(other))
+        if len(ot) > 1:
+            return _poly_divide(dict(self.terms), dict(ot))
         if len(ot) != 1 or ot[0][1] == 0:
             return None
         (om, oc), d = ot[0], {}
@@ -207,6 +209,39 @@ class Sym:
 
 
 Dim = Union[int, Sym]
+
+
+def _poly_divide(num: dict, den: dict) -> "Dim | None":
+    """Exact num / den over Z[symbols] by long division, else None.
+
+    Reshape's -1 needs e.g. 64*(P+T) / (16*(P+T)) = 4. Leading terms are taken in
+    graded lex order; if den divides num exactly, LT(num) = LT(q) * LT(den) at every
+    step, so a leading term that does not divide means there is no exact quotient.
+    """
+    syms = sorted({s for m in list(num) + list(den) for s in m})
+
+    def order(m):
+        return (len(m), tuple(m.count(s) for s in syms))
+
+    lead = max(den, key=order)
+    rem, quot = dict(num), {}
+    while rem:
+        top = max(rem, key=order)
+        rest = list(top)
+        for s in lead:
+            if s not in rest:
+                return None
+            rest.remove(s)
+        if rem[top] % den[lead]:
+            return None
+        t, c = tuple(rest), rem[top] // den[lead]
+        quot[t] = quot.get(t, 0) + c
+        for m, cm in den.items():
+            k = tuple(sorted(t + m))
+            rem[k] = rem.get(k, 0) - c * cm
+            if rem[k] == 0:
+                del rem[k]
+    return Sym._make(quot)
 
 
 def _terms(d: Dim) -> Iterable:
