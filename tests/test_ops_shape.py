@@ -331,3 +331,15 @@ def test_reshape_minus_one_divides_by_a_sum_and_const_plus_symbolic_folds():
     assert str(types["y"]) == "tensor<4x?{P+T}x16xf32>"
     assert op_names(g) == ["concat", "reshape", "sym_dims"]
     run_both(m, {"past": rand(1, 4, 3, 16), "new": rand(1, 4, 2, 16)})
+
+
+def test_gather_and_slice_cost_counts_selected_rows_only():
+    from speccc.ir.opdefs import op_cost
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"], axis=0)]
+    m = model(nodes, [helper.make_tensor_value_info("ids", I64, [1, "T"])], [out("e", 3)],
+              [numpy_helper.from_array(rand(1000, 8), "emb")])
+    g, _ = imported(m)
+    (gather,) = [op for op in g.ops() if op.name == "gather"]
+    cost = op_cost(gather)
+    # T rows of 8 f32 plus T i64 indices; not the 32 KB table.
+    assert str(cost.bytes_read) == "?{40*T}" and str(cost.bytes_written) == "?{32*T}"

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from speccc.ir.opdefs import Attr, define
+from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import norm_axis
 from speccc.ir.ops.shape import const_dims, dims_str, move_cost
 from speccc.ir.types import DType, Sym, TensorType, dim_add, dim_div
 
 # Ints at least this large mean "to the end" (INT_MAX / INT64_MAX in exported graphs).
 BIG = 2**31 - 1
+
+
+def selected_cost(ctx, out):
+    # Only the selected rows/elements of the data are read (an embedding lookup reads T
+    # rows, not the table), plus the index operands.
+    read = out[0].nbytes()
+    for t in ctx.types[1:]:
+        read = dim_add(read, t.nbytes())
+    return Cost(0, read, out[0].nbytes())
+
 
 # --- slice ---------------------------------------------------------------------------------
 
@@ -102,7 +112,7 @@ def _slice_ref(ins, attrs):
     return [np.asarray(x[tuple(index)], order="C")]
 
 
-define("slice", 5, _slice_infer, _slice_ref, cost=move_cost, shape_operands=(1, 2, 3, 4),
+define("slice", 5, _slice_infer, _slice_ref, cost=selected_cost, shape_operands=(1, 2, 3, 4),
        doc="ONNX Slice: operands x, starts, ends, axes, steps (1-D; starts/ends may be "
            "symbolic); out-of-range bounds clamp, negative ones count from the end.")
 
@@ -123,7 +133,7 @@ def _gather_infer(ctx):
 
 define("gather", 2, _gather_infer,
        lambda ins, a: [np.take(ins[0], ins[1].astype(np.int64), axis=a["axis"])],
-       attrs={"axis": Attr("int", 0)}, cost=move_cost,
+       attrs={"axis": Attr("int", 0)}, cost=selected_cost,
        doc="Take slices along `axis` at the indices (negative count from the end).")
 
 
@@ -148,7 +158,7 @@ def _gather_elements_ref(ins, attrs):
 
 
 define("gather_elements", 2, _gather_elements_infer, _gather_elements_ref,
-       attrs={"axis": Attr("int", 0)}, cost=move_cost,
+       attrs={"axis": Attr("int", 0)}, cost=selected_cost,
        doc="out[i][j] = x[idx[i][j]][j] (axis 0); indices shaped like the result.")
 
 
@@ -175,7 +185,7 @@ def _gather_nd_ref(ins, attrs):
 
 
 define("gather_nd", 2, _gather_nd_infer, _gather_nd_ref,
-       attrs={"batch_dims": Attr("int", 0)}, cost=move_cost,
+       attrs={"batch_dims": Attr("int", 0)}, cost=selected_cost,
        doc="Index x by tuples in the last dim of the indices (after batch_dims).")
 
 # --- scatters ------------------------------------------------------------------------------
