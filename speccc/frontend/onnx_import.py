@@ -9,6 +9,7 @@ ever read, so multi-GB models import in seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,10 @@ from speccc.frontend.registry import NodeCtx, dtype_of, find_converter
 from speccc.ir.core import Graph, Module
 from speccc.ir.types import Sym, TensorType
 
-# Initializers up to this many elements become inline `const`s (shape vectors, scalars,
-# eps) so they fold; larger ones are weights stored out of line.
-INLINE_CONST_ELEMENTS = 64
+# Integer initializers up to this many elements (shape vectors, axes, indices) and
+# scalars of any type (eps, scales) become inline `const`s so they fold; everything else
+# (including small float vectors such as norm scales) is a weight stored out of line.
+INLINE_INT_ELEMENTS = 64
 
 # ONNX dim_param spellings mapped to speccc's canonical symbols.
 DIM_ALIASES = {
@@ -46,6 +48,8 @@ class ImportOptions:
     # Fix input dims: name -> shape (ints); used by the backend for concrete inputs.
     input_shapes: Mapping[str, tuple] = field(default_factory=dict)
     check: bool = True
+    # Where external data files live (the model file's folder when importing a path).
+    base_dir: str = "."
 
 
 def load_model(path) -> onnx.ModelProto:
@@ -61,7 +65,6 @@ def load_model(path) -> onnx.ModelProto:
                           location=str(path)) from None
     if not model.graph.node and not model.graph.input and not model.graph.output:
         raise SpecccError("not an ONNX model (no graph)", location=str(path))
-    model._speccc_dir = str(p.parent)  # where external data lives
     return model
 
 
@@ -146,6 +149,7 @@ def import_model(model_or_path, options: ImportOptions | None = None,
     if isinstance(model_or_path, (str, Path)):
         source = str(model_or_path)
         model = load_model(model_or_path)
+        opts = dataclasses.replace(opts, base_dir=str(Path(model_or_path).parent))
     else:
         model, source = model_or_path, "<model>"
     if opts.check:
@@ -171,7 +175,7 @@ def _check(model: onnx.ModelProto, source: str) -> None:
 
 def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source: str) -> None:
     graph = model.graph
-    base_dir = getattr(model, "_speccc_dir", ".")
+    base_dir = opts.base_dir
     env: dict[str, object] = {"": None}
     counter = iter(range(1 << 30))
 
@@ -226,7 +230,8 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
     shape = tuple(int(d) for d in tensor.dims)
     numel = int(np.prod(shape, dtype=np.int64))
     external = tensor.data_location == onnx.TensorProto.EXTERNAL
-    if numel <= INLINE_CONST_ELEMENTS and not external:
+    inline = numel <= 1 or (not dtype.is_float and numel <= INLINE_INT_ELEMENTS)
+    if inline and not external:
         return _const(g, numpy_helper.to_array(tensor), where)
     name = tensor.name
     op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
