@@ -72,10 +72,16 @@ def _is_last_axis(m, key="axes", x="x"):
         [-1], [m[x].type.rank - 1])
 
 
+def _shortest(a) -> float:
+    """A scalar constant as the shortest float that round-trips in its own dtype."""
+    a = np.asarray(a).reshape(-1)
+    return float(str(a[0])) if a.dtype.kind == "f" else float(a[0])
+
+
 def _rmsnorm(g, root, m):
     if not _is_last_axis(m) or tuple(m["w"].type.shape) != (m["x"].type.shape[-1],):
         return None
-    eps = float(np.asarray(m.const("eps")).reshape(-1)[0])
+    eps = _shortest(m.const("eps"))
     out = _mk(g, root, "rmsnorm", [m["x"], m["w"]], {"eps": eps})
     if out.type.dtype != root.type.dtype:
         return None
@@ -184,7 +190,7 @@ def _attention(g, root, m):
         return None
     scale = 1.0
     if "scale" in m.captures:
-        s = float(np.asarray(m.const("scale")).reshape(-1)[0])
+        s = _shortest(m.const("scale"))
         scale = 1.0 / s if m["scores"].op.name == "div" else s
     mask, fill = m.get("mask"), m.get("fill")
     attrs = {"scale": scale}

@@ -20,7 +20,7 @@ from speccc.ir.core import Module
 from speccc.passmanager import PassManager
 from speccc.pipeline import CANONICAL_PIPELINE
 
-COMPILE_PIPELINE = CANONICAL_PIPELINE + ",fuse,dce"
+COMPILE_PIPELINE = CANONICAL_PIPELINE
 
 
 def write_bytes_atomic(path, data: bytes) -> None:

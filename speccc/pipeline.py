@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from speccc.ir.core import Module
 
-# canonicalize: composites -> core; fold: constants and shape subgraphs; dce: dead ops.
-CANONICAL_PIPELINE = "canonicalize,fold,dce"
+# canonicalize: one form per computation; fold: constants and shape subgraphs; dce: dead
+# ops; fuse: LLM ops (linear, rmsnorm, rope, attention, ...), checked by the reference.
+CANONICAL_PIPELINE = "canonicalize,fold,dce,fuse,dce"
 
 
 def run_canonical(module: Module, pipeline: str = CANONICAL_PIPELINE, verify_each=True):

@@ -136,11 +136,11 @@ def evaluate_slice(value, bindings: Mapping[str, int], max_ops: int = 200):
                 return None
             outs = [np.array(dims, np.int64)[slice(op.attrs.get("start", 0), op.attrs.get("end"))]]
         elif op.name == "sym_dims":
-            value = sym_dims_value(op)  # 0-d for a scalar dim
-            vals = [dim_eval(d, bindings) for d in value.reshape(-1)]
+            dims_value = sym_dims_value(op)  # 0-d for a scalar dim
+            vals = [dim_eval(d, bindings) for d in dims_value.reshape(-1)]
             if not all(isinstance(d, int) for d in vals):
                 return None
-            outs = [np.array(vals, np.int64).reshape(value.shape)]
+            outs = [np.array(vals, np.int64).reshape(dims_value.shape)]
         else:
             od = lookup(op.name, op.where())
             try:
