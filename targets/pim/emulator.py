@@ -1,0 +1,116 @@
+"""PIM emulator: timing (scheduler.py) + functional (functional.py) + energy.
+
+    emu = PimEmulator(load_hw("aim-gddr6"), mode="device")
+    emu.load_image(placement.image); emu.set_input(stream)
+    result = emu.run(program)                 # PimResult: cycles, ns, bytes, energy ...
+    y = emu.state.host_out[dst]
+
+Order of work in `run`: operand range checks against the preset, the timing pass (bank
+state legality is checked there, so illegal programs fail with a located SpecccError
+before any value is computed), then the functional pass if asked. Energy is
+sum(events x preset energies); `energy_pj` breaks it down by component.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from speccc.targets.pim.functional import FunctionalState
+from speccc.targets.pim.isa import OPS
+from speccc.targets.pim.listing import Program, check_ranges, format_command, cmd as make_cmd
+from speccc.targets.pim.scheduler import COUNTERS, Scheduler, TraceEntry
+
+
+@dataclass
+class PimResult:
+    hw: str
+    cycles: int
+    ns: float
+    commands: int
+    refreshes: int
+    activations: int
+    bytes_internal: int
+    bytes_external: int
+    lane_macs: int
+    energy_pj: dict[str, float]
+    channel_utilization: list[float]
+    trace: list[TraceEntry] | None = field(default=None, repr=False)
+
+    @property
+    def energy_total_pj(self) -> float:
+        return sum(self.energy_pj.values())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("trace")
+        d["energy_total_pj"] = self.energy_total_pj
+        return d
+
+
+def summarize(hw, sched: Scheduler) -> PimResult:
+    p, e = hw.pim, hw.energy
+    totals = [sum(st.cnt[i] for st in sched.chans) for i in range(len(COUNTERS))]
+    c = dict(zip(COUNTERS, totals))
+    cycles = sched.cycles()
+    ns = cycles * p.timing.tCK_ns
+    bits = 8 * p.burst_bytes
+    energy = {
+        "activate": c["act_banks"] * e.act_pj,
+        "internal_read": c["int_bursts"] * bits * e.read_internal_pj_per_bit,
+        "external_io": c["ext_bursts"] * bits * e.external_pj_per_bit,
+        "mac": c["macs"] * e.mac_pj,
+        "pu_ops": c["pu_elems"] * e.pu_op_pj,
+        "refresh": c["refs"] * e.ref_pj,
+    }
+    peak_ch = hw.derived()["peak_internal_gbs_per_channel"]      # bytes per ns
+    util = [round(st.cnt[2] * p.burst_bytes / (peak_ch * ns), 6) if ns else 0.0
+            for st in sched.chans]
+    return PimResult(hw=hw.name, cycles=cycles, ns=ns, commands=c["cmds"],
+                     refreshes=c["refs"], activations=c["act_banks"],
+                     bytes_internal=c["int_bursts"] * p.burst_bytes,
+                     bytes_external=c["ext_bursts"] * p.burst_bytes, lane_macs=c["macs"],
+                     energy_pj=energy, channel_utilization=util,
+                     trace=sched.trace if sched.record else None)
+
+
+class PimEmulator:
+    def __init__(self, hw, *, mode: str = "device", refresh: bool = True,
+                 accelerate: bool = True):
+        self.hw, self.refresh, self.accelerate = hw, refresh, accelerate
+        self.state = FunctionalState(hw, mode)
+
+    def load_image(self, image: dict) -> None:
+        self.state.load_image(image)
+
+    def set_input(self, data) -> None:
+        self.state.set_input(data)
+
+    def run(self, program: Program, *, functional: bool = True, record: bool = False) -> PimResult:
+        check_ranges(program, self.hw)
+        sched = Scheduler(self.hw, refresh=self.refresh, accelerate=self.accelerate,
+                          record=record, name=program.name)
+        sched.run(program)
+        if functional:
+            self.state.run(program)
+        return summarize(self.hw, sched)
+
+
+def time_program(program: Program, hw, *, refresh: bool = True, accelerate: bool = True,
+                 record: bool = False) -> PimResult:
+    """Timing and energy only (no values)."""
+    return PimEmulator(hw, refresh=refresh, accelerate=accelerate).run(
+        program, functional=False, record=record)
+
+
+def format_trace(trace: list[TraceEntry], hw_name: str | None = None) -> str:
+    """A cycle-stamped flat listing of an issued trace (parseable; `asm --check` input).
+    Controller-injected refresh commands carry the comment `# auto`."""
+    lines = [f".hw {hw_name}"] if hw_name else []
+    for e in trace:
+        if e.op == "SYNC":
+            lines.append(f"@{e.cycle} SYNC")
+            continue
+        spec = OPS[e.op]
+        ops = {k: v for k, v in e.args.items() if k in spec.required + spec.optional}
+        c = make_cmd(e.op, stamp=e.cycle, comment=" auto" if e.auto else None, **ops)
+        lines.append(format_command(c))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,141 @@
+"""Functional model: numpy bank rows, global buffers, PU accumulators, host buffers.
+
+Precision (device mode, per preset [pim.pu]):
+- bank words and global-buffer words are stored in `mul_dtype` (fp16 or bf16, RNE);
+- a lane product is exact in fp32 (11- or 8-bit significands);
+- reduce = "tree": the 16 products of one MAC are summed in fp32 (the adder tree), then
+  added to the accumulator and rounded once to `acc_dtype`;
+- reduce = "lanes": each lane adds its product to its own accumulator, rounded once to
+  `acc_dtype` (fp16 on HBM-PIM);
+- RDMAC rounds the register to `out_dtype` and clears it.
+mode="fp32" is a precision oracle, not a device: every word, product and sum stays fp32,
+so a GEMV equals numpy's fp32 result up to summation order. Addresses and timing are
+the same in both modes.
+Functional effects happen in program order; timing never changes values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from speccc.errors import SpecccError
+from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, touched_banks
+from speccc.targets.pim.listing import Command, Loop, Program
+
+
+def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
+    """Round float32 values to fp16/bf16 (round to nearest even), returned as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if dtype == "fp32":
+        return x
+    if dtype == "fp16":
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16).astype(np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, out).astype(np.float32)
+
+
+AF = {
+    "relu": lambda v: np.maximum(v, 0),
+    "gelu": lambda v: 0.5 * v * (1 + np.tanh(0.7978845608 * (v + 0.044715 * v ** 3))),
+    "silu": lambda v: v / (1 + np.exp(-v)),
+}
+
+
+class FunctionalState:
+    def __init__(self, hw, mode: str = "device"):
+        if mode not in ("device", "fp32"):
+            raise SpecccError(f"unknown precision mode {mode!r} (device or fp32)")
+        p = hw.pim
+        self.hw, self.pim, self.mode = hw, p, mode
+        self.store = "fp32" if mode == "fp32" else p.pu.mul_dtype
+        self.accd = "fp32" if mode == "fp32" else p.pu.acc_dtype
+        self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
+        self.rows: dict[tuple[int, int, int], np.ndarray] = {}
+        self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots, p.pu.lanes), np.float32)
+        self.acc = np.zeros((p.channels, p.pseudo_channels, p.pu.acc_regs, p.pus_per_pc,
+                             p.acc_lanes), np.float32)
+        self.host_in = np.zeros((0, p.pu.lanes), np.float32)
+        self.host_out: dict[int, np.ndarray] = {}
+        self._zero_row = np.zeros((p.columns, p.pu.lanes), np.float32)
+
+    # ------------------------------------------------------------ loading ----
+    def load_image(self, image: dict) -> None:
+        """image: {(ch, bank, row): array (columns, lanes)} -> bank rows (rounded to storage)."""
+        shape = (self.pim.columns, self.pim.pu.lanes)
+        for key, arr in image.items():
+            a = np.asarray(arr, dtype=np.float32)
+            if a.shape != shape:
+                raise SpecccError(f"memory image row {key}: shape {a.shape}, expected {shape}")
+            self.rows[tuple(key)] = round_to(self.store, a)
+
+    def set_input(self, data) -> None:
+        """Host input stream, read by WRGB/WR in bursts of `lanes` words (zero-padded)."""
+        flat = np.asarray(data, dtype=np.float32).reshape(-1)
+        lanes = self.pim.pu.lanes
+        pad = (-len(flat)) % lanes
+        self.host_in = np.concatenate([flat, np.zeros(pad, np.float32)]).reshape(-1, lanes)
+
+    def row(self, ch: int, bank: int, row: int) -> np.ndarray:
+        return self.rows.get((ch, bank, row), self._zero_row)
+
+    # ---------------------------------------------------------------- run ----
+    def run(self, program: Program) -> None:
+        self._body(program.body, {}, program.name)
+
+    def _body(self, body, env, name) -> None:
+        for node in body:
+            if isinstance(node, Command):
+                self._exec(node, env, name)
+            elif isinstance(node, Loop):
+                for i in range(node.count):
+                    if node.var:
+                        env[node.var] = i
+                    self._body(node.body, env, name)
+                env.pop(node.var, None)
+
+    def _burst(self, src: int, c: Command, name: str) -> np.ndarray:
+        if src >= len(self.host_in):
+            raise SpecccError(f"{c.op} reads host input burst {src}, but only "
+                              f"{len(self.host_in)} were provided", location=f"{name}:{c.line}:{c.col}")
+        return round_to(self.store, self.host_in[src])
+
+    def _exec(self, c: Command, env, name: str) -> None:
+        spec = OPS[c.op]
+        a = {n: (v if isinstance(v, str) else v.eval(env)) for n, v in c.args}
+        p, kind = self.pim, spec.kind
+        ch = a.get("ch", 0)
+        pc = a["bank"] // p.banks_per_pc if "bank" in a else a.get("pc", 0)
+        if kind == "WRGB":
+            self.gb[ch, pc, a["slot"]] = self._burst(a["src"], c, name)
+        elif kind == "WR":
+            key = (ch, a["bank"], a["row"])
+            r = self.rows.get(key)
+            r = self.rows[key] = r.copy() if r is not None else self._zero_row.copy()
+            r[a["col"]] = self._burst(a["src"], c, name)
+        elif kind == "RD":
+            self.host_out[a["dst"]] = self.row(ch, a["bank"], a["row"])[a["col"]].copy()
+        elif kind in ("MAC", "MACab"):
+            banks = touched_banks(p, spec, pc, a.get("bank"), a.get("sel", 0))
+            data = np.stack([self.row(ch, b, a["row"])[a["col"]] for b in banks])
+            prods = data * self.gb[ch, pc, a["slot"]][None, :]
+            pus = [pu_of_bank(p, b) for b in banks]
+            reg = self.acc[ch, pc, a["acc"]]
+            if p.pu.reduce == "tree":
+                reg[pus, 0] = round_to(self.accd, reg[pus, 0] + prods.sum(axis=1, dtype=np.float32))
+            else:
+                reg[pus] = round_to(self.accd, reg[pus] + prods)
+        elif kind == "RDMAC":
+            self.host_out[a["dst"]] = round_to(self.outd, self.acc[ch, pc, a["acc"]]).copy()
+            self.acc[ch, pc, a["acc"]] = 0
+        elif kind == "AF":
+            reg = self.acc[ch, pc, a["acc"]]
+            with np.errstate(over="ignore"):
+                reg[...] = round_to(self.accd, AF[a["fn"]](reg.astype(np.float32)))
+        elif kind in ("EWMUL", "EWADD"):
+            reg = self.acc[ch, pc, a["acc"]]
+            n = reg.size
+            g = self.gb[ch, pc, a["slot"]:a["slot"] + ew_slots(p)].reshape(-1)[:n].reshape(reg.shape)
+            reg[...] = round_to(self.accd, reg * g if kind == "EWMUL" else reg + g)
+        # ACT/PRE/REF/SYNC have no functional effect (row-buffer contents equal the array).

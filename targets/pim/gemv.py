@@ -1,0 +1,182 @@
+"""GEMV y = W x as a PIM listing over a Placement (layout.py).
+
+Per channel (every channel runs the same stream on its own weights, as a `loop c`):
+
+  prologue   WRGB x tile 0 into every pseudo-channel's global buffer; ACT.ab set 0
+  loop q     passes: each PU accumulates R*S outputs
+    loop t   x tiles
+      for each bank set s: one row visit = R segments of Gt all-bank MACs
+               (col = a*Gt + g, slot = g, acc = s*R + a)
+    RDMAC    every accumulator of the pass to the host (dst blocks), which clears it
+  epilogue   PREA
+
+The schedule is software-pipelined so the in-order command stream keeps the MAC rate:
+- with 2+ bank sets (HBM-PIM even/odd banks), the other set is precharged k1 MACs and
+  re-activated for the next visit k2 MACs into the current set's stream (k1, k2 from
+  tRTP, tRP and tCCD_AB), so activation hides behind computation;
+- with one set (AiM, AttAcc-like), each visit ends with PRE.ab and the ACT.ab of the next
+  visit, placed before the pass's RDMACs so tMACL overlaps tRP/tRCD;
+- the next x tile is written into the global buffer during the tile's last segment, each
+  WRGB right after the last MAC that reads that slot (MACs latch their slot at issue).
+The last visit prefetches tile 0 again and activates the placement's guard row; both are
+wasted work of one tile/row, kept so every loop iteration is identical.
+"""
+from __future__ import annotations
+
+import math
+
+from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix
+from speccc.targets.pim.listing import Affine, Command, Loop, Program, cmd, loop
+
+
+def _split_points(hw, pl: Placement) -> tuple[int, int]:
+    """MAC indices after which the idle set's PRE.ab and ACT.ab go (pipelined sets)."""
+    t = hw.pim.timing
+    k1 = max(0, math.ceil((t.tRTP - t.tCCD_AB - 1) / t.tCCD_AB))
+    k2 = k1 + math.ceil(t.tRP / t.tCCD_AB)
+    return k1, k2
+
+
+def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch) -> list:
+    """MAC positions j = a*Gt + g of one visit, per pseudo-channel, with commands
+    inserted after position j (`hooks`), and one WRGB per slot in the last segment."""
+    gt, n = pl.tile_slots, pl.per_row * pl.tile_slots
+    out: list = []
+    cuts = sorted({0, n} | {j + 1 for j in hooks} | {a * gt for a in range(pl.per_row + 1)}
+                  | ({n - gt} if prefetch is not None else set()))
+    for lo, hi in zip(cuts, cuts[1:]):
+        a, g0 = divmod(lo, gt)
+        inter = prefetch is not None and lo >= n - gt
+        full = [loop_body(pl, ch, row, sel, acc0, a, g0, "g", inter, prefetch)]
+        if hi - lo == 1:
+            out += _bind(full[0], "g", 0)
+        else:
+            out.append(loop("g", hi - lo, full[0]))
+        if hi - 1 in hooks:
+            out += hooks[hi - 1]
+    return _merge_segments(out, pl)
+
+
+def loop_body(pl, ch, row, sel, acc0, a, g0, var, inter, prefetch) -> list:
+    g = Affine.of(var) + g0
+    body = [cmd("MAC.ab", ch=ch, pc=p, sel=sel, row=row, col=g + a * pl.tile_slots,
+                slot=g, acc=acc0 + a) for p in range(pl.pcs)]
+    if inter:
+        body += [cmd("WRGB", ch=ch, pc=p, slot=g, src=prefetch + g) for p in range(pl.pcs)]
+    return body
+
+
+def _bind(body: list, var: str, value: int) -> list:
+    out = []
+    for c in body:
+        args = tuple((n, v if isinstance(v, str) else
+                      Affine.make(v.const + v.coeff(var) * value,
+                                  {x: k for x, k in v.terms if x != var})) for n, v in c.args)
+        out.append(Command(c.op, args))
+    return out
+
+
+def _merge_segments(nodes: list, pl: Placement) -> list:
+    """Consecutive whole-segment loops that differ only by segment index a -> `loop a`."""
+    gt, out, i = pl.tile_slots, [], 0
+    while i < len(nodes):
+        j = i
+        while (j + 1 < len(nodes) and isinstance(nodes[i], Loop) and isinstance(nodes[j + 1], Loop)
+               and nodes[i].count == gt and nodes[j + 1].count == gt
+               and _shifted(nodes[i], j + 1 - i, gt) == nodes[j + 1]):
+            j += 1
+        if j > i:
+            out.append(loop("a", j - i + 1, [_with_a(nodes[i], gt)]))
+        else:
+            out.append(nodes[i])
+        i = j + 1
+    return out
+
+
+def _shifted(lp: Loop, k: int, gt: int) -> Loop:
+    body = []
+    for c in lp.body:
+        args = tuple((n, v + (k * gt if n == "col" else k if n == "acc" else 0))
+                     if n in ("col", "acc") else (n, v) for n, v in c.args)
+        body.append(Command(c.op, args))
+    return Loop(lp.var, lp.count, tuple(body))
+
+
+def _with_a(lp: Loop, gt: int) -> Loop:
+    a = Affine.of("a")
+    body = []
+    for c in lp.body:
+        args = tuple((n, v + a * gt if n == "col" else v + a if n == "acc" else v)
+                     for n, v in c.args)
+        body.append(Command(c.op, args))
+    return Loop(lp.var, lp.count, tuple(body))
+
+
+def gemv_program(hw, pl: Placement, *, src: int | Affine = 0, dst: int | Affine = 0,
+                 row_offset: int | Affine = 0, sync: bool = True,
+                 name: str = "<gemv>") -> Program:
+    """Listing computing y = W x for a placement. Host input bursts start at `src` (the
+    stream of `gemv_input`), results go to host outputs dst .. dst+pl.outputs-1 (read
+    them with `gemv_output`). `row_offset` (may be affine in enclosing loop variables)
+    shifts every row, so one body can serve many layers."""
+    return Program(tuple(gemv_body(hw, pl, src=src, dst=dst, row_offset=row_offset,
+                                   sync=sync)), hw.name, name)
+
+
+def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> list:
+    src, dst, roff = Affine.of(src), Affine.of(dst), Affine.of(row_offset)
+    c0 = pl.channels[0]
+    contiguous = list(pl.channels) == list(range(c0, c0 + len(pl.channels)))
+    if not contiguous:
+        raise ValueError("gemv_program needs a contiguous channel range")
+    ch = Affine.of("c") + c0
+    S, R, NT, Gt = pl.sets, pl.per_row, pl.tiles, pl.tile_slots
+    row = roff + pl.base + Affine.of("q") * NT + Affine.of("t")
+    nxt = row + 1
+    prefetch = src + (Affine.of("t") + 1) * Gt
+    k1, k2 = _split_points(hw, pl)
+    pcs = range(pl.pcs)
+
+    def act(sel, r):
+        return [cmd("ACT.ab", ch=ch, pc=p, sel=sel, row=r) for p in pcs]
+
+    def pre(sel):
+        return [cmd("PRE.ab", ch=ch, pc=p, sel=sel) for p in pcs]
+
+    tile: list = []
+    for s in range(S):
+        last = s == S - 1
+        hooks: dict = {}
+        if S == 1:
+            hooks[R * Gt - 1] = pre(0) + act(0, nxt)
+        else:
+            other = (s + 1) % S
+            hooks.setdefault(min(k1, R * Gt - 1), []).extend(pre(other))
+            hooks.setdefault(min(k2, R * Gt - 1), []).extend(act(other, nxt if last else row))
+        tile += _stream(pl, ch, row, s, s * R, hooks, prefetch if last else None)
+    rdmac = [cmd("RDMAC", ch=ch, pc=p, acc=r,
+                 dst=dst + ((Affine.of("c") * pl.passes + Affine.of("q")) * pl.pcs + p) * pl.accs + r)
+             for p in pcs for r in range(pl.accs)]
+    first = roff + pl.base
+    body = [Loop("g", Gt, tuple(cmd("WRGB", ch=ch, pc=p, slot="g", src=src + Affine.of("g"))
+                                for p in pcs)),
+            *act(0, first),
+            loop("q", pl.passes, [loop("t", NT, tile), *rdmac]),
+            *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
+    out = [loop("c", len(pl.channels), body,
+                comment=f" GEMV {pl.M}x{pl.K} on {pl.hw}: {pl.passes} passes x {NT} tiles")]
+    if sync:
+        out.append(cmd("SYNC"))
+    return out
+
+
+def run_gemv(hw, W, x, *, mode: str = "device", base: int = 0, channels=None,
+             refresh: bool = True):
+    """Lay out W, run the generated program functionally and timed; returns (y, result)."""
+    from speccc.targets.pim.emulator import PimEmulator
+    pl = layout_matrix(hw, W, base=base, channels=channels)
+    emu = PimEmulator(hw, mode=mode, refresh=refresh)
+    emu.load_image(pl.image)
+    emu.set_input(gemv_input(pl, x))
+    res = emu.run(gemv_program(hw, pl))
+    return gemv_output(pl, emu.state.host_out), res

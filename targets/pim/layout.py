@@ -1,0 +1,163 @@
+"""Weight layout for PIM GEMV: which channel/bank/row/column holds each W[m, k].
+
+Geometry (all derived from the preset):
+  L  lanes per burst;  C  columns per row;  P  PUs per pseudo-channel
+  S  bank sets in use (banks_per_pu, at most acc_regs): PU u owns banks u*S .. u*S+S-1,
+     all-bank commands pick one set with `sel`, so one set streams while another
+     precharges/activates
+  Gt global-buffer slots per x tile: the largest divisor of C that fits the buffer;
+     one tile = T = Gt*L elements of x
+  R  outputs per row visit (segments of Gt columns), R*S <= acc_regs accumulators
+  NT = ceil(K / T) tiles;  Q = ceil(M / outputs-per-pass) passes, where one pass gives
+     every PU R*S outputs: NCH * PCS * P * S * R
+
+Output m decomposes (most significant first) as (c, q, p, s, a, u): channel index c,
+pass q, pseudo-channel p, bank set s, segment a, PU u. Input k decomposes as (t, g, l):
+tile t, slot g, lane l. Then W[m, k] lives in
+
+  channel channels[c], bank p*banks_per_pc + u*S + s, row base + q*NT + t,
+  column a*Gt + g, lane l
+
+so one row visit (one ACT.ab of set s) streams R whole segments with all-bank MACs and
+no column is wasted when R*Gt == C. W is zero-padded to Mp x Kp (Mp = NCH*Q*PCS*S*R*P,
+Kp = NT*T); padding rows/columns cost time but never change y. One extra `guard` row
+(base + Q*NT) is reserved: the pipelined schedule activates it after the last visit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from speccc.errors import SpecccError
+
+
+@dataclass(frozen=True)
+class Placement:
+    hw: str
+    M: int
+    K: int
+    channels: tuple[int, ...]
+    base: int
+    sets: int          # S
+    per_row: int       # R
+    tile_slots: int    # Gt
+    tiles: int         # NT
+    passes: int        # Q
+    pus: int           # P
+    pcs: int           # PCS
+    lanes: int         # L
+    image: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def tile_elems(self) -> int:
+        return self.tile_slots * self.lanes
+
+    @property
+    def accs(self) -> int:
+        """Accumulator registers used per PU per pass (acc = s*R + a)."""
+        return self.sets * self.per_row
+
+    @property
+    def Mp(self) -> int:
+        return len(self.channels) * self.passes * self.pcs * self.accs * self.pus
+
+    @property
+    def Kp(self) -> int:
+        return self.tiles * self.tile_elems
+
+    @property
+    def rows_used(self) -> int:
+        return self.passes * self.tiles + 1
+
+    @property
+    def outputs(self) -> int:
+        """RDMAC destinations (each holds P PUs x acc_lanes values)."""
+        return self.Mp // self.pus
+
+
+def geometry(hw) -> tuple[int, int, int]:
+    """(S, R, Gt) for a preset."""
+    p = hw.pim
+    gt = max(d for d in range(1, p.columns + 1) if p.columns % d == 0 and d <= p.gb_slots)
+    s = min(p.pu.banks_per_pu, p.pu.acc_regs)
+    r = max(1, min(p.pu.acc_regs // s, p.columns // gt))
+    return s, r, gt
+
+
+def plan_matrix(hw, M: int, K: int, *, base: int = 0,
+                channels: tuple[int, ...] | list[int] | None = None) -> Placement:
+    """Placement of an M x K matrix without data (shapes-only models, timing)."""
+    p = hw.pim
+    if M < 1 or K < 1:
+        raise SpecccError(f"GEMV shape {M}x{K}: both dimensions must be positive")
+    s, r, gt = geometry(hw)
+    per_pass_per_ch = p.pseudo_channels * s * r * p.pus_per_pc
+    if channels is None:
+        n = min(p.channels, max(1, math.ceil(M / per_pass_per_ch)))
+        channels = tuple(range(n))
+    channels = tuple(channels)
+    if not channels or min(channels) < 0 or max(channels) >= p.channels \
+            or len(set(channels)) != len(channels):
+        raise SpecccError(f"channels {channels}: need distinct channels in 0..{p.channels - 1}")
+    q = math.ceil(M / (len(channels) * per_pass_per_ch))
+    nt = math.ceil(K / (gt * p.pu.lanes))
+    pl = Placement(hw.name, M, K, channels, base, s, r, gt, nt, q, p.pus_per_pc,
+                   p.pseudo_channels, p.pu.lanes)
+    if base < 0 or base + pl.rows_used > p.rows:
+        raise SpecccError(f"GEMV {M}x{K} needs rows {base}..{base + pl.rows_used - 1} in every "
+                          f"bank, but preset {hw.name} has {p.rows} rows per bank")
+    return pl
+
+
+def layout_matrix(hw, W, *, base: int = 0,
+                  channels: tuple[int, ...] | list[int] | None = None) -> Placement:
+    """Place W (M x K) into bank rows; the Placement carries the memory image
+    {(channel, bank, row): array (columns, lanes)} for PimEmulator.load_image."""
+    W = np.asarray(W, dtype=np.float32)
+    if W.ndim != 2:
+        raise SpecccError(f"layout_matrix: W must be 2-D, got shape {W.shape}")
+    pl = plan_matrix(hw, W.shape[0], W.shape[1], base=base, channels=channels)
+    p = hw.pim
+    nch, S, R, Gt, L, P = len(pl.channels), pl.sets, pl.per_row, pl.tile_slots, pl.lanes, pl.pus
+    Wp = np.zeros((pl.Mp, pl.Kp), np.float32)
+    Wp[:pl.M, :pl.K] = W
+    # m -> (c, q, p, s, a, u); k -> (t, g, l)
+    blk = Wp.reshape(nch, pl.passes, pl.pcs, S, R, P, pl.tiles, Gt, L)
+    # -> (c, p, u, s, q, t, a, g, l): one (a, g, l) block per bank row
+    blk = blk.transpose(0, 2, 5, 3, 1, 6, 4, 7, 8)
+    image = {}
+    zero_tail = np.zeros((p.columns - R * Gt, L), np.float32)
+    for c in range(nch):
+        for pc in range(pl.pcs):
+            for u in range(P):
+                for s in range(S):
+                    bank = pc * p.banks_per_pc + u * S + s
+                    rows = blk[c, pc, u, s].reshape(pl.passes * pl.tiles, R * Gt, L)
+                    for i, data in enumerate(rows):
+                        image[(pl.channels[c], bank, base + i)] = (
+                            np.concatenate([data, zero_tail]) if len(zero_tail) else data)
+    return Placement(**{**pl.__dict__, "image": image})
+
+
+def gemv_input(pl: Placement, x) -> np.ndarray:
+    """Host input stream for `gemv_program`: x zero-padded to Kp, then tile 0 again (the
+    prefetch after the last tile of a pass loads the next pass's tile 0 from there)."""
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    if len(x) != pl.K:
+        raise SpecccError(f"gemv input has {len(x)} elements, the matrix has K={pl.K}")
+    xp = np.zeros(pl.Kp, np.float32)
+    xp[:pl.K] = x
+    return np.concatenate([xp, xp[:pl.tile_elems]])
+
+
+def gemv_output(pl: Placement, host_out: dict, dst: int = 0) -> np.ndarray:
+    """y (M,) from the RDMAC results: lane partial sums (reduce="lanes") are added by the
+    host in fp32; dst block d holds outputs d*P .. d*P+P-1."""
+    vals = []
+    for d in range(pl.outputs):
+        if dst + d not in host_out:
+            raise SpecccError(f"gemv result {dst + d} was never read out (RDMAC missing)")
+        vals.append(np.asarray(host_out[dst + d], np.float32).sum(axis=-1, dtype=np.float32))
+    return np.concatenate(vals)[:pl.M]
