@@ -234,9 +234,12 @@ class Scheduler:
         sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc)
         st = self.chans[ch]
         self._check_state(st, spec, sig, row, cp, env, ch)
-        st.active = True
         self.touch[-1].add(ch)
         t = self._earliest(st, sig, cp.cmd.stamp)
+        if not st.active:
+            # a channel owes refreshes from its first use on, on the common tREFI grid
+            st.active = True
+            st.due = (t // self.tREFI + 1) * self.tREFI
         while self.refresh and t >= st.due:
             self._do_refresh(ch)
             t = self._earliest(st, sig, cp.cmd.stamp)
