@@ -186,8 +186,12 @@ def _very_negative(a) -> bool:
 
 def _attention(g, root, m):
     q, k, v = m["q"], _repeat_kv(m["k"]), _repeat_kv(m["v"])
-    if q.type.rank != 4 or k.type.rank != 4:
+    if q.type.rank != 4 or k.type.rank != 4 or v.type.rank != 4:
         return None
+    if k.type.shape[1] != v.type.shape[1]:  # only one of k, v had its heads repeated
+        k, v = m["k"], m["v"]
+        if k.type.shape[1] != v.type.shape[1]:
+            return None
     scale = 1.0
     if "scale" in m.captures:
         s = _shortest(m.const("scale"))

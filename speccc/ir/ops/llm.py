@@ -115,7 +115,7 @@ def _attention_infer(ctx):
     heads, kv_heads = q.shape[1], k.shape[1]
     if isinstance(heads, int) and isinstance(kv_heads, int) and heads % kv_heads:
         ctx.fail(f"{heads} query heads do not group over {kv_heads} kv heads")
-    if k.shape[2] != v.shape[2] or q.shape[3] != k.shape[3]:
+    if k.shape[1] != v.shape[1] or k.shape[2] != v.shape[2] or q.shape[3] != k.shape[3]:
         ctx.fail(f"k {k} / v {v} / q {q} disagree")
     return [TensorType((q.shape[0], heads, q.shape[2], v.shape[3]), q.dtype)]
 
