@@ -4,7 +4,6 @@ old-opset conversions, narrow dtypes through the printer/parser."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as TP
 from onnx import helper

@@ -24,6 +24,9 @@ BINARY = {
 simple(UNARY, since=6)
 simple({"Not": "not"}, since=1)
 simple(BINARY, since=7)
+simple({"PRelu": "prelu"}, since=7)
+simple({"BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseXor": "bitwise_xor",
+        "BitwiseNot": "bitwise_not"}, since=18)
 
 
 def _float_attrs(*names_defaults):
@@ -39,6 +42,9 @@ ACTIVATIONS = {
     "Celu": ("celu", (("alpha", 1.0),), 12),
     "Selu": ("selu", (("alpha", 1.67326319217681884765625),
                       ("gamma", 1.05070102214813232421875)), 6),
+    "Shrink": ("shrink", (("lambd", 0.5), ("bias", 0.0)), 9),
+    "Swish": ("swish", (("alpha", 1.0),), 24),
+    "SwiGLU": ("swiglu", (("alpha", 1.0),), 28),
     "ThresholdedRelu": ("thresholded_relu", (("alpha", 1.0),), 10),
 }
 for _onnx, (_ir, _defaults, _since) in ACTIVATIONS.items():
@@ -48,6 +54,18 @@ for _onnx, (_ir, _defaults, _since) in ACTIVATIONS.items():
 @converter("Gelu", since=20)
 def gelu(ctx):
     return ctx.emit("gelu", [ctx.input(0)], {"approximate": ctx.attr("approximate", "none")})
+
+
+@converter("IsInf", since=10)
+def isinf(ctx):
+    return ctx.emit("isinf", [ctx.input(0)], {
+        "detect_positive": bool(ctx.attr("detect_positive", 1)),
+        "detect_negative": bool(ctx.attr("detect_negative", 1))})
+
+
+@converter("BitShift", since=11)
+def bit_shift(ctx):
+    return ctx.emit("bit_shift", ctx.inputs, {"direction": ctx.attr("direction").lower()})
 
 
 @converter("Mod", since=10)

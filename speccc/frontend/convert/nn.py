@@ -1,9 +1,9 @@
-"""Converters for ONNX MatMul, Gemm, Einsum, the softmax family and normalizations."""
+"""Converters for ONNX MatMul, Gemm, Einsum, the softmax family and RotaryEmbedding."""
 from __future__ import annotations
 
 import numpy as np
 
-from speccc.frontend.registry import converter, dtype_of
+from speccc.frontend.registry import converter
 from speccc.ir.types import Sym, dim_prod
 
 
@@ -58,20 +58,3 @@ for _onnx, _ir in {"Softmax": "softmax", "LogSoftmax": "log_softmax",
                    "Hardmax": "hardmax"}.items():
     converter(_onnx, since=1)(_softmax_like(_ir, coerce_2d=True))
     converter(_onnx, since=13)(_softmax_like(_ir, coerce_2d=False))
-
-
-def _norm_attrs(ctx):
-    return {"axis": int(ctx.attr("axis", -1)),
-            "epsilon": float(np.float32(ctx.attr("epsilon", 1e-5))),
-            "stash_type": dtype_of(ctx.attr("stash_type", 1), ctx.loc)}
-
-
-@converter("LayerNormalization", since=17)
-def layer_norm(ctx):
-    ops = [ctx.input(0), ctx.input(1)] + ([ctx.input(2)] if ctx.input(2) is not None else [])
-    return ctx.emit("layer_norm", ops, _norm_attrs(ctx))
-
-
-@converter("RMSNormalization", since=23)
-def rms_norm(ctx):
-    return ctx.emit("rms_norm", [ctx.input(0), ctx.input(1)], _norm_attrs(ctx))

@@ -59,7 +59,7 @@ UNARY = {
     "softplus": lambda x: np.log1p(np.exp(x)).astype(x.dtype),
     "softsign": lambda x: (x / (1 + np.abs(x))).astype(x.dtype),
 }
-LOGICAL_UNARY = {"not": np.logical_not}
+LOGICAL_UNARY = {"not": np.logical_not, "bitwise_not": np.invert}
 PREDICATES = {"isnan": np.isnan}
 
 
@@ -98,6 +98,8 @@ ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div, "po
 COMPARE = {"equal": np.equal, "less": np.less, "greater": np.greater,
            "less_or_equal": np.less_equal, "greater_or_equal": np.greater_equal}
 LOGICAL = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
+BITWISE = {"bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
+           "bitwise_xor": np.bitwise_xor}
 
 
 def _binary_infer(result_dtype=None):
@@ -119,7 +121,7 @@ def _binary_ref(fn):
     return ref
 
 
-for _name, _fn in {**ARITH, **LOGICAL}.items():
+for _name, _fn in {**ARITH, **LOGICAL, **BITWISE}.items():
     define(_name, 2, _binary_infer(), _binary_ref(_fn), doc=f"Broadcasting {_name}.")
 for _name, _fn in COMPARE.items():
     define(_name, 2, _binary_infer(DType.bool), lambda ins, a, fn=_fn: [fn(ins[0], ins[1])],
@@ -229,6 +231,83 @@ def _clip_ref(ins, attrs):
 
 
 define("clip", (1, 3), same_as(0), _clip_ref, doc="Clamp to [min, max] operands (optional).")
+
+def _bit_shift_ref(ins, attrs):
+    # Shifts by < 0 or >= the bit width are defined (ONNX 28): 0, or the sign for a
+    # signed right shift; signed left shifts wrap like the unsigned bit pattern.
+    a, b = np.broadcast_arrays(*ins)
+    width = np.iinfo(a.dtype).bits
+    valid = (b >= 0) & (b < width)
+    bs = np.where(valid, b, 0)
+    if attrs["direction"] == "right":
+        out = np.right_shift(a, bs.astype(a.dtype))
+        fill = np.where(a < 0, -1, 0) if a.dtype.kind == "i" else 0
+    else:
+        u = np.dtype(f"u{a.dtype.itemsize}")
+        out = np.left_shift(a.view(u), bs.astype(u)).view(a.dtype)
+        fill = 0
+    return [np.where(valid, out, fill).astype(a.dtype)]
+
+
+define("bit_shift", 2, _binary_infer(), _bit_shift_ref,
+       attrs={"direction": Attr("str")}, doc="Broadcasting shift of integers, 'left' or "
+                                              "'right' (arithmetic for signed types).")
+
+
+def _prelu_infer(ctx):
+    x, slope = ctx.types
+    if broadcast_dims(ctx, [x.shape, slope.shape]) != tuple(x.shape):
+        ctx.fail(f"slope {slope} does not broadcast to {x}")
+    return [x]
+
+
+define("prelu", 2, _prelu_infer,
+       lambda ins, a: [np.where(ins[0] > 0, ins[0], ins[0] * ins[1]).astype(ins[0].dtype)],
+       doc="x if x > 0 else slope * x (slope broadcasts to x).")
+
+
+def _isinf_ref(ins, attrs):
+    x = ins[0]
+    pos = np.isposinf(x) if attrs["detect_positive"] else np.zeros(x.shape, bool)
+    neg = np.isneginf(x) if attrs["detect_negative"] else np.zeros(x.shape, bool)
+    return [pos | neg]
+
+
+define("isinf", 1, lambda c: [c.types[0].with_dtype(DType.bool)], _isinf_ref,
+       attrs={"detect_positive": Attr("bool", True), "detect_negative": Attr("bool", True)},
+       doc="Elementwise test for +inf and/or -inf -> i1.")
+
+
+def _gate(x, alpha):
+    # x * sigmoid(alpha * x), the sigmoid rounded to x's type first (as ONNX).
+    with np.errstate(over="ignore"):
+        return x * (1 / (1 + np.exp(-alpha * x))).astype(x.dtype)
+
+
+define("swish", 1, same_as(0), lambda ins, a: [_gate(ins[0], a["alpha"]).astype(ins[0].dtype)],
+       attrs={"alpha": Attr("float", 1.0)}, doc="x * sigmoid(alpha * x).")
+
+
+def _swiglu_infer(ctx):
+    a, b = ctx.types
+    if a != b:
+        ctx.fail(f"operands must have the same type (no broadcasting): {a} vs {b}")
+    return [a]
+
+
+define("swiglu", 2, _swiglu_infer,
+       lambda ins, a: [(_gate(ins[0], a["alpha"]) * ins[1]).astype(ins[0].dtype)],
+       attrs={"alpha": Attr("float", 1.0)}, doc="swish(a, alpha) * b, same shapes.")
+
+
+def _shrink_ref(ins, attrs):
+    x, lambd, bias = ins[0], attrs["lambd"], attrs["bias"]
+    return [np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, 0)).astype(x.dtype)]
+
+
+define("shrink", 1, same_as(0), _shrink_ref,
+       attrs={"lambd": Attr("float", 0.5), "bias": Attr("float", 0.0)},
+       doc="x + bias below -lambd, x - bias above lambd, else 0.")
 
 # --- casts ---------------------------------------------------------------------------------
 

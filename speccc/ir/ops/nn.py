@@ -1,4 +1,5 @@
-"""Linear algebra and NN ops: matmul, gemm, einsum, softmax family, normalizations.
+"""Linear algebra and NN ops: matmul, gemm, einsum, the softmax family, rotary embedding.
+Normalizations live in norm.py.
 
 Floats narrower than f32 (f16, bf16, f8) compute in f32 and round once at the end, as
 ONNX runtimes accumulate; integer matmuls stay in their type (wrapping).
@@ -10,7 +11,7 @@ import numpy as np
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import broadcast_dims, matmul_cost, norm_axis
 from speccc.ir.ops.reduce import acc_dtype
-from speccc.ir.types import DType, TensorType, dim_add, dim_mul, dim_prod
+from speccc.ir.types import TensorType, dim_add, dim_mul, dim_prod
 
 
 def _same_dim(ctx, a, b, what: str) -> None:
@@ -201,7 +202,7 @@ def _hardmax_ref(ins, attrs):
     return [y]
 
 
-def _pointwise_cost(flops_per_elem: int):
+def pointwise_cost(flops_per_elem: int):
     def cost(ctx, out):
         x = ctx.types[0]
         read = 0
@@ -218,67 +219,5 @@ def _pointwise_cost(flops_per_elem: int):
 for _name, _ref in {"softmax": _softmax_ref(False), "log_softmax": _softmax_ref(True),
                     "hardmax": _hardmax_ref}.items():
     define(_name, 1, _axis_infer, _ref, attrs={"axis": Attr("int", -1)},
-           cost=_pointwise_cost(5 if _name != "hardmax" else 1),
+           cost=pointwise_cost(5 if _name != "hardmax" else 1),
            doc=f"{_name} along one axis.")
-
-# --- normalizations ------------------------------------------------------------------------
-
-
-def _norm_axes(ctx):
-    x = ctx.types[0]
-    axis = norm_axis(ctx, ctx.attr("axis"), x.rank)
-    for t in ctx.types[1:]:
-        if t.rank > x.rank - axis:
-            ctx.fail(f"scale/bias {t} has more dims than the normalized part of {x}")
-        broadcast_dims(ctx, [t.shape, x.shape[axis:]])
-    return x, axis
-
-
-def _layer_norm_infer(ctx):
-    x, axis = _norm_axes(ctx)
-    stats = TensorType(tuple(x.shape[:axis]) + (1,) * (x.rank - axis), ctx.attr("stash_type"))
-    return [x, stats, stats]
-
-
-def _layer_norm_ref(ins, attrs):
-    x = ins[0]
-    stash = attrs["stash_type"].numpy
-    axes = tuple(range(attrs["axis"] % x.ndim, x.ndim))
-    xs = x.astype(stash)
-    mean = np.mean(xs, axis=axes, keepdims=True)
-    d = xs - mean
-    var = np.mean(d * d, axis=axes, keepdims=True)
-    inv = (1 / np.sqrt(var + stash.type(attrs["epsilon"]))).astype(stash)
-    # As the ONNX function body: normalize in stash_type, cast to T, scale/bias in T.
-    y = (d * inv).astype(x.dtype) * ins[1]
-    if len(ins) == 3:
-        y = y + ins[2]
-    return [y.astype(x.dtype), mean.astype(stash), inv]
-
-
-define("layer_norm", (2, 3), _layer_norm_infer, _layer_norm_ref, cost=_pointwise_cost(8),
-       attrs={"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5),
-              "stash_type": Attr("dtype", DType.f32)},
-       doc="(x - mean) / sqrt(var + eps) * scale (+ bias) over axes [axis, rank); also "
-           "returns mean and 1/std (in stash_type, the statistics' precision).")
-
-
-def _rms_norm_infer(ctx):
-    return [_norm_axes(ctx)[0]]
-
-
-def _rms_norm_ref(ins, attrs):
-    x = ins[0]
-    stash = attrs["stash_type"].numpy
-    axes = tuple(range(attrs["axis"] % x.ndim, x.ndim))
-    xs = x.astype(stash)
-    ms = np.mean(xs * xs, axis=axes, keepdims=True)
-    y = (xs * (1 / np.sqrt(ms + stash.type(attrs["epsilon"])))).astype(x.dtype) * ins[1]
-    return [y.astype(x.dtype)]
-
-
-define("rms_norm", 2, _rms_norm_infer, _rms_norm_ref, cost=_pointwise_cost(5),
-       attrs={"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5),
-              "stash_type": Attr("dtype", DType.f32)},
-       doc="x / sqrt(mean(x^2) + eps) * scale over axes [axis, rank), statistics in "
-           "stash_type.")
