@@ -163,11 +163,31 @@ def import_model(model_or_path, options: ImportOptions | None = None,
     return module
 
 
+def check_without_data(model: onnx.ModelProto, full_check: bool = False) -> None:
+    """onnx.checker (+ strict shape inference when full_check) without reading weights.
+
+    onnx.checker rejects an external-data location that is not a regular file, and
+    shapes-only models point at none; so external initializers are checked as what they
+    are to the graph, typed and fully shaped values, declared as inputs of a copy.
+    Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
+    """
+    ext = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if ext:
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        keep = [t for t in m.graph.initializer
+                if t.data_location != onnx.TensorProto.EXTERNAL]
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(keep)
+        m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type,
+                                                                list(t.dims)) for t in ext)
+        model = m
+    onnx.checker.check_model(model, full_check=full_check)
+
+
 def _check(model: onnx.ModelProto, source: str) -> None:
     try:
-        # Initializers with external data that is absent (shapes-only) would fail the
-        # full check, which opens the files; the structural check never reads them.
-        onnx.checker.check_model(model)
+        check_without_data(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0]
         raise SpecccError(f"invalid ONNX model: {first}", location=source) from None

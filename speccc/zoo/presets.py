@@ -121,24 +121,10 @@ def is_shapes_only(model: onnx.ModelProto) -> bool:
 
 
 def check(model: onnx.ModelProto, *, full_check: bool = True) -> None:
-    """onnx.checker (+ strict shape inference when full_check) without any weight data.
-
-    onnx.checker rejects an external-data location that is not a regular file, so
-    data-less (external) initializers are checked as what they are to the graph: typed,
-    fully shaped values — declared as graph inputs of a copy, which is then checked.
-    Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
-    """
-    ext = [t for t in model.graph.initializer if t.data_location == TensorProto.EXTERNAL]
-    if ext:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        keep = [t for t in m.graph.initializer if t.data_location != TensorProto.EXTERNAL]
-        del m.graph.initializer[:]
-        m.graph.initializer.extend(keep)
-        m.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                             for t in ext)
-        model = m
-    onnx.checker.check_model(model, full_check=full_check)
+    """onnx.checker (+ strict shape inference when full_check) without any weight data;
+    see speccc.frontend.onnx_import.check_without_data."""
+    from speccc.frontend.onnx_import import check_without_data
+    check_without_data(model, full_check=full_check)
 
 
 def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:
