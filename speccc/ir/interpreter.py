@@ -48,53 +48,91 @@ def bind_inputs(g: Graph, inputs: Mapping[str, np.ndarray],
     return env
 
 
+class Plan:
+    """A graph compiled for repeated execution, like an inference session.
+
+    Topological order, op-table entries, attributes, weights and value slots are
+    resolved once; `run` then only calls the reference semantics. Every result is still
+    checked against its declared type (symbolic types are bound once per run).
+    """
+
+    def __init__(self, g: Graph):
+        self.graph = g
+        ops = g.ops()
+        slot: dict[int, int] = {}
+        for a in g.arguments:
+            slot[id(a.result)] = len(slot)
+        for op in ops:
+            for r in op.results:
+                slot[id(r)] = len(slot)
+        self.nslots = len(slot)
+        self.args = [(a.result.name, slot[id(a.result)]) for a in g.arguments]
+        self.outputs = [(name, slot[id(v)]) for name, v in zip(g.output_names, g.outputs)]
+        last_use: dict[int, int] = {}
+        for i, op in enumerate(ops):
+            for v in op.operands:
+                last_use[slot[id(v)]] = i
+        keep = {s for _, s in self.outputs}
+        self.steps = []
+        for i, op in enumerate(ops):
+            od = lookup(op.name, op.where())
+            free = tuple(sorted({slot[id(v)] for v in op.operands
+                                 if last_use[slot[id(v)]] == i and slot[id(v)] not in keep}))
+            types = [r.type for r in op.results]
+            static = [tuple(t.shape) if t.is_static else None for t in types]
+            self.steps.append((op, od.ref, od.full_attrs(op.attrs),
+                               [slot[id(v)] for v in op.operands],
+                               [slot[id(r)] for r in op.results], types, static, free))
+
+    def run(self, inputs: Mapping[str, np.ndarray],
+            bindings: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+        g = self.graph
+        env = bind_inputs(g, inputs, bindings)
+        vals: list = [None] * self.nslots
+        for name, s in self.args:
+            vals[s] = np.asarray(inputs[name])
+        for op, ref, attrs, ins, outs_slots, types, static, free in self.steps:
+            if op.name == "weight":
+                outs = [_weight(g, op)]
+            elif op.name == "sym_dims":
+                # A folded symbolic shape vector: its value follows from the input shapes.
+                outs = [sym_dims_bound(op, env)]
+            else:
+                outs = ref([vals[i] for i in ins], attrs)
+            if len(outs) != len(outs_slots):
+                raise VerifyError(f"{op.name}: reference gave {len(outs)} results, "
+                                  f"expected {len(outs_slots)}", location=op.where())
+            for o, s, t, st in zip(outs, outs_slots, types, static):
+                o = np.asarray(o)
+                if o.dtype != t.dtype.numpy or (o.shape != st if st is not None
+                                                else not _shape_ok(t, o, env)):
+                    raise VerifyError(f"{op.name}: computed {o.dtype}{list(o.shape)} but "
+                                      f"type says {t.bind(env)}", location=op.where())
+                vals[s] = o
+            for s in free:
+                vals[s] = None
+        return {name: vals[s] for name, s in self.outputs}
+
+
+def _weight(g: Graph, op) -> np.ndarray:
+    store = g.module.weights if g.module else None
+    name = op.attrs["name"]
+    if store is None or not store.has(name):
+        raise SpecccError(f"weight '{name}' has no data (shapes-only model?)",
+                          location=op.where())
+    return store.get(name)
+
+
+def _shape_ok(t: TensorType, o: np.ndarray, env) -> bool:
+    bt = t.bind(env)
+    return len(bt.shape) == o.ndim and all(
+        isinstance(d, Sym) or d == n for d, n in zip(bt.shape, o.shape))
+
+
 def run_graph(g: Graph, inputs: Mapping[str, np.ndarray],
               bindings: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
-    env = bind_inputs(g, inputs, bindings)
-    vals: dict[int, np.ndarray] = {id(a.result): np.asarray(inputs[a.result.name])
-                                   for a in g.arguments}
-    ops = g.ops()
-    remaining: dict[int, int] = {}
-    for op in ops:
-        for v in op.operands:
-            remaining[id(v)] = remaining.get(id(v), 0) + 1
-    keep = {id(v) for v in g.outputs}
-    for op in ops:
-        od = lookup(op.name, op.where())
-        if op.name == "weight":
-            store = g.module.weights if g.module else None
-            name = op.attrs["name"]
-            if store is None or not store.has(name):
-                raise SpecccError(f"weight '{name}' has no data (shapes-only model?)",
-                                  location=op.where())
-            outs = [store.get(name)]
-        elif op.name == "sym_dims":
-            # A folded symbolic shape vector: its value follows from the input shapes.
-            outs = [sym_dims_bound(op, env)]
-        else:
-            args = [vals[id(v)] for v in op.operands]
-            outs = od.ref(args, od.full_attrs(op.attrs))
-        if len(outs) != len(op.results):
-            raise VerifyError(f"{op.name}: reference gave {len(outs)} results, "
-                              f"expected {len(op.results)}", location=op.where())
-        for r, o in zip(op.results, outs):
-            o = np.asarray(o)
-            _check_result(op, r.type, o, env)
-            vals[id(r)] = o
-        for v in op.operands:
-            remaining[id(v)] -= 1
-            if remaining[id(v)] == 0 and id(v) not in keep:
-                vals.pop(id(v), None)
-    return {name: vals[id(v)] for name, v in zip(g.output_names, g.outputs)}
-
-
-def _check_result(op, t: TensorType, o: np.ndarray, env) -> None:
-    bt = t.bind(env)
-    ok_shape = len(bt.shape) == o.ndim and all(
-        isinstance(d, Sym) or d == n for d, n in zip(bt.shape, o.shape))
-    if not ok_shape or o.dtype != t.dtype.numpy:
-        raise VerifyError(f"{op.name}: computed {o.dtype}{list(o.shape)} but type says {bt}",
-                          location=op.where())
+    """Execute `g` once on `inputs` (by argument name); outputs by output name."""
+    return Plan(g).run(inputs, bindings)
 
 
 def evaluate_slice(value, bindings: Mapping[str, int], max_ops: int = 200):
