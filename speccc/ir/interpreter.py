@@ -74,6 +74,7 @@ class Plan:
                 last_use[slot[id(v)]] = i
         keep = {s for _, s in self.outputs}
         self.steps = []
+        self._shape_cache: dict = {}
         for i, op in enumerate(ops):
             od = lookup(op.name, op.where())
             free = tuple(sorted({slot[id(v)] for v in op.operands
@@ -84,14 +85,22 @@ class Plan:
                                [slot[id(v)] for v in op.operands],
                                [slot[id(r)] for r in op.results], types, static, free))
 
+    def _expected_shapes(self, env: dict) -> list:
+        """Result shapes per step for these symbol values (cached per binding)."""
+        key = tuple(sorted(env.items()))
+        if key not in self._shape_cache:
+            self._shape_cache[key] = _bound_shapes(self.steps, env)
+        return self._shape_cache[key]
+
     def run(self, inputs: Mapping[str, np.ndarray],
             bindings: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
         g = self.graph
         env = bind_inputs(g, inputs, bindings)
+        shapes = self._expected_shapes(env)
         vals: list = [None] * self.nslots
         for name, s in self.args:
             vals[s] = np.asarray(inputs[name])
-        for op, ref, attrs, ins, outs_slots, types, static, free in self.steps:
+        for (op, ref, attrs, ins, outs_slots, types, _, free), want in zip(self.steps, shapes):
             if op.name == "weight":
                 outs = [_weight(g, op)]
             elif op.name == "sym_dims":
@@ -102,16 +111,20 @@ class Plan:
             if len(outs) != len(outs_slots):
                 raise VerifyError(f"{op.name}: reference gave {len(outs)} results, "
                                   f"expected {len(outs_slots)}", location=op.where())
-            for o, s, t, st in zip(outs, outs_slots, types, static):
+            for o, s, t, w in zip(outs, outs_slots, types, want):
                 o = np.asarray(o)
-                if o.dtype != t.dtype.numpy or (o.shape != st if st is not None
-                                                else not _shape_ok(t, o, env)):
+                if o.dtype != t.dtype.numpy or not _shape_ok(w, o.shape):
                     raise VerifyError(f"{op.name}: computed {o.dtype}{list(o.shape)} but "
                                       f"type says {t.bind(env)}", location=op.where())
                 vals[s] = o
             for s in free:
                 vals[s] = None
         return {name: vals[s] for name, s in self.outputs}
+
+
+def _bound_shapes(steps, env) -> list:
+    return [[tuple(t.bind(env).shape) if st is None else st for t, st in zip(types, static)]
+            for (_, _, _, _, _, types, static, _) in steps]
 
 
 def _weight(g: Graph, op) -> np.ndarray:
@@ -123,10 +136,10 @@ def _weight(g: Graph, op) -> np.ndarray:
     return store.get(name)
 
 
-def _shape_ok(t: TensorType, o: np.ndarray, env) -> bool:
-    bt = t.bind(env)
-    return len(bt.shape) == o.ndim and all(
-        isinstance(d, Sym) or d == n for d, n in zip(bt.shape, o.shape))
+def _shape_ok(want: tuple, got: tuple) -> bool:
+    """`want` has ints, or Syms the inputs did not bind (which match anything)."""
+    return want == got or (len(want) == len(got) and all(
+        isinstance(d, Sym) or d == n for d, n in zip(want, got)))
 
 
 def run_graph(g: Graph, inputs: Mapping[str, np.ndarray],
