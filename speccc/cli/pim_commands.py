@@ -1,0 +1,162 @@
+"""`speccc hw list|show` and `speccc asm`: hardware presets and PIM listings."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from speccc.cli.main import main
+from speccc.errors import SpecccError
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def _write_atomic(path: str, text: str) -> None:
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, target)
+
+
+# ------------------------------------------------------------------- hw -------
+@main.group()
+def hw() -> None:
+    """Hardware descriptions (TOML presets or files)."""
+
+
+@hw.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def hw_list(as_json: bool) -> None:
+    """List the shipped presets with their headline figures."""
+    from speccc.hw import load_hw, preset_names
+    rows = []
+    for name in preset_names():
+        cfg = load_hw(name)
+        d = cfg.derived()
+        rows.append({"name": name, "kind": cfg.pim.kind, "description": cfg.description,
+                     "channels": cfg.pim.channels, "capacity_gib": d["capacity_bytes"] / 2**30,
+                     "peak_internal_gbs": d["peak_internal_gbs"],
+                     "peak_external_gbs": d["peak_external_gbs"]})
+    if as_json:
+        return _echo_json(rows)
+    t = Table("preset", "kind", "channels", "capacity", "internal", "external")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], str(r["channels"]), f"{r['capacity_gib']:.0f} GiB",
+                  f"{r['peak_internal_gbs']:.0f} GB/s", f"{r['peak_external_gbs']:.0f} GB/s")
+    con = Console()
+    con.print(t)
+    for r in rows:
+        con.print(f"  {r['name']}: {r['description']}")
+
+
+@hw.command("show")
+@click.argument("preset")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def hw_show(preset: str, as_json: bool) -> None:
+    """Show every field of PRESET (a preset name or a .toml path) and derived figures."""
+    from speccc.hw import load_hw
+    cfg = load_hw(preset)
+    data = {**cfg.to_dict(), "derived": cfg.derived()}
+    if as_json:
+        return _echo_json(data)
+    con = Console()
+    con.print(f"[bold]{cfg.name}[/bold]: {cfg.description}")
+    for section in ("npu", "link", "energy"):
+        _table(con, f"[{section}]", data[section])
+    pim = dict(data["pim"])
+    pu, timing = pim.pop("pu"), pim.pop("timing")
+    _table(con, "[pim]", pim)
+    _table(con, "[pim.pu]", pu)
+    _table(con, "[pim.timing]", timing)
+    _table(con, "derived", data["derived"])
+
+
+def _table(con: Console, title: str, fields: dict) -> None:
+    t = Table(title=title, show_header=False, title_justify="left")
+    for k, v in fields.items():
+        t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
+    con.print(t)
+
+
+# ------------------------------------------------------------------ asm -------
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--hw", "hw_name", help="Preset or .toml (default: the listing's `.hw` line).")
+@click.option("--run", is_flag=True, help="Time the listing (cycles, bandwidth, energy).")
+@click.option("--check", is_flag=True, help="Verify every timing/state constraint (exit 1 on a violation).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-refresh", is_flag=True, help="Run without DRAM refresh.")
+@click.option("--trace", "trace_out", type=click.Path(dir_okay=False),
+              help="With --run: write the issued trace as a cycle-stamped listing.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the canonical listing here instead of stdout.")
+def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, output) -> None:
+    """Parse a PIM listing and print it canonically; --run times it, --check verifies it.
+
+    \b
+    speccc asm gemv.pim --hw aim-gddr6            # canonical listing
+    speccc asm gemv.pim --run --json              # cycles, bytes, energy
+    speccc asm trace.pim --check                  # stamped trace: verify the stamps
+    """
+    from speccc.hw import load_hw
+    from speccc.targets.pim.listing import check_ranges, format_program, parse
+    text = Path(file).read_text(encoding="utf-8")
+    prog = parse(text, name=Path(file).name)
+    name = hw_name or prog.hw
+    cfg = load_hw(name) if name else None
+    if cfg is not None:
+        check_ranges(prog, cfg)
+    canonical = format_program(prog)
+    if output:
+        _write_atomic(output, canonical)
+    if not (run or check):
+        if as_json:
+            return _echo_json({"file": file, "hw": name, "listing": canonical})
+        if not output:
+            click.echo(canonical, nl=False)
+        return
+    if cfg is None:
+        raise SpecccError(f"{file}: no hardware preset: pass --hw or start the listing with `.hw NAME`")
+    report: dict = {"file": file, "hw": cfg.name}
+    if run:
+        from speccc.targets.pim.emulator import format_trace, time_program
+        t0 = time.perf_counter()
+        res = time_program(prog, cfg, refresh=not no_refresh, record=bool(trace_out))
+        report["run"] = {**res.to_dict(), "wall_s": round(time.perf_counter() - t0, 4)}
+        if trace_out:
+            _write_atomic(trace_out, format_trace(res.trace, cfg.name))
+    if check:
+        from speccc.targets.pim.checker import check_program
+        rep = check_program(prog, cfg, refresh=not no_refresh)
+        report["check"] = {"ok": True, "commands": rep.commands, "last_issue": rep.last_issue,
+                           "stamps": "listing" if rep.stamped else "emulator"}
+    if as_json:
+        return _echo_json(report)
+    if run:
+        r = report["run"]
+        con = Console()
+        t = Table(title=f"{file} on {cfg.name}", show_header=False, title_justify="left")
+        t.add_row("cycles", f"{r['cycles']:,}")
+        t.add_row("time", f"{r['ns'] / 1000:,.3f} us")
+        t.add_row("commands", f"{r['commands']:,} ({r['refreshes']:,} refreshes)")
+        t.add_row("bytes inside / outside", f"{r['bytes_internal']:,} / {r['bytes_external']:,}")
+        util = r["channel_utilization"]
+        used = [u for u in util if u > 0] or [0.0]
+        t.add_row("channel utilization", f"mean {sum(used) / len(used):.3f} over {len(used)} channels")
+        t.add_row("energy", f"{r['energy_total_pj'] / 1e6:,.3f} uJ")
+        for k, v in r["energy_pj"].items():
+            t.add_row(f"  {k}", f"{v / 1e6:,.3f} uJ")
+        t.add_row("wall", f"{r['wall_s']:.3f} s")
+        con.print(t)
+    if check:
+        c = report["check"]
+        click.echo(f"check passed: {c['commands']:,} commands, stamps from the {c['stamps']}")
