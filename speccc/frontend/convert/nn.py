@@ -58,3 +58,36 @@ for _onnx, _ir in {"Softmax": "softmax", "LogSoftmax": "log_softmax",
                    "Hardmax": "hardmax"}.items():
     converter(_onnx, since=1)(_softmax_like(_ir, coerce_2d=True))
     converter(_onnx, since=13)(_softmax_like(_ir, coerce_2d=False))
+
+
+@converter("RotaryEmbedding", since=23)
+def rotary_embedding(ctx):
+    return ctx.emit("rotary_embedding", [v for v in ctx.inputs if v is not None], {
+        "interleaved": bool(ctx.attr("interleaved", 0)),
+        "rotary_dim": int(ctx.attr("rotary_embedding_dim", 0)),
+        "num_heads": int(ctx.attr("num_heads", 0))})
+
+
+def _const_scalar(ctx, i, what, default):
+    if ctx.input(i) is None:
+        return default
+    v = ctx.require_const(i, what).reshape(-1)
+    if v.size != 1:
+        ctx.fail(f"{what} must be a scalar")
+    return v[0].item()
+
+
+@converter("Dropout", since=7)
+def dropout(ctx):
+    # Opset 7-11: ratio attribute, always inference. 12+: ratio and training_mode inputs.
+    if ctx.opset >= 12:
+        ratio = float(_const_scalar(ctx, 1, "ratio", 0.5))
+        training = bool(_const_scalar(ctx, 2, "training_mode", False))
+    else:
+        ratio, training = float(ctx.attr("ratio", 0.5)), False
+    want_mask = len(ctx.node.output) > 1 and ctx.node.output[1] != ""
+    if not training and not want_mask:
+        return [ctx.input(0)]
+    return ctx.emit("dropout", [ctx.input(0)], {
+        "ratio": float(np.float32(ratio)), "training": training,
+        "seed": int(ctx.attr("seed", -1))})

@@ -11,7 +11,7 @@ import numpy as np
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import broadcast_dims, matmul_cost, norm_axis
 from speccc.ir.ops.reduce import acc_dtype
-from speccc.ir.types import TensorType, dim_add, dim_mul, dim_prod
+from speccc.ir.types import DType, TensorType, dim_add, dim_mul, dim_prod
 
 
 def _same_dim(ctx, a, b, what: str) -> None:
@@ -221,3 +221,71 @@ for _name, _ref in {"softmax": _softmax_ref(False), "log_softmax": _softmax_ref(
     define(_name, 1, _axis_infer, _ref, attrs={"axis": Attr("int", -1)},
            cost=pointwise_cost(5 if _name != "hardmax" else 1),
            doc=f"{_name} along one axis.")
+
+# --- rotary embedding (ONNX RotaryEmbedding) -----------------------------------------------
+
+
+def _rotary_infer(ctx):
+    x, cos, sin = ctx.types[:3]
+    if x.rank not in (3, 4):
+        ctx.fail(f"input {x} must be [B, H, S, D] or [B, S, H*D]")
+    heads = ctx.attr("num_heads")
+    if x.rank == 3 and heads <= 0:
+        ctx.fail("num_heads is required for a 3-D input")
+    if cos != sin:
+        ctx.fail(f"cos {cos} and sin {sin} differ")
+    want = 2 if len(ctx.types) == 4 else 3
+    if cos.rank != want:
+        ctx.fail(f"cos/sin caches must be {want}-D here, got {cos}")
+    return [x]
+
+
+def _rotary_ref(ins, attrs):
+    x, cos, sin = ins[:3]
+    if len(ins) == 4:  # caches are tables indexed by position: [B, S, rot/2]
+        cos, sin = cos[ins[3]], sin[ins[3]]
+    # Work in [B, S, H, D].
+    xs = x.reshape(x.shape[0], x.shape[1], attrs["num_heads"], -1) if x.ndim == 3 \
+        else np.transpose(x, (0, 2, 1, 3))
+    rot = attrs["rotary_dim"] or xs.shape[-1]
+    xr, rest = xs[..., :rot], xs[..., rot:]
+    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    if attrs["interleaved"]:
+        x1, x2 = xr[..., 0::2], xr[..., 1::2]
+    else:
+        x1, x2 = xr[..., :rot // 2], xr[..., rot // 2:]
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    if attrs["interleaved"]:
+        xr = np.stack([real, imag], axis=-1).reshape(xr.shape)
+    else:
+        xr = np.concatenate([real, imag], axis=-1)
+    y = np.concatenate([xr, rest], axis=-1).astype(x.dtype)
+    return [y.reshape(x.shape) if x.ndim == 3 else np.ascontiguousarray(
+        np.transpose(y, (0, 2, 1, 3)))]
+
+
+define("rotary_embedding", (3, 4), _rotary_infer, _rotary_ref, cost=pointwise_cost(3),
+       attrs={"interleaved": Attr("bool", False), "rotary_dim": Attr("int", 0),
+              "num_heads": Attr("int", 0)},
+       doc="ONNX RotaryEmbedding: rotate the first rotary_dim (0: all) of each head by "
+           "cos/sin, halves (or interleaved pairs); caches [B, S, rot/2] or, with "
+           "position_ids, a [max_pos, rot/2] table gathered by them.")
+
+# --- dropout -------------------------------------------------------------------------------
+
+
+def _dropout_ref(ins, attrs):
+    x, ratio = ins[0], attrs["ratio"]
+    if not attrs["training"] or ratio == 0:
+        return [x.copy(), np.ones(x.shape, dtype=bool)]
+    # ONNX leaves the generator unspecified; this one is numpy's, seeded by `seed`.
+    rng = np.random.RandomState(attrs["seed"] if attrs["seed"] >= 0 else None)
+    mask = rng.uniform(0, 1.0, x.shape) >= ratio
+    return [(mask * x * (1.0 / (1.0 - ratio))).astype(x.dtype), mask]
+
+
+define("dropout", 1, lambda c: [c.types[0], c.types[0].with_dtype(DType.bool)], _dropout_ref,
+       attrs={"ratio": Attr("float", 0.5), "training": Attr("bool", False),
+              "seed": Attr("int", -1)},
+       doc="Inference: identity and an all-true mask. Training: zero elements with "
+           "probability ratio, scale the rest by 1/(1-ratio); returns (y, mask).")
