@@ -12,7 +12,7 @@ import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import matmul_cost, norm_axis
-from speccc.ir.ops.nn import matmul_shape
+from speccc.ir.ops.nn import matmul_shape, pointwise_cost
 from speccc.ir.types import DType, TensorType, dim_add, dim_mul
 
 # Narrow float targets: no zero point; the f8 ones saturate on request.
@@ -81,7 +81,8 @@ def _dequant_ref(ins, attrs):
 
 _QATTRS = {"axis": Attr("int", 1), "block_size": Attr("int", 0)}
 
-define("dequantize_linear", (2, 3), _dequant_infer, _dequant_ref,
+# Two flops per element: subtract the zero point, multiply by the scale (and the reverse).
+define("dequantize_linear", (2, 3), _dequant_infer, _dequant_ref, cost=pointwise_cost(2),
        attrs={**_QATTRS, "to": Attr("dtype")},
        doc="(x - zero_point) * scale -> `to`; per tensor, per axis or blocked.")
 
@@ -119,7 +120,7 @@ def _quant_ref(ins, attrs):
         return [np.clip(q, int(info.min), int(info.max)).astype(to)]
 
 
-define("quantize_linear", (2, 3), _quant_infer, _quant_ref,
+define("quantize_linear", (2, 3), _quant_infer, _quant_ref, cost=pointwise_cost(3),
        attrs={**_QATTRS, "to": Attr("dtype"), "saturate": Attr("bool", True)},
        doc="saturate(round(x / scale) + zero_point) as `to` (float8: scaled cast, "
            "saturating unless saturate=false).")
@@ -142,7 +143,7 @@ def _dyn_ref(ins, attrs):
     return [y.astype(np.uint8), np.array(scale).astype(x.dtype), np.array(zp).astype(np.uint8)]
 
 
-define("dynamic_quantize_linear", 1, _dyn_infer, _dyn_ref,
+define("dynamic_quantize_linear", 1, _dyn_infer, _dyn_ref, cost=pointwise_cost(5),
        doc="u8-quantize x with scale/zero point from its own min/max (range incl. 0); "
            "returns (y, scale, zero_point).")
 
