@@ -267,3 +267,45 @@ def test_quantize_dequantize_blocked_int4_roundtrip():
     (y,) = _speccc(model, [x])
     np.testing.assert_allclose(y, x, atol=float(scale.max()) / 2 + 1e-6)
     np.testing.assert_allclose(y, _ort(model, {"x": x})[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("eq,shapes", [
+    ("...ij,...jk", [(2, 3, 4), (4, 5)]),
+    ("Ab,bC->CA", [(3, 4), (4, 2)]),
+    ("i...,...i->...", [(3, 2, 5), (2, 5, 3)]),
+    ("bij", [(2, 3, 4)]),
+])
+def test_einsum_ellipsis_and_upper_case(eq, shapes):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    names = [f"x{i}" for i in range(len(xs))]
+    want = np.einsum(eq, *xs)
+    model = _model([helper.make_node("Einsum", names, ["y"], equation=eq)],
+                   [helper.make_tensor_value_info(n, TP.FLOAT, list(x.shape))
+                    for n, x in zip(names, xs)],
+                   [helper.make_tensor_value_info("y", TP.FLOAT, list(want.shape))])
+    (got,) = _speccc(model, xs)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_before_13_with_symbolic_dims():
+    from speccc.frontend.onnx_import import ImportOptions, import_model
+    model = _model([helper.make_node("Softmax", ["x"], ["y"], axis=1)],
+                   [helper.make_tensor_value_info("x", TP.FLOAT, [2, "T", 8])],
+                   [helper.make_tensor_value_info("y", TP.FLOAT, [2, "T", 8])], opset=11)
+    g = import_model(model, ImportOptions(shapes_only=True)).graphs["target"]
+    assert g.outputs[0].type == _t(2, T, 8)
+    assert "softmax" in [op.name for op in g.ops()]
+
+
+def test_dropout_inference_is_identity_with_true_mask():
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    for opset, node in ((11, helper.make_node("Dropout", ["x"], ["y", "m"], ratio=0.3)),
+                        (13, helper.make_node("Dropout", ["x"], ["y", "m"]))):
+        model = _model([node], [helper.make_tensor_value_info("x", TP.FLOAT, [3, 4])],
+                       [helper.make_tensor_value_info("y", TP.FLOAT, [3, 4]),
+                        helper.make_tensor_value_info("m", TP.BOOL, [3, 4])], opset=opset)
+        y, m = _speccc(model, [x])
+        np.testing.assert_array_equal(y, x)
+        assert m.dtype == np.bool_ and m.all()

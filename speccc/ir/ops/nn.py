@@ -1,10 +1,13 @@
 """Linear algebra and NN ops: matmul, gemm, einsum, the softmax family, rotary embedding.
 Normalizations live in norm.py.
 
-Floats narrower than f32 (f16, bf16, f8) compute in f32 and round once at the end, as
-ONNX runtimes accumulate; integer matmuls stay in their type (wrapping).
+Contractions (matmul, gemm, einsum) on floats narrower than f32 (f16, bf16, f8) accumulate
+in f32 and round once, as ONNX runtimes do; integer matmuls stay in their type (wrapping).
+The softmax family instead follows its ONNX function body step by step in the input type.
 """
 from __future__ import annotations
+
+import string
 
 import numpy as np
 
@@ -96,10 +99,11 @@ define("gemm", (2, 3), _gemm_infer, _gemm_ref, cost=_gemm_cost,
 # --- einsum --------------------------------------------------------------------------------
 
 
-def parse_einsum(equation: str, ranks: list[int]) -> tuple[list[str], str]:
+def parse_einsum(equation: str, ranks: list[int]) -> tuple[list[str], str, str]:
     """Split an equation into per-input subscripts and the output subscripts, with
-    '...' replaced by upper-case letters (one per broadcast dim, right-aligned); the
-    implicit output is the ellipsis then the letters used once, sorted."""
+    '...' replaced by letters the equation does not use (one per broadcast dim,
+    right-aligned); the implicit output is the ellipsis then the letters used once,
+    sorted. Also returns the ellipsis letters."""
     eq = equation.replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     terms = lhs.split(",")
@@ -107,7 +111,8 @@ def parse_einsum(equation: str, ranks: list[int]) -> tuple[list[str], str]:
         raise ValueError(f"equation has {len(terms)} inputs, got {len(ranks)} operands")
     n_ell = max((r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t),
                 default=0)
-    ell = "".join(chr(ord("A") + i) for i in range(n_ell))
+    free = [c for c in string.ascii_letters if c not in eq]
+    ell = "".join(free[:n_ell])
     subs = []
     for t, r in zip(terms, ranks):
         if "..." in t:
@@ -120,14 +125,14 @@ def parse_einsum(equation: str, ranks: list[int]) -> tuple[list[str], str]:
         out = rhs.replace("...", ell)
     else:
         letters = "".join(subs)
-        out = ell + "".join(sorted(c for c in set(letters) if c.islower() and
+        out = ell + "".join(sorted(c for c in set(letters) if c not in ell and
                                    letters.count(c) == 1))
-    return subs, out
+    return subs, out, ell
 
 
 def _einsum_infer(ctx):
     try:
-        subs, out = parse_einsum(ctx.attr("equation"), [t.rank for t in ctx.types])
+        subs, out, ell = parse_einsum(ctx.attr("equation"), [t.rank for t in ctx.types])
     except ValueError as e:
         ctx.fail(str(e))
     if any(t.dtype != ctx.types[0].dtype for t in ctx.types):
@@ -135,7 +140,7 @@ def _einsum_infer(ctx):
     sizes: dict = {}
     for s, t in zip(subs, ctx.types):
         for c, d in zip(s, t.shape):
-            if c.isupper():  # ellipsis dims broadcast
+            if c in ell:  # ellipsis dims broadcast
                 sizes[c] = broadcast_dims(ctx, [(sizes.get(c, 1),), (d,)])[0]
             elif sizes.setdefault(c, d) != d:
                 _same_dim(ctx, sizes[c], d, f"subscript {c!r} has two sizes")
@@ -145,13 +150,13 @@ def _einsum_infer(ctx):
 
 
 def _einsum_ref(ins, attrs):
-    subs, out = parse_einsum(attrs["equation"], [x.ndim for x in ins])
+    subs, out, _ = parse_einsum(attrs["equation"], [x.ndim for x in ins])
     y = np.einsum(",".join(subs) + "->" + out, *[_up(x) for x in ins])
     return [np.asarray(y).astype(ins[0].dtype)]
 
 
 def _einsum_cost(ctx, out):
-    subs, _ = parse_einsum(ctx.attr("equation"), [t.rank for t in ctx.types])
+    subs, _, _ = parse_einsum(ctx.attr("equation"), [t.rank for t in ctx.types])
     sizes = {c: d for s, t in zip(subs, ctx.types) for c, d in zip(s, t.shape)}
     # Every point of the full index space is visited once: a multiply-add per extra input.
     flops = dim_mul(max(2 * (len(ctx.types) - 1), 1), dim_prod(sizes.values()))
