@@ -107,9 +107,14 @@ def clip(ctx):
 
 
 def _cast_attrs(ctx, to):
-    # saturate (opset 19+) only matters for float8 targets; round_mode (24+) for E8M0.
-    return {"to": to, "saturate": int(ctx.attr("saturate", 1)),
-            "round_mode": ctx.attr("round_mode", "up")}
+    # saturate (opset 19+) only matters for float8 targets, round_mode (24+) for E8M0;
+    # they are set only when not the default so ordinary casts print as `{to = ...}`.
+    attrs = {"to": to}
+    if not ctx.attr("saturate", 1):
+        attrs["saturate"] = 0
+    if ctx.attr("round_mode", "up") != "up":
+        attrs["round_mode"] = ctx.attr("round_mode")
+    return attrs
 
 
 @converter("Cast", since=6)
