@@ -121,7 +121,7 @@ def ops(as_json):
 
 
 @main.command()
-@click.argument("file", type=click.Path())
+@click.argument("file", type=click.Path(), required=False)
 @click.option("-p", "--pipeline", default="", help="Passes, e.g. 'canonicalize,fold,dce'.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write IR here "
               "(default stdout).")
@@ -139,6 +139,8 @@ def opt(file, pipeline, output, list_passes, print_after, verify_each, time_pass
         for name, cls in all_passes().items():
             click.echo(f"{name:14s} {cls.summary}")
         return
+    if not file:
+        raise SpecccError("opt: give an IR FILE (or --list-passes)")
     text, pm = driver.opt_file(file, pipeline, **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
