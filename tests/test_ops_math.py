@@ -309,3 +309,34 @@ def test_dropout_inference_is_identity_with_true_mask():
         y, m = _speccc(model, [x])
         np.testing.assert_array_equal(y, x)
         assert m.dtype == np.bool_ and m.all()
+
+
+def _attention_model():
+    node = helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"],
+                            ["y", "present_k", "present_v"], is_causal=1)
+    ins = [helper.make_tensor_value_info(n, TP.FLOAT, [1, h, s, 16]) for n, h, s in
+           (("q", 4, "T"), ("k", 2, "T"), ("v", 2, "T"), ("pk", 2, "P"), ("pv", 2, "P"))]
+    outs = [helper.make_tensor_value_info("y", TP.FLOAT, [1, 4, "T", 16])] + \
+        [helper.make_tensor_value_info(n, TP.FLOAT, [1, 2, "S", 16])
+         for n in ("present_k", "present_v")]
+    return _model([node], ins, outs, opset=23)
+
+
+def test_attention_expands_with_symbolic_kv_cache():
+    from speccc.frontend.onnx_import import ImportOptions, import_model
+    model = _attention_model()
+    g = import_model(model, ImportOptions(shapes_only=True)).graphs["target"]
+    assert [o.type for o in g.outputs] == [_t(1, 4, T, 16), _t(1, 2, P + T, 16),
+                                           _t(1, 2, P + T, 16)]
+    names = [op.name for op in g.ops()]
+    assert names.count("matmul") == 2 and "softmax" in names
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal((1, h, s, 16)).astype(np.float32) for n, h, s in
+             (("q", 4, 3), ("k", 2, 3), ("v", 2, 3), ("pk", 2, 2), ("pv", 2, 2))}
+    got = _speccc(model, feeds)
+    try:
+        want = _ort(model, feeds)
+    except Exception as e:  # an onnxruntime without opset-23 Attention
+        pytest.skip(f"onnxruntime: {str(e).splitlines()[0][:120]}")
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
