@@ -81,9 +81,27 @@ class Plan:
                                  if last_use[slot[id(v)]] == i and slot[id(v)] not in keep}))
             types = [r.type for r in op.results]
             static = [tuple(t.shape) if t.is_static else None for t in types]
-            self.steps.append((op, od.ref, od.full_attrs(op.attrs),
+            dtypes = [t.dtype.numpy for t in types]
+            self.steps.append((op, self._ref_for(op, od), od.full_attrs(op.attrs),
                                [slot[id(v)] for v in op.operands],
-                               [slot[id(r)] for r in op.results], types, static, free))
+                               [slot[id(r)] for r in op.results], types, static, free,
+                               dtypes))
+        self._env: dict = {}
+
+    def _ref_for(self, op, od):
+        """The step's semantics; sources resolve from the store / the run's bindings."""
+        if op.name == "weight":
+            cache: list = []
+
+            def weight(ins, attrs):
+                if not cache:
+                    cache.append(_weight(self.graph, op))
+                return cache
+            return weight
+        if op.name == "sym_dims":
+            # A folded symbolic shape vector: its value follows from the input shapes.
+            return lambda ins, attrs: [sym_dims_bound(op, self._env)]
+        return od.ref
 
     def _expected_shapes(self, env: dict) -> list:
         """Result shapes per step for these symbol values (cached per binding)."""
@@ -97,23 +115,19 @@ class Plan:
         g = self.graph
         env = bind_inputs(g, inputs, bindings)
         shapes = self._expected_shapes(env)
+        self._env = env
         vals: list = [None] * self.nslots
         for name, s in self.args:
             vals[s] = np.asarray(inputs[name])
-        for (op, ref, attrs, ins, outs_slots, types, _, free), want in zip(self.steps, shapes):
-            if op.name == "weight":
-                outs = [_weight(g, op)]
-            elif op.name == "sym_dims":
-                # A folded symbolic shape vector: its value follows from the input shapes.
-                outs = [sym_dims_bound(op, env)]
-            else:
-                outs = ref([vals[i] for i in ins], attrs)
+        for (op, ref, attrs, ins, outs_slots, types, _, free, dtypes), want in zip(self.steps,
+                                                                                   shapes):
+            outs = ref([vals[i] for i in ins], attrs)
             if len(outs) != len(outs_slots):
                 raise VerifyError(f"{op.name}: reference gave {len(outs)} results, "
                                   f"expected {len(outs_slots)}", location=op.where())
-            for o, s, t, w in zip(outs, outs_slots, types, want):
+            for o, s, t, w, dt in zip(outs, outs_slots, types, want, dtypes):
                 o = np.asarray(o)
-                if o.dtype != t.dtype.numpy or not _shape_ok(w, o.shape):
+                if o.dtype != dt or not _shape_ok(w, o.shape):
                     raise VerifyError(f"{op.name}: computed {o.dtype}{list(o.shape)} but "
                                       f"type says {t.bind(env)}", location=op.where())
                 vals[s] = o
@@ -124,7 +138,7 @@ class Plan:
 
 def _bound_shapes(steps, env) -> list:
     return [[tuple(t.bind(env).shape) if st is None else st for t, st in zip(types, static)]
-            for (_, _, _, _, _, types, static, _) in steps]
+            for (_, _, _, _, _, types, static, _, _) in steps]
 
 
 def _weight(g: Graph, op) -> np.ndarray:
