@@ -269,6 +269,6 @@ def _load_tensor(tensor, base_dir: str, where: str) -> np.ndarray:
             onnx.external_data_helper.load_external_data_for_tensor(t, base_dir)
             return numpy_helper.to_array(t)
         return numpy_helper.to_array(tensor)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise SpecccError(f"cannot read weight data ({e}); use --shapes-only for models "
                           "without data", location=where) from None

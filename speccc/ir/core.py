@@ -210,6 +210,10 @@ class WeightStore:
     def has(self, name: str) -> bool:
         return name in self._data or name in self._loaders
 
+    def is_loaded(self, name: str) -> bool:
+        """Whether the bytes of `name` have been read (lazy weights start unloaded)."""
+        return name in self._data
+
     def get(self, name: str) -> np.ndarray:
         if name not in self._data:
             if name not in self._loaders:
