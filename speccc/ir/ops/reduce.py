@@ -154,7 +154,7 @@ def _scan_ref(np_scan, identity):
         acc = acc_dtype(x.dtype)
         y = np.flip(x, axis) if attrs["reverse"] else x
         out = np_scan(y.astype(acc), axis=axis, dtype=acc)
-        if attrs["exclusive"]:
+        if attrs["exclusive"] and out.shape[axis]:
             # Shift by one along axis, filling the first slot with the identity.
             pad = np.full_like(np.take(out, [0], axis=axis), identity)
             out = np.concatenate([pad, np.delete(out, -1, axis=axis)], axis=axis)
