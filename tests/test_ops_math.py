@@ -4,6 +4,7 @@ old-opset conversions, narrow dtypes through the printer/parser."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto as TP
 from onnx import helper
@@ -340,3 +341,78 @@ def test_attention_expands_with_symbolic_kv_cache():
         pytest.skip(f"onnxruntime: {str(e).splitlines()[0][:120]}")
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+# --- differential checks against onnxruntime -----------------------------------------------
+
+F32, F16, I32, I64 = np.float32, np.float16, np.int32, np.int64
+# (op, attrs, input shapes, dtype, opset, constant inputs as (index, array))
+DIFF_CASES = [
+    ("MatMul", {}, [(2, 3, 4), (4, 5)], F32, 18, []),
+    ("MatMul", {}, [(4,), (2, 4, 3)], F16, 18, []),
+    ("MatMul", {}, [(3, 1, 2, 4), (5, 4, 2)], I32, 18, []),
+    ("MatMul", {}, [(2, 5), (5, 3)], I64, 18, []),
+    ("Gemm", {"transA": 1, "alpha": 0.7, "beta": 0.3}, [(4, 3), (4, 5), (5,)], F32, 18, []),
+    ("Gemm", {"transB": 1}, [(2, 6), (3, 6), (2, 1)], F16, 18, []),
+    ("Softmax", {"axis": 0}, [(3, 4, 5)], F16, 18, []),
+    ("LogSoftmax", {"axis": 1}, [(3, 4, 5)], F32, 18, []),
+    ("Hardmax", {}, [(3, 7)], F16, 18, []),
+    ("ReduceL2", {"keepdims": 0}, [(3, 4, 5)], F32, 18, [(1, np.array([0, 2]))]),
+    ("ReduceLogSumExp", {}, [(3, 4, 5)], F16, 18, [(1, np.array([-1]))]),
+    ("ReduceProd", {"keepdims": 0}, [(2, 3, 2)], I64, 18, [(1, np.array([1]))]),
+    ("ReduceMean", {}, [(2, 8, 64)], F16, 18, [(1, np.array([-1]))]),
+    ("ReduceMin", {"keepdims": 0}, [(4, 5)], I32, 18, []),
+    ("ArgMin", {"axis": 1, "select_last_index": 1}, [(3, 6)], I32, 13, []),
+    ("ArgMax", {"axis": 0, "keepdims": 0}, [(4, 3)], F16, 13, []),
+    ("TopK", {"axis": 0, "largest": 0}, [(6, 3)], I64, 11, [(1, np.array([4]))]),
+    ("TopK", {}, [(2, 9)], F32, 11, [(1, np.array([3]))]),
+    ("CumSum", {"exclusive": 1, "reverse": 1}, [(3, 4)], I64, 14, [(1, np.array(1))]),
+    ("LayerNormalization", {"axis": 1}, [(2, 3, 8), (3, 8), (3, 8)], F16, 17, []),
+    ("LayerNormalization", {"epsilon": 1e-3}, [(4, 16), (16,)], F32, 17, []),
+    ("Einsum", {"equation": "bij,bkj->bik"}, [(2, 3, 4), (2, 5, 4)], F32, 18, []),
+    ("QuantizeLinear", {"axis": 1}, [(2, 3, 4), (3,), (3,)], F32, 21, []),
+    ("DequantizeLinear", {"axis": 1}, [(2, 3, 4), (3,)], np.int8, 21, []),
+    ("InstanceNormalization", {}, [(2, 3, 5), (3,), (3,)], F32, 18, []),
+    ("BatchNormalization", {}, [(2, 3, 4), (3,), (3,), (3,), (3,)], F32, 15, []),
+    ("LpNormalization", {"axis": 0, "p": 1}, [(3, 4)], F32, 18, []),
+]
+
+
+def _rand(rng, shape, dt):
+    if np.dtype(dt).kind in "iu":
+        return rng.integers(-5, 6, size=shape).astype(dt)  # small: ties for arg/topk
+    return rng.standard_normal(shape).astype(dt)
+
+
+@pytest.mark.parametrize("op,attrs,shapes,dt,opset,consts", DIFF_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(DIFF_CASES)])
+def test_matches_onnxruntime(op, attrs, shapes, dt, opset, consts):
+    rng = np.random.default_rng(len(shapes) + len(op))
+    ins = [_rand(rng, s, dt) for s in shapes]
+    if op == "QuantizeLinear":  # positive f32 scales, i8 zero points
+        ins[1] = (np.abs(ins[1]) + 0.05).astype(F32)
+        ins[2] = rng.integers(-3, 4, size=shapes[2]).astype(np.int8)
+    if op == "DequantizeLinear":
+        ins[1] = (np.abs(rng.standard_normal(shapes[1])) + 0.05).astype(F32)
+    if op == "BatchNormalization":
+        ins[4] = np.abs(ins[4]) + 0.1
+    names = [f"i{k}" for k in range(len(ins) + len(consts))]
+    const_at = dict(consts)
+    inits = [helper.make_tensor(names[i], TP.INT64, a.shape, a.astype(I64).reshape(-1).tolist())
+             for i, a in consts]
+    feeds = dict(zip([n for k, n in enumerate(names) if k not in const_at], ins))
+    n_out = 2 if op == "TopK" else 1
+    node = helper.make_node(op, names, [f"o{k}" for k in range(n_out)], **attrs)
+    vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+          for n, a in feeds.items()]
+    model = helper.make_model(helper.make_graph([node], "g", vi, [], inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    # Output types from onnx's own shape inference.
+    inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    model.graph.output.extend(inferred[f"o{k}"] for k in range(n_out))
+    want = _ort(model, feeds)
+    got = _speccc(model, feeds)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        tol = 2e-3 if w.dtype == np.float16 else 1e-5
+        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=tol,
+                                   atol=tol)
