@@ -287,7 +287,11 @@ def parse(text: str, name: str = "<listing>") -> Program:
             raise ParseError(e.msg, location=f"{name}:{e.line}:{e.col}") from None
         raise
     except UnexpectedInput as err:
-        raise ParseError(_syntax_message(err), location=f"{name}:{err.line}:{err.column}") from None
+        line, col = err.line, err.column
+        if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken)
+                                               and err.token.type == "$END"):
+            line, col = text.count("\n") + (0 if text.endswith("\n") else 1) + 1, 1
+        raise ParseError(_syntax_message(err), location=f"{name}:{line}:{col}") from None
     hw, body = None, []
     for it in items:
         if isinstance(it, tuple):
@@ -306,6 +310,8 @@ def _syntax_message(err: UnexpectedInput) -> str:
     if isinstance(err, UnexpectedCharacters):
         return f"syntax error: unexpected character {err.char!r}"
     if isinstance(err, UnexpectedEOF):
+        return "syntax error: unexpected end of input (unclosed loop?)"
+    if isinstance(err, UnexpectedToken) and err.token.type == "$END":
         return "syntax error: unexpected end of input (unclosed loop?)"
     if isinstance(err, UnexpectedToken):
         tok = err.token
