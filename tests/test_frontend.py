@@ -63,3 +63,21 @@ def test_shape_subgraphs_fold_away(tmp_path, name):
     module = import_model(path)
     ops = {op.name for op in module.graphs["target"].ops()}
     assert not ops & {"shape", "size", "constant_of_shape"}, ops
+
+
+def test_onnx_shape_inference_cross_checks_our_shape_rules(monkeypatch):
+    """A wrong shape rule (here: transpose ignoring its perm) is caught at import."""
+    from onnx import TensorProto, helper
+
+    from speccc.ir import opdefs
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+         helper.make_node("Relu", ["t"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    import_model(model)  # the real rule agrees with ONNX
+    od = opdefs.lookup("transpose")
+    monkeypatch.setattr(od, "infer", lambda ctx: [ctx.types[0]])
+    with pytest.raises(SpecccError, match="ONNX shape inference gives"):
+        import_model(model)

@@ -50,6 +50,8 @@ class ImportOptions:
     check: bool = True
     # Where external data files live (the model file's folder when importing a path).
     base_dir: str = "."
+    # Compare every result whose shape ONNX's own inference knows statically with ours.
+    cross_check: bool = True
 
 
 def load_model(path) -> onnx.ModelProto:
@@ -203,6 +205,7 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
         return f"D{next(counter)}"
 
     inits = {t.name: t for t in graph.initializer}
+    onnx_shapes = static_onnx_shapes(model) if opts.cross_check and not opts.input_shapes else {}
     for vi in graph.input:
         if vi.name in inits:
             continue  # old-style models list initializers as inputs
@@ -229,6 +232,8 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
         for name, v in zip(node.output, outs):
             if name:
                 env[name] = v
+                if v is not None and name in onnx_shapes:
+                    _cross_check(v, onnx_shapes[name], name, loc)
     outs, names = [], []
     for vo in graph.output:
         if vo.name not in env or env[vo.name] is None:
@@ -237,6 +242,31 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
         names.append(vo.name)
     g.set_outputs(outs, names)
     g.remove_dead()
+
+
+def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
+    """Value name -> shape, for values onnx.shape_inference (with data propagation)
+    infers fully static; an independent check on speccc's own shape rules."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # onnx's inference is advisory here; ours is authoritative
+        return {}
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        tt = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and tt.HasField("shape") and all(
+                d.HasField("dim_value") for d in tt.shape.dim):
+            out[vi.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
+    return out
+
+
+def _cross_check(v, onnx_shape: tuple, name: str, loc: str) -> None:
+    ours = v.type.shape
+    if len(ours) != len(onnx_shape) or any(isinstance(a, int) and a != b
+                                           for a, b in zip(ours, onnx_shape)):
+        raise SpecccError(f"speccc infers {v.type} for '{name}' but ONNX shape inference "
+                          f"gives {list(onnx_shape)}; this is a speccc converter bug, please "
+                          "report it", location=loc)
 
 
 def _const(g: Graph, arr: np.ndarray, loc: str):
