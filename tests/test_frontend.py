@@ -71,7 +71,7 @@ def test_onnx_shape_inference_cross_checks_our_shape_rules(monkeypatch):
 
     from speccc.ir import opdefs
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
     model = helper.make_model(helper.make_graph(
         [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
          helper.make_node("Relu", ["t"], ["y"])], "g", [x], [y]),
