@@ -25,7 +25,8 @@ from speccc.errors import SpecccError
 from speccc.targets.pim.isa import OPS, ew_slots, touched_banks
 from speccc.targets.pim.listing import Command, Loop, Program
 from speccc.targets.pim.steady import HAZARD_LEVELS, LoopAccel, analyse
-from speccc.targets.pim.timing import LEVELS, compile_rules, completion_latency, level_sizes, touched
+from speccc.targets.pim.timing import (KINDS, LEVELS, compile_rules, completion_latency,
+                                       level_sizes, touched)
 
 COUNTERS = ("cmds", "act_banks", "int_bursts", "ext_bursts", "macs", "pu_elems", "refs")
 TIMING_OPERANDS = ("ch", "pc", "bank", "sel", "row", "slot", "acc")
@@ -106,10 +107,39 @@ class Scheduler(LoopAccel):
 
     # ------------------------------------------------------------- layout ----
     def _layout(self) -> None:
-        """Flat `ready` vector: one block per (level, following kind) that some rule needs.
-        Hazard levels go last so a snapshot can relabel them."""
+        """Flat `ready` vector: one block per (level, following kind) that some rule needs;
+        hazard levels last so a snapshot can relabel them.
+
+        Bank and bank-group levels also get group nodes, so an all-bank command costs
+        O(1) instead of O(banks): groups are each `sel` set and the whole of a
+        pseudo-channel. A command touching exactly a group writes `up[g]`; one touching
+        single units writes the unit and `down[g]` of each group holding it. A reader of a
+        unit checks the unit and `up` of its groups; a reader of a group checks `up` of
+        every group meeting it and its own `down`. That is exactly "prev and next share a
+        bank". A rule whose next-set is every kind uses one entry, kind `*`."""
         sizes = level_sizes(self.pim)
-        self.per_pc = {lvl: sizes[lvl] // self.pim.pseudo_channels for lvl in LEVELS}
+        p = self.pim
+        self.per_pc = {lvl: sizes[lvl] // p.pseudo_channels for lvl in LEVELS}
+        self.groups: dict = {}            # level -> {frozenset(units): group id}
+        self.member: dict = {}            # level -> unit -> [group ids]
+        self.meets: dict = {}             # level -> group id -> [group ids sharing a unit]
+        nodes = {}
+        for lvl in LEVELS:
+            gs = []
+            if lvl == "bank":
+                S = p.pu.banks_per_pu
+                for pc in range(p.pseudo_channels):
+                    banks = range(pc * p.banks_per_pc, (pc + 1) * p.banks_per_pc)
+                    gs.append(frozenset(banks))
+                    if S > 1:
+                        gs += [frozenset(b for b in banks if b % S == s) for s in range(S)]
+            elif lvl == "bankgroup":
+                gs = [frozenset(range(pc * p.bank_groups, (pc + 1) * p.bank_groups))
+                      for pc in range(p.pseudo_channels)]
+            self.groups[lvl] = {g: i for i, g in enumerate(gs)}
+            self.member[lvl] = {u: [i for i, g in enumerate(gs) if u in g] for u in range(sizes[lvl])}
+            self.meets[lvl] = {i: [k for k, h in enumerate(gs) if g & h] for i, g in enumerate(gs)}
+            nodes[lvl] = sizes[lvl] + 2 * len(gs)
         self.base: dict = {}
         self.decode: list = []          # for hazard entries: (level, kind, pc, index)
         self.fixed_kind: list = []      # kind of every non-hazard entry
@@ -120,16 +150,37 @@ class Scheduler(LoopAccel):
             for lvl in LEVELS:
                 if (lvl in HAZARD_LEVELS) != hazard:
                     continue
-                kinds = sorted({k for cr in self.rules if cr.rule.level == lvl for k in cr.rule.next})
-                per_pc = sizes[lvl] // self.pim.pseudo_channels
+                kinds = sorted({k for cr in self.rules if cr.rule.level == lvl
+                                for k in self._next_kinds(cr.rule)})
+                per_pc = sizes[lvl] // p.pseudo_channels
                 for k in kinds:
                     self.base[(lvl, k)] = off
                     if hazard:
                         self.decode += [(lvl, k, n // per_pc, n % per_pc) for n in range(sizes[lvl])]
                     else:
-                        self.fixed_kind += [k] * sizes[lvl]
-                    off += sizes[lvl]
+                        self.fixed_kind += [k] * nodes[lvl]
+                    off += nodes[lvl]
         self.size = off
+
+    @staticmethod
+    def _next_kinds(rule) -> tuple:
+        return ("*",) if set(rule.next) == set(KINDS) else rule.next
+
+    def _reads(self, lvl: str, units: tuple) -> list:
+        g = self.groups[lvl].get(frozenset(units)) if len(units) > 1 else None
+        n = len(self.member[lvl])
+        G = len(self.groups[lvl])
+        if g is not None:
+            return [n + h for h in self.meets[lvl][g]] + [n + G + g]
+        return [x for u in units for x in [u] + [n + h for h in self.member[lvl][u]]]
+
+    def _writes(self, lvl: str, units: tuple) -> list:
+        g = self.groups[lvl].get(frozenset(units)) if len(units) > 1 else None
+        n = len(self.member[lvl])
+        G = len(self.groups[lvl])
+        if g is not None:
+            return [n + g]
+        return [x for u in units for x in [u] + [n + G + h for h in self.member[lvl][u]]]
 
     def _sig(self, kind: str, spec, pc: int, bank, sel: int, slot: int, acc: int) -> _Sig:
         key = (spec.name, pc, bank, sel, slot, acc)
@@ -146,20 +197,23 @@ class Scheduler(LoopAccel):
         accs = (acc,) if kind in ("MAC", "MACab", "RDMAC", "AF", "EWMUL", "EWADD") else ()
         nodes = touched(pim, kind, pc, banks, slots, accs)
         sig = _Sig()
-        sig.check = tuple(self.base[(lvl, kind)] + n for lvl in LEVELS
-                          if (lvl, kind) in self.base for n in nodes[lvl])
+        sig.check = tuple(sorted({self.base[(lvl, k)] + n for lvl in LEVELS for k in (kind, "*")
+                                  if (lvl, k) in self.base for n in self._reads(lvl, nodes[lvl])}))
         upd: dict[int, int] = {}
         wins = []
         for cr in self.rules:
             r = cr.rule
             if kind not in r.prev:
                 continue
-            for n in nodes[r.level]:
-                idxs = [self.base[(r.level, f)] + n for f in r.next]
-                if r.window > 1:
+            if r.window > 1:
+                for n in nodes[r.level]:
+                    idxs = [self.base[(r.level, f)] + x for f in r.next
+                            for x in self._reads(r.level, (n,))]
                     wins.append(((cr.index, n), r.window, cr.latency, tuple(idxs)))
-                    continue
-                for i in idxs:
+                continue
+            for n in self._writes(r.level, nodes[r.level]):
+                for f in self._next_kinds(r):
+                    i = self.base[(r.level, f)] + n
                     upd[i] = max(upd.get(i, 0), cr.latency)
         sig.updates = tuple(upd.items())
         sig.wins = tuple(wins)

@@ -36,7 +36,7 @@ class LoopAccel:
             return
         use_ff = self.accel and lp.ff and n >= FF_MIN_COUNT
         hist: list = []
-        fails, i = 0, 0
+        fails, i, resume = 0, 0, 0
         while i < n:
             if lp.var:
                 env[lp.var] = i
@@ -46,7 +46,7 @@ class LoopAccel:
             self.touch[-1] |= t
             i += 1
             # snapshots start where earlier instances of this loop settled (cheaper)
-            if not use_ff or i >= n or fails >= FF_MAX_FAILS or i + 2 < lp.settle:
+            if not use_ff or i >= n or fails >= FF_MAX_FAILS or i + 2 < lp.settle or i < resume:
                 continue
             if lp.masks is None:
                 lp.masks = self._masks(lp)
@@ -54,22 +54,25 @@ class LoopAccel:
             if len(hist) < 3:
                 continue
             hist = hist[-3:]
-            m = self._steady(hist, n - i, lp)
-            if m is None:
+            found = self._steady(hist, n - i, lp)
+            if found is None:
                 fails += 1
-            elif m > 0:
+                continue
+            m, tail = found
+            if m > 0:
                 if lp.settle == 0:
                     lp.settle = i
                 self._extrapolate(hist, m, lp)
                 i += m
-                hist, fails = [], 0
+            # the tail (and a refresh right after it) is simulated without snapshots
+            hist, fails, resume = [], 0, i + tail + 1
         if lp.var:
             env.pop(lp.var, None)
 
     def _masks(self, lp):
         """What a loop's iterations can observe: entries of the kinds its commands have.
         Also the tail of real iterations needed after a skip (see _steady)."""
-        fmask = np.array([k in lp.kinds for k in self.fixed_kind], dtype=bool)
+        fmask = np.array([k in lp.kinds or k == "*" for k in self.fixed_kind], dtype=bool)
         hmask = np.array([d[1] in lp.kinds for d in self.decode], dtype=bool)
         acts = bool(lp.kinds & {"ACT", "ACTab"})
         lat = 0
@@ -98,15 +101,15 @@ class LoopAccel:
 
     def _steady(self, hist, remaining: int, lp):
         """Iterations repeat exactly once three consecutive snapshots differ by the same
-        clock step with identical observable state. Returns how many iterations to skip:
+        clock step with identical observable state. Returns (iterations to skip, tail):
         none past the next refresh, and a tail of real iterations is left so that state
         the body writes but never reads (PRE readiness after a MAC stream, completion
         time, strided register hazards) is rewritten with exact values."""
         (t0, s0), (t1, s1), (t2, s2) = hist
         if not (t0 == t1 == t2):
             return None
-        m = remaining
         hz_lat = lp.masks[3]
+        steps = {}
         for ch in t2:
             a, b, c = s0[ch], s1[ch], s2[ch]
             d = b[0] - a[0]
@@ -119,12 +122,15 @@ class LoopAccel:
                     return None
             if any(z - y != y - x for x, y, z in zip(a[4], b[4], c[4])):
                 return None
-            tail = 1 + (-(-hz_lat // d) if d > 0 else 0)
-            m = min(m, remaining - tail)
+            steps[ch] = d
+        tail = max([1] + [1 + -(-hz_lat // d) for d in steps.values() if d > 0])
+        m = remaining - tail
+        for ch, d in steps.items():
             if self.refresh and d > 0:
                 # skipped iterations and the exact tail both end before the refresh is due
+                c = s2[ch]
                 m = min(m, (c[1] - 1 - c[0]) // d - tail)
-        return max(m, 0)
+        return max(m, 0), tail
 
     def _extrapolate(self, hist, m: int, lp) -> None:
         _, s1 = hist[1]

@@ -155,3 +155,24 @@ def test_mac_ab_energy_and_utilization():
     assert res.energy_pj["mac"] == pytest.approx(res.lane_macs * e.mac_pj)
     assert res.energy_pj["internal_read"] == pytest.approx(res.bytes_internal * 8 * 0.44)
     assert res.channel_utilization[2] > 0 and res.channel_utilization[0] == 0
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_acceleration_is_exact_on_a_multi_layer_program(name):
+    """A small decode-step-like program: a layer loop of GEMVs with SYNCs and rows and
+    destinations affine in the layer, as the benchmark's LLaMA program is built."""
+    from speccc.targets.pim.gemv import gemv_body
+    from speccc.targets.pim.listing import Affine, Program, loop
+    hw = load_hw(name)
+    base, plans = 0, []
+    for M, K in [(512, 512), (512, 512), (1024, 512), (512, 1024)]:
+        plans.append(plan_matrix(hw, M, K, base=base, channels=(0, 1)))
+        base += plans[-1].rows_used
+    body, dst = [], 0
+    for pl in plans:
+        body += gemv_body(hw, pl, dst=Affine.of("l") * 10000 + dst,
+                          row_offset=Affine.of("l") * base)
+        dst += pl.outputs
+    prog = Program((loop("l", 3, body),), name)
+    fast, slow = both(prog, hw)
+    same(fast, slow)
