@@ -142,15 +142,25 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
-def _parse_affine(text: str) -> Affine:
-    tree = Lark(r"""
+@lru_cache(maxsize=1)
+def _affine_parser() -> Lark:
+    return Lark(r"""
         start: SIGN? term (SIGN term)*
         term: INT | NAME | INT "*" NAME | NAME "*" INT
         SIGN: "+" | "-"
         NAME: /[a-z_][a-z0-9_]*/
         INT: /[0-9]+/
         %ignore " "
-    """, parser="lalr").parse(text)
+    """, parser="lalr")
+
+
+@lru_cache(maxsize=4096)
+def _parse_affine(text: str) -> Affine:
+    """`3*i-2+j` -> Affine (used by the builders; listings go through the grammar)."""
+    try:
+        tree = _affine_parser().parse(text)
+    except UnexpectedInput:
+        raise SpecccError(f"bad affine operand {text!r} (use forms like 12, c, 64*t+c-1)") from None
     const, coeffs, sign = 0, {}, 1
     for child in tree.children:
         if isinstance(child, Token):

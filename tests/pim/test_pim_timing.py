@@ -15,7 +15,7 @@ from speccc.targets.pim.checker import Entry, check_trace
 from speccc.targets.pim.emulator import time_program
 from speccc.targets.pim.isa import OPS
 from speccc.targets.pim.listing import parse
-from speccc.targets.pim.timing import ACTS, RULES, compile_rules
+from speccc.targets.pim.timing import RULES, compile_rules
 
 PRESETS = ["hbm-pim", "aim-gddr6", "hbm3-pim"]
 KIND_OP = {s.kind: s.name for s in OPS.values()}
