@@ -96,10 +96,13 @@ def _table(con: Console, title: str, fields: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-refresh", is_flag=True, help="Run without DRAM refresh.")
 @click.option("--trace", "trace_out", type=click.Path(dir_okay=False),
-              help="With --run: write the issued trace as a cycle-stamped listing.")
+              help="Also run, and write the issued trace as a cycle-stamped listing.")
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
+              help="Also run, and write the issued trace as Perfetto/Chrome trace JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the canonical listing here instead of stdout.")
-def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, output) -> None:
+def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
+        output) -> None:
     """Parse a PIM listing and print it canonically; --run times it, --check verifies it.
 
     \b
@@ -116,6 +119,7 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, output) -> No
     if cfg is not None:
         check_ranges(prog, cfg)
     canonical = format_program(prog)
+    run = run or bool(trace_out or perfetto_out)
     if output:
         _write_atomic(output, canonical)
     if not (run or check):
@@ -128,12 +132,15 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, output) -> No
         raise SpecccError(f"{file}: no hardware preset: pass --hw or start the listing with `.hw NAME`")
     report: dict = {"file": file, "hw": cfg.name}
     if run:
-        from speccc.targets.pim.emulator import format_trace, time_program
+        from speccc.targets.pim.emulator import format_trace, perfetto_trace, time_program
         t0 = time.perf_counter()
-        res = time_program(prog, cfg, refresh=not no_refresh, record=bool(trace_out))
+        res = time_program(prog, cfg, refresh=not no_refresh,
+                           record=bool(trace_out or perfetto_out))
         report["run"] = {**res.to_dict(), "wall_s": round(time.perf_counter() - t0, 4)}
         if trace_out:
             _write_atomic(trace_out, format_trace(res.trace, cfg.name))
+        if perfetto_out:
+            _write_atomic(perfetto_out, json.dumps(perfetto_trace(res.trace, cfg)))
     if check:
         from speccc.targets.pim.checker import check_program
         rep = check_program(prog, cfg, refresh=not no_refresh)

@@ -81,6 +81,11 @@ class PimEmulator:
     def load_image(self, image: dict) -> None:
         self.state.load_image(image)
 
+    @property
+    def outputs(self) -> dict:
+        """Host outputs written by RD / RDMAC, keyed by `dst`."""
+        return self.state.host_out
+
     def set_input(self, data) -> None:
         self.state.set_input(data)
 
@@ -114,3 +119,22 @@ def format_trace(trace: list[TraceEntry], hw_name: str | None = None) -> str:
         c = make_cmd(e.op, stamp=e.cycle, comment=" auto" if e.auto else None, **ops)
         lines.append(format_command(c))
     return "\n".join(lines) + "\n"
+
+
+def perfetto_trace(trace: list[TraceEntry], hw) -> dict:
+    """Chrome/Perfetto trace-event JSON of an issued trace: one track per channel and
+    pseudo-channel, one slice per command lasting until its completion."""
+    from speccc.targets.pim.timing import completion_latency
+    lat, tck = completion_latency(hw), hw.pim.timing.tCK_ns
+    events = []
+    for e in trace:
+        if e.op == "SYNC":
+            events.append({"name": "SYNC", "ph": "i", "s": "g", "ts": e.cycle * tck / 1000,
+                           "pid": 0, "tid": 0})
+            continue
+        ch = e.args["ch"]
+        pc = e.args["bank"] // hw.pim.banks_per_pc if "bank" in e.args else e.args.get("pc", 0)
+        events.append({"name": e.op, "ph": "X", "ts": e.cycle * tck / 1000,
+                       "dur": lat[OPS[e.op].kind] * tck / 1000, "pid": ch, "tid": pc,
+                       "args": {**e.args, "line": e.line, "auto": e.auto}})
+    return {"traceEvents": events, "displayTimeUnit": "ns"}

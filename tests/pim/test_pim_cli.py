@@ -50,6 +50,10 @@ def test_asm_run_json_and_trace_check(tmp_path):
     assert run["bytes_internal"] == 256 * 1024 * 2 + 0 * 1
     assert set(run["energy_pj"]) == {"activate", "internal_read", "external_io", "mac",
                                      "pu_ops", "refresh"}
+    perf = tmp_path / "t.json"
+    assert invoke("asm", str(f), "--perfetto", str(perf)).exit_code == 0
+    events = json.loads(perf.read_text())["traceEvents"]
+    assert {e["name"] for e in events} >= {"MAC.ab", "WRGB", "ACT.ab", "RDMAC", "SYNC"}
     r = invoke("asm", str(trace), "--check", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["check"]["stamps"] == "listing"
