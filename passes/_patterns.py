@@ -3,12 +3,16 @@
     Op("mul", V("x"), Op("sigmoid", V("x")))     # silu: the same value twice
     Op("matmul", V("x"), W("w"))                # W: a 2-D `weight`
     Opt("cast", V("x"))                          # cast(x) or x itself
+    Alt(Op("mul", V("q"), C("s")), V("q"))       # the first alternative that matches
+    Check(Op("reshape", V("x"), V("s")), pred)   # pred(value, match) must hold
+    Op("split", V("x"), V("n"), result=1)        # the second result of a split
 
 A pattern matches a value; captures bind names to values (a repeated name must bind the
 same value). `add`/`mul` match in both operand orders. A match is only used when every
 value *inside* it (not a capture) has no user outside it, so replacing the root never
 duplicates work or creates a cycle. Rules are (pattern, build) pairs in tables; `build`
-returns the replacement value or None to decline.
+returns the replacement value or None to decline. A rule's root may be the first result of
+a multi-result op whose other results are unused (layer_norm's mean and 1/std).
 """
 from __future__ import annotations
 
@@ -80,20 +84,24 @@ def scalar(value: float, tol: float = 1e-6) -> Callable[[np.ndarray], bool]:
 
 @dataclass
 class Op(Pattern):
-    """An op by name (or one of a tuple of names), with operand patterns."""
+    """An op by name (or one of a tuple of names), with operand patterns; the value must
+    be the op's result number `result`."""
 
     names: str | tuple
     args: tuple
     name: str | None = None
     attrs: Callable | None = None  # predicate on the op's attrs
+    result: int = 0
 
-    def __init__(self, names, *args, name=None, attrs=None):
+    def __init__(self, names, *args, name=None, attrs=None, result=0):
         self.names = names if isinstance(names, tuple) else (names,)
-        self.args, self.name, self.attrs = args, name, attrs
+        self.args, self.name, self.attrs, self.result = args, name, attrs, result
 
     def match(self, value, m):
         op = value.op
         if op is None or op.name not in self.names or len(op.operands) != len(self.args):
+            return
+        if value.index != self.result:
             return
         if self.attrs is not None and not self.attrs(op.attrs):
             return
@@ -134,6 +142,30 @@ class Opt(Pattern):
         yield from self.inner.match(value, m)
 
 
+class Alt(Pattern):
+    """Alternatives, tried in order (backtracking into later ones)."""
+
+    def __init__(self, *alts: Pattern):
+        self.alts = alts
+
+    def match(self, value, m):
+        for alt in self.alts:
+            yield from alt.match(value, m)
+
+
+@dataclass
+class Check(Pattern):
+    """`inner`, where pred(value, match) holds (shape conditions a pattern cannot spell)."""
+
+    inner: Pattern
+    pred: Callable
+
+    def match(self, value, m):
+        for m1 in self.inner.match(value, m):
+            if self.pred(value, m1):
+                yield m1
+
+
 def self_contained(root, m: Match) -> bool:
     """Every value computed inside the match is used only inside it (or is the root)."""
     inside = {id(op) for op in m.internal}
@@ -167,14 +199,16 @@ def apply_rules(graph, rules: list[Rule]) -> dict[str, int]:
     while changed:
         changed = False
         for op in graph.ops():
-            if op.graph is None or len(op.results) != 1:
+            if op.graph is None or not op.results or any(
+                    r.users or graph.is_output(r) for r in op.results[1:]):
                 continue
+            root = op.results[0]
             for rule in rules:
-                found = _first_build(graph, op.result, rule)
+                found = _first_build(graph, root, rule)
                 if found is None:
                     continue
                 new, m = found
-                graph.replace_all_uses(op.result, new)
+                graph.replace_all_uses(root, new)
                 _erase_dead(graph, [op] + m.internal)
                 counts[rule.name] = counts.get(rule.name, 0) + 1
                 changed = True
@@ -205,3 +239,31 @@ def _first_build(graph, root, rule: Rule):
         if new is not None:
             return new, m
     return None
+
+
+# --- helpers for build functions ---------------------------------------------------------------
+
+
+def make(graph, root, name, operands, attrs=None):
+    """A new op at the root's location; its (single) result."""
+    return graph.create(name, operands, attrs or {}, loc=root.op.loc).result
+
+
+def shortest(a) -> float:
+    """A scalar constant as the shortest float that round-trips in its own dtype."""
+    a = np.asarray(a).reshape(-1)
+    return float(str(a[0])) if a.dtype.kind == "f" else float(a[0])
+
+
+def same_shape(a, b) -> bool:
+    return tuple(a.type.shape) == tuple(b.type.shape)
+
+
+def scalar_factor(value, m) -> bool:
+    """A Check predicate for `mul(x, C)`: the constant is one number (any float) and the
+    product has x's shape (no broadcast up), so it commutes with reshape/transpose/matmul."""
+    op = value.op
+    xs = [v for v in op.operands if constant_of(v) is None]
+    cs = [constant_of(v) for v in op.operands if constant_of(v) is not None]
+    return (len(xs) == 1 and len(cs) == 1 and np.asarray(cs[0]).size == 1
+            and np.asarray(cs[0]).dtype.kind == "f" and same_shape(value, xs[0]))

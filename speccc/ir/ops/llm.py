@@ -64,8 +64,8 @@ def _layernorm_ref(ins, attrs):
     xf = x.astype(np.float32)
     mu = np.mean(xf, axis=-1, keepdims=True)
     var = np.mean((xf - mu) ** 2, axis=-1, keepdims=True)
-    y = (xf - mu) / np.sqrt(var + np.float32(attrs["eps"]))
-    y = y * ins[1]
+    # As ONNX LayerNormalization: normalize in f32, cast to x's type, then scale and shift.
+    y = ((xf - mu) / np.sqrt(var + np.float32(attrs["eps"]))).astype(x.dtype) * ins[1]
     if len(ins) == 3:
         y = y + ins[2]
     return [y.astype(x.dtype)]
@@ -82,7 +82,8 @@ def _norm_cost(ctx, out):
 define("rmsnorm", 2, _norm_infer, _rmsnorm_ref, attrs={"eps": Attr("float")}, cost=_norm_cost,
        doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
 define("layernorm", (2, 3), _norm_infer, _layernorm_ref, attrs={"eps": Attr("float")},
-       cost=_norm_cost, doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis.")
+       cost=_norm_cost, doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis, "
+       "statistics in f32.")
 
 # --- rotary --------------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ def _attention_infer(ctx):
         ctx.fail(f"{heads} query heads do not group over {kv_heads} kv heads")
     if k.shape[1] != v.shape[1] or k.shape[2] != v.shape[2] or q.shape[3] != k.shape[3]:
         ctx.fail(f"k {k} / v {v} / q {q} disagree")
+    if ctx.attr("sliding_window") < 0 or (ctx.attr("sliding_window") and not ctx.attr("causal")):
+        ctx.fail("sliding_window must be >= 0 and needs causal")
     return [TensorType((q.shape[0], heads, q.shape[2], v.shape[3]), q.dtype)]
 
 
@@ -129,8 +132,12 @@ def _attention_ref(ins, attrs):
     s = s * np.float32(attrs["scale"])
     t, kv_len = q.shape[2], k.shape[2]
     if attrs["causal"]:
-        # Query i sits at absolute position (kv_len - t + i): it sees keys up to there.
-        allowed = np.arange(kv_len)[None, :] <= (kv_len - t + np.arange(t))[:, None]
+        # Query i sits at absolute position (kv_len - t + i): it sees keys up to there,
+        # and with a sliding window w only the last w of them.
+        pos, key = (kv_len - t + np.arange(t))[:, None], np.arange(kv_len)[None, :]
+        allowed = key <= pos
+        if attrs["sliding_window"]:
+            allowed &= key > pos - attrs["sliding_window"]
         s = np.where(allowed, s, -np.inf)
     if len(ins) == 4:
         mask = ins[3]
@@ -138,6 +145,8 @@ def _attention_ref(ins, attrs):
     s = s - s.max(axis=-1, keepdims=True)
     p = np.exp(s)
     p = p / p.sum(axis=-1, keepdims=True)
+    if attrs["nan_to_zero"]:
+        p = np.where(np.isnan(p), np.float32(0), p)
     return [np.matmul(p, v.astype(np.float32)).astype(q.dtype)]
 
 
@@ -152,9 +161,13 @@ def _attention_cost(ctx, out):
 
 
 define("attention", (3, 4), _attention_infer, _attention_ref, cost=_attention_cost,
-       attrs={"scale": Attr("float"), "causal": Attr("bool", False)},
+       attrs={"scale": Attr("float"), "causal": Attr("bool", False),
+              "sliding_window": Attr("int", 0), "nan_to_zero": Attr("bool", False)},
        doc="softmax(q kᵀ * scale [+ mask | causal]) v with GQA (kv heads shared by "
-           "heads/kv_heads query heads) over past+new keys.")
+           "heads/kv_heads query heads) over past+new keys. A bool mask keeps scores where "
+           "true, a float mask is added. sliding_window w (with causal): a query at "
+           "position p sees keys p-w < k <= p. nan_to_zero: NaN probabilities (a fully "
+           "masked row) become 0, as sdpa's exported `where(isnan(p), 0, p)` guard does.")
 
 # --- gated MLP -----------------------------------------------------------------------------
 
@@ -164,17 +177,35 @@ ACTIVATIONS = {
 }
 
 
+def _gate_up(ctx):
+    """(gate, up) weight types; the 3-operand form has one [K, 2F] gate|up weight."""
+    if len(ctx.types) == 4:
+        return ctx.types[1], ctx.types[2]
+    w = ctx.types[1]
+    f = w.shape[1] // 2 if isinstance(w.shape[1], int) and w.shape[1] % 2 == 0 else None
+    if w.rank != 2 or f is None:
+        ctx.fail(f"fused gate|up weight {w} must be [K, 2F]")
+    half = TensorType((w.shape[0], f), w.dtype)
+    return half, half
+
+
 def _gated_infer(ctx):
-    x, wg, wu, wd = ctx.types
+    x, wd = ctx.types[0], ctx.types[-1]
+    wg, wu = _gate_up(ctx)
     if wg.shape != wu.shape or wg.shape[0] != x.shape[-1] or wd.shape[0] != wg.shape[1]:
-        ctx.fail(f"weights {wg}, {wu}, {wd} do not chain from {x}")
+        ctx.fail(f"weights {ctx.types[1:]} do not chain from {x}")
     if ctx.attr("activation") not in ACTIVATIONS:
         ctx.fail(f"unknown activation {ctx.attr('activation')!r}")
     return [TensorType(tuple(x.shape[:-1]) + (wd.shape[1],), x.dtype)]
 
 
 def _gated_ref(ins, attrs):
-    x, wg, wu, wd = ins
+    x, wd = ins[0], ins[-1]
+    if len(ins) == 4:
+        wg, wu = ins[1], ins[2]
+    else:
+        f = ins[1].shape[1] // 2
+        wg, wu = ins[1][:, :f], ins[1][:, f:]
     gate = np.matmul(x, wg).astype(x.dtype)
     act = ACTIVATIONS[attrs["activation"]](gate.astype(np.float32)).astype(x.dtype)
     h = (act * np.matmul(x, wu).astype(x.dtype)).astype(x.dtype)
@@ -182,15 +213,19 @@ def _gated_ref(ins, attrs):
 
 
 def _gated_cost(ctx, out):
-    x, wg, wu, wd = ctx.types
+    x, wd = ctx.types[0], ctx.types[-1]
+    wg, _ = _gate_up(ctx)
     rows = dim_mul(x.numel(), 1)
     k, f, n = wg.shape[0], wg.shape[1], wd.shape[1]
     from speccc.ir.types import dim_div
     m = dim_div(rows, k) or 1
     flops = dim_mul(2, dim_mul(m, dim_add(dim_mul(2, dim_mul(k, f)), dim_mul(f, n))))
-    read = dim_add(dim_add(dim_add(x.nbytes(), wg.nbytes()), wu.nbytes()), wd.nbytes())
+    read = x.nbytes()
+    for t in ctx.types[1:]:
+        read = dim_add(read, t.nbytes())
     return Cost(flops, read, out[0].nbytes())
 
 
-define("gated_mlp", 4, _gated_infer, _gated_ref, attrs={"activation": Attr("str", "silu")},
-       cost=_gated_cost, doc="down(act(x @ Wg) * (x @ Wu)); weights [K,F], [K,F], [F,N].")
+define("gated_mlp", (3, 4), _gated_infer, _gated_ref, attrs={"activation": Attr("str", "silu")},
+       cost=_gated_cost, doc="down(act(x @ Wg) * (x @ Wu)); weights [K,F], [K,F], [F,N], or "
+       "one fused gate|up weight [K,2F] (columns [0,F) gate, [F,2F) up) and [F,N].")
