@@ -99,6 +99,7 @@ class Scheduler(LoopAccel):
         self.tREFI = self.pim.timing.tREFI
         # history entries older than the longest window latency can no longer bind
         self.win_lat = max([cr.latency for cr in self.rules if cr.rule.window > 1], default=0)
+        self.max_lat = max(cr.latency for cr in self.rules)
         self._layout()
         self.chans = [ChannelState(self.size, self.pim.banks_per_channel, self.tREFI)
                       for _ in range(self.pim.channels)]
@@ -291,7 +292,7 @@ class Scheduler(LoopAccel):
             st.active = True
             st.due = (t // self.tREFI + 1) * self.tREFI
         while self.refresh and t >= st.due:
-            self._do_refresh(ch)
+            self._refresh_until(ch, t)
             t = self._earliest(st, sig, cp.cmd.stamp)
         self._issue(ch, st, sig, spec, t, row, False, cp.cmd, env)
 
@@ -397,13 +398,35 @@ class Scheduler(LoopAccel):
                 self._auto(ch, "ACT", pc, bank=b, row=row)
         st.due += self.tREFI
 
+    def _refresh_until(self, ch: int, t: int) -> None:
+        """Every refresh due at or before cycle t, the channel idling in between. From the
+        third on they repeat the second exactly, tREFI later (all rule latencies are
+        shorter than tREFI), so long idle gaps are advanced arithmetically."""
+        st = self.chans[ch]
+        while st.due <= t:
+            n = (t - st.due) // self.tREFI + 1
+            if n < 4 or not self.accel or self.max_lat >= self.tREFI:
+                self._do_refresh(ch)
+                continue
+            self._do_refresh(ch)
+            before, cnt0 = list(st.ready), list(st.cnt)
+            self._do_refresh(ch)
+            k = n - 2
+            shift = k * self.tREFI
+            st.ready = [x + shift if x != y else x for x, y in zip(st.ready, before)]
+            for h in st.win.values():
+                h[:] = [x + shift for x in h]
+            st.floor += shift
+            st.due += shift
+            st.cnt = [c + (c - c0) * k for c, c0 in zip(st.cnt, cnt0)]
+
     # --------------------------------------------------------------- sync ----
     def _sync(self, cp) -> None:
         chans = self.chans
         barrier = max(max(st.done, st.floor) for st in chans)
         for ch, st in enumerate(chans):
-            while self.refresh and st.active and st.due <= barrier:
-                self._do_refresh(ch)
+            if self.refresh and st.active:
+                self._refresh_until(ch, barrier)
         for st in chans:
             if st.floor < barrier:
                 st.floor = barrier

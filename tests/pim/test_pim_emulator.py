@@ -176,3 +176,16 @@ def test_acceleration_is_exact_on_a_multi_layer_program(name):
     prog = Program((loop("l", 3, body),), name)
     fast, slow = both(prog, hw)
     same(fast, slow)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_long_idle_gaps_refresh_exactly_and_fast(name):
+    hw = load_hw(name)
+    gap = 57 * hw.pim.timing.tREFI + 123
+    text = (f"ACT.ab ch=0 row=3\nACT ch=1 bank=1 row=2\n@{gap} RD ch=0 bank=0 row=3 col=0 dst=0\n"
+            f"SYNC\nRD ch=1 bank=1 row=2 col=0 dst=0\n")
+    fast, slow = both(parse(text), hw)
+    same(fast, slow)
+    assert fast.refreshes >= 2 * 57 * hw.pim.pseudo_channels
+    huge = time_program(parse("ACT ch=0 bank=0 row=0\n@1000000000000 PRE ch=0 bank=0\n"), hw)
+    assert huge.cycles >= 10 ** 12 and huge.refreshes >= 10 ** 12 // hw.pim.timing.tREFI - 2

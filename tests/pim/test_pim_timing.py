@@ -47,8 +47,10 @@ def _stream_bytes_per_cycle(hw, refresh):
     return r.bytes_external / r.cycles, r
 
 
-@pytest.mark.parametrize("name", ["hbm-pim", "aim-gddr6"])
+@pytest.mark.parametrize("name", PRESETS)
 def test_streaming_bandwidth_under_refresh(name):
+    """peak * (1 - tRFC/tREFI) within 1%: the formula ignores the PRE before and the
+    ACT + tRCD after each refresh, which is why the emulator lands 0.5-0.8% below it."""
     hw = load_hw(name)
     t = hw.pim.timing
     peak, _ = _stream_bytes_per_cycle(hw, refresh=False)
