@@ -29,7 +29,7 @@ def external_model(tmp_path):
 
 def test_external_data_loads_lazily_and_matches_onnxruntime(external_model):
     module = import_model(external_model)
-    store = module.weights
+    store = module.weights_of("target")
     assert store.names() and not any(store.is_loaded(n) for n in store.names())
     run_canonical(module)
     got = run_graph(module.graphs["target"], _feeds())
@@ -43,7 +43,7 @@ def test_shapes_only_never_reads_data(external_model):
     (external_model.parent / "ext.bin").unlink()
     module = import_model(external_model, ImportOptions(shapes_only=True))
     run_canonical(module)
-    assert module.weights.names() == []
+    assert module.weights_of("target").names() == []
     with pytest.raises(SpecccError, match="no data"):
         run_graph(module.graphs["target"], _feeds())
 

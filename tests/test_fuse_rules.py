@@ -24,10 +24,11 @@ BINDINGS = [{"T": 1, "P": 4}, {"T": 5, "P": 3}, {"T": 3, "P": 9}, {"T": 8, "P": 
 def _module(path, rng):
     module = parse_file(path)
     for g in module:
+        store = module.weights_of(g.name)
         for op in g.ops():
-            if op.name == "weight" and not module.weights.has(op.attrs["name"]):
+            if op.name == "weight" and not store.has(op.attrs["name"]):
                 shape = [int(d) for d in op.result.type.shape]
-                module.weights.put(op.attrs["name"],
+                store.put(op.attrs["name"],
                                    rng.normal(0, 0.5, shape).astype(np.float32))
     return module
 

@@ -287,7 +287,7 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
     op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
                   loc=where)
     if not shapes_only:
-        module.weights.put_lazy(name, lambda t=tensor: _load_tensor(t, base_dir, where))
+        module.weights_of(g.name).put_lazy(name, lambda t=tensor: _load_tensor(t, base_dir, where))
     return op.result
 
 

@@ -238,10 +238,14 @@ class WeightStore:
 
 @dataclass
 class Module:
-    """Named graphs (`@target`, `@draft`, ...) sharing one weight store."""
+    """Named graphs (`@target`, `@draft`, ...), each with its own weight store (a draft
+    and a target name their tensors alike: `model.embed_tokens.weight`)."""
 
     graphs: dict[str, Graph] = field(default_factory=dict)
-    weights: WeightStore = field(default_factory=WeightStore)
+    stores: dict[str, WeightStore] = field(default_factory=dict)
+
+    def weights_of(self, graph_name: str) -> WeightStore:
+        return self.stores.setdefault(graph_name, WeightStore())
 
     def add_graph(self, graph: Graph) -> Graph:
         graph.module = self

@@ -142,7 +142,7 @@ def _bound_shapes(steps, env) -> list:
 
 
 def _weight(g: Graph, op) -> np.ndarray:
-    store = g.module.weights if g.module else None
+    store = g.module.weights_of(g.name) if g.module else None
     name = op.attrs["name"]
     if store is None or not store.has(name):
         raise SpecccError(f"weight '{name}' has no data (shapes-only model?)",

@@ -1,12 +1,14 @@
 """Listing grammar, canonical printer, located errors, and fuzzing."""
 import re
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speccc.errors import ParseError, SpecccError
 from speccc.hw import load_hw
+from speccc.targets.pim.emulator import PimEmulator
 from speccc.targets.pim.isa import OPS
 from speccc.targets.pim.listing import (Affine, Loop, check_ranges, cmd, format_program,
                                         loop, parse)
@@ -156,6 +158,12 @@ def test_fuzz_parse_roundtrips_or_locates(text):
     out = format_program(prog)
     assert parse(out, "fz2.pim") == prog
     assert format_program(parse(out)) == out
+    emu = PimEmulator(load_hw("aim-gddr6"))           # parseable but maybe illegal:
+    emu.set_input(np.arange(64 * 16, dtype=np.float32))
+    try:                                              # a located error, never a crash
+        emu.run(prog)
+    except SpecccError as err:
+        assert re.match(r"^fz\.pim:\d+:\d+: ", str(err)), str(err)
 
 
 def test_loop_nodes_keep_positions():

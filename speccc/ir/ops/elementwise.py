@@ -29,7 +29,7 @@ def _weight_infer(ctx):
 
 define("weight", 0, _weight_infer, None, attrs={"name": Attr("str")},
        cost=lambda c, o: Cost(0, 0, 0),
-       doc="A named weight tensor stored out of line (module.weights), maybe absent "
+       doc="A named weight tensor stored out of line (module.weights_of(graph)), maybe absent "
            "(shapes-only). The interpreter reads it from the weight store.")
 
 # --- unary ---------------------------------------------------------------------------------
