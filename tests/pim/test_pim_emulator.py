@@ -74,7 +74,7 @@ def loop_program(draw):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(loop_program(), st.sampled_from(["hbm-pim"]))
+@given(loop_program(), st.sampled_from(PRESETS))
 def test_acceleration_is_exact_on_random_loops(text, name):
     hw = load_hw(name)
     prog = parse(text)
