@@ -115,9 +115,15 @@ def lookup(name: str, loc: str | None = None) -> OpDef:
     return od
 
 
+# Attributes any op may carry, set by passes (partition's device choice, placement).
+COMMON_ATTRS: dict[str, Attr] = {
+    "device": Attr("str", None),
+}
+
+
 def check_attrs(od: OpDef, attrs: dict, loc: str | None) -> None:
     for k, v in attrs.items():
-        spec = od.attrs.get(k)
+        spec = od.attrs.get(k) or COMMON_ATTRS.get(k)
         if spec is None:
             known = ", ".join(sorted(od.attrs)) or "none"
             raise VerifyError(f"{od.name}: unknown attribute '{k}' (known: {known})", location=loc)

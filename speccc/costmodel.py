@@ -1,0 +1,127 @@
+"""Per-op latency and energy on a device, for a given binding of the symbolic dims.
+
+This is the contract between the hardware models and their users (the `cost` and
+`partition` passes, `speccc run`'s discrete-event runtime, reports):
+
+    model = CostModel(load_hw("hbm-pim"))
+    c = model.op_cost(op, "pim", {"T": 1, "P": 128})   # -> OpCost
+    for op, device, c in model.graph_costs(graph, {"T": 1, "P": 128}): ...
+
+Devices: "npu", "pim", "host" (glue ops: reshapes, shape math, KV concat bookkeeping).
+An op's device comes from its `device` attribute (set by `partition`), else the
+default placement below.
+
+The estimator here is a *roofline*: time = max(flops / peak, bytes / bandwidth) plus a
+fixed launch overhead, from the hardware description alone. Targets refine it: the NPU
+target with its tiling model, the PIM target by running the emulator on the op's shape
+(see `passes/cost.py`); they register themselves in ESTIMATORS, so callers never change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from speccc.hw.config import HwConfig
+from speccc.ir.opdefs import op_cost
+from speccc.ir.types import dim_eval
+
+DEVICES = ("npu", "pim", "host")
+
+# Ops that move no data worth timing: views, shape math, constants, weights at rest.
+FREE_OPS = {"weight", "const", "sym_dims", "shape", "size", "reshape", "squeeze",
+            "unsqueeze", "identity"}
+# Without a partition, GEMV-shaped ops (weights or KV streamed once) go to PIM.
+PIM_DEFAULT = {"linear", "attention", "gated_mlp", "matmul_nbits"}
+
+
+@dataclass(frozen=True)
+class OpCost:
+    latency_ns: float
+    energy_pj: float
+    bytes_moved: float   # bytes crossing the device's memory interface
+    flops: float
+    bound: str           # "compute", "memory" or "overhead"
+
+
+def _num(x, bindings) -> float:
+    v = dim_eval(x, bindings)
+    if not isinstance(v, int):
+        from speccc.errors import SpecccError
+        raise SpecccError(f"cost needs bound symbols: {v} (pass --bind)")
+    return float(v)
+
+
+def weight_bytes(op, bindings) -> float:
+    """Bytes of the op's operands that are stored weights (PIM keeps these in banks)."""
+    total = 0.0
+    for v in op.operands:
+        if v.op is not None and v.op.name == "weight":
+            total += _num(v.type.nbytes(), bindings)
+    return total
+
+
+def default_device(op) -> str:
+    if op.name in FREE_OPS:
+        return "host"
+    if "device" in op.attrs:
+        return op.attrs["device"]
+    return "pim" if op.name in PIM_DEFAULT else "npu"
+
+
+Estimator = Callable[[HwConfig, object, Mapping[str, int]], OpCost]
+
+
+def roofline_npu(hw: HwConfig, op, bindings) -> OpCost:
+    c = op_cost(op)
+    flops = _num(c.flops, bindings)
+    nbytes = _num(c.bytes_read, bindings) + _num(c.bytes_written, bindings)
+    peak = 2 * hw.derived()["npu_peak_macs_per_s"] / 1e9  # flop/ns
+    t_c, t_m = flops / peak, nbytes / hw.npu.ext_bandwidth_gbs
+    overhead = 50.0  # ns: one kernel launch / DMA setup (EST)
+    energy = nbytes * 8 * hw.energy.external_pj_per_bit + flops / 2 * hw.energy.mac_pj
+    bound = "compute" if t_c >= t_m else "memory"
+    return OpCost(max(t_c, t_m) + overhead, energy, nbytes, flops, bound)
+
+
+def roofline_pim(hw: HwConfig, op, bindings) -> OpCost:
+    c = op_cost(op)
+    d = hw.derived()
+    flops = _num(c.flops, bindings)
+    total = _num(c.bytes_read, bindings) + _num(c.bytes_written, bindings)
+    inside = weight_bytes(op, bindings)
+    if op.name == "attention":  # the KV cache lives in the banks too
+        inside = sum(_num(v.type.nbytes(), bindings) for v in op.operands[1:3])
+    outside = max(total - inside, 0.0)
+    t_c = flops / (2 * d["peak_pim_macs_per_s"] / 1e9)
+    t_m = inside / d["peak_internal_gbs"] + outside / d["peak_external_gbs"]
+    energy = (inside * 8 * hw.energy.read_internal_pj_per_bit
+              + outside * 8 * hw.energy.external_pj_per_bit + flops / 2 * hw.energy.mac_pj)
+    bound = "compute" if t_c >= t_m else "memory"
+    return OpCost(max(t_c, t_m) + 100.0, energy, total, flops, bound)
+
+
+def host_cost(hw: HwConfig, op, bindings) -> OpCost:
+    return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
+
+
+# device -> estimator; targets may replace entries with better models.
+ESTIMATORS: dict[str, Estimator] = {"npu": roofline_npu, "pim": roofline_pim,
+                                    "host": host_cost}
+
+
+class CostModel:
+    def __init__(self, hw: HwConfig, estimators: Mapping[str, Estimator] | None = None):
+        self.hw = hw
+        self.estimators = dict(estimators or ESTIMATORS)
+
+    def op_cost(self, op, device: str, bindings: Mapping[str, int]) -> OpCost:
+        if device not in self.estimators:
+            raise ValueError(f"unknown device {device!r}; known: {', '.join(self.estimators)}")
+        if op.name in FREE_OPS:
+            return host_cost(self.hw, op, bindings)
+        return self.estimators[device](self.hw, op, bindings)
+
+    def graph_costs(self, graph, bindings: Mapping[str, int]):
+        """(op, device, OpCost) in topological order, device from attrs or the default."""
+        return [(op, default_device(op), self.op_cost(op, default_device(op), bindings))
+                for op in graph.ops()]
