@@ -3,12 +3,14 @@
 Per channel (every channel runs the same stream on its own weights, as a `loop c`):
 
   prologue   WRGB x tile 0 into every pseudo-channel's global buffer; ACT.ab set 0
-  loop q     passes: each PU accumulates R*S outputs
+  loop q     passes: each PU accumulates R*S outputs            ("passes" order)
     loop t   x tiles
       for each bank set s: one row visit = R segments of Gt all-bank MACs
                (col = a*Gt + g, slot = g, acc = s*R + a)
     RDMAC    every accumulator of the pass to the host (dst blocks), which clears it
   epilogue   PREA
+In "tiles" order (layout.py) the t loop is outside and every visit ends with RDMACs of
+partial sums, so x crosses the bus once instead of once per pass.
 
 The schedule is software-pipelined so the in-order command stream keeps the MAC rate:
 - with 2+ bank sets (HBM-PIM even/odd banks), the other set is precharged k1 MACs and
@@ -158,11 +160,13 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> li
                  dst=dst + ((Affine.of("c") * pl.passes + Affine.of("q")) * pl.pcs + p) * pl.accs + r)
              for p in pcs for r in range(pl.accs)]
     first = roff + pl.base
+    if pl.order == "tiles":
+        nest = _tile_major(pl, ch, src, dst, roff, pre, act)
+    else:
+        nest = loop("q", pl.passes, [loop("t", NT, tile), *rdmac])
     body = [Loop("g", Gt, tuple(cmd("WRGB", ch=ch, pc=p, slot="g", src=src + Affine.of("g"))
                                 for p in pcs)),
-            *act(0, first),
-            loop("q", pl.passes, [loop("t", NT, tile), *rdmac]),
-            *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
+            *act(0, first), nest, *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
     out = [loop("c", len(pl.channels), body,
                 comment=f" GEMV {pl.M}x{pl.K} on {pl.hw}: {pl.passes} passes x {NT} tiles")]
     if sync:
@@ -170,11 +174,32 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> li
     return out
 
 
+def _tile_major(pl: Placement, ch, src, dst, roff, pre, act) -> Loop:
+    """"tiles" order (one bank set): x tile t is sent once and serves every pass; each
+    visit's accumulators are read out as a partial sum (dst block d, tile t at
+    dst + d*NT + t). The last pass of a tile prefetches tile t+1 and activates the first
+    visit of the next tile."""
+    Q, NT, Gt = pl.passes, pl.tiles, pl.tile_slots
+    t, c = Affine.of("t"), Affine.of("c")
+
+    def visit(qv: Affine, nxt: Affine, prefetch) -> list:
+        row = roff + pl.base + qv * NT + t
+        out = _stream(pl, ch, row, 0, 0, {pl.per_row * Gt - 1: pre(0) + act(0, nxt)}, prefetch)
+        return out + [cmd("RDMAC", ch=ch, pc=p, acc=r,
+                          dst=dst + (((c * Q + qv) * pl.pcs + p) * pl.accs + r) * NT + t)
+                      for p in range(pl.pcs) for r in range(pl.accs)]
+
+    q = Affine.of("q")
+    inner = [loop("q", Q - 1, visit(q, roff + pl.base + (q + 1) * NT + t, None))] if Q > 1 else []
+    inner += visit(Affine(Q - 1), roff + pl.base + t + 1, src + (t + 1) * Gt)
+    return loop("t", NT, inner)
+
+
 def run_gemv(hw, W, x, *, mode: str = "device", base: int = 0, channels=None,
-             refresh: bool = True):
+             refresh: bool = True, order: str = "auto"):
     """Lay out W, run the generated program functionally and timed; returns (y, result)."""
     from speccc.targets.pim.emulator import PimEmulator
-    pl = layout_matrix(hw, W, base=base, channels=channels)
+    pl = layout_matrix(hw, W, base=base, channels=channels, order=order)
     emu = PimEmulator(hw, mode=mode, refresh=refresh)
     emu.load_image(pl.image)
     emu.set_input(gemv_input(pl, x))

@@ -19,7 +19,13 @@ tile t, slot g, lane l. Then W[m, k] lives in
   column a*Gt + g, lane l
 
 so one row visit (one ACT.ab of set s) streams R whole segments with all-bank MACs and
-no column is wasted when R*Gt == C. W is zero-padded to Mp x Kp (Mp = NCH*Q*PCS*S*R*P,
+no column is wasted when R*Gt == C.
+
+Loop order (`order`, chosen by `plan_matrix` to move the fewest bytes over the external
+bus unless given): "passes" keeps each output in its accumulator across all tiles and
+re-sends x once per pass (best with many registers: HBM-PIM); "tiles" sends x once and
+reads a partial sum per (pass, tile), which the host adds in fp32 (best with one
+register per PU: AiM, AttAcc-like). "tiles" needs a single bank set. W is zero-padded to Mp x Kp (Mp = NCH*Q*PCS*S*R*P,
 Kp = NT*T); padding rows/columns cost time but never change y. One extra `guard` row
 (base + Q*NT) is reserved: the pipelined schedule activates it after the last visit.
 """
@@ -48,6 +54,7 @@ class Placement:
     pus: int           # P
     pcs: int           # PCS
     lanes: int         # L
+    order: str = "passes"
     image: dict | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -72,9 +79,22 @@ class Placement:
         return self.passes * self.tiles + 1
 
     @property
-    def outputs(self) -> int:
-        """RDMAC destinations (each holds P PUs x acc_lanes values)."""
+    def blocks(self) -> int:
+        """Output blocks of P outputs (one accumulator register of every PU)."""
         return self.Mp // self.pus
+
+    @property
+    def outputs(self) -> int:
+        """RDMAC destinations (each holds P PUs x acc_lanes values): one per block, or one
+        per block and tile in "tiles" order (block d, tile t at d*NT + t)."""
+        return self.blocks * (self.tiles if self.order == "tiles" else 1)
+
+    def external_bytes(self, hw) -> int:
+        """Bytes the GEMV moves over the pseudo-channel buses (x in, results out)."""
+        p = hw.pim
+        x = self.tiles * self.tile_slots * p.burst_bytes * len(self.channels) * self.pcs
+        out = self.outputs * p.rdmac_bursts * p.burst_bytes
+        return x * (self.passes if self.order == "passes" else 1) + out
 
 
 def geometry(hw) -> tuple[int, int, int]:
@@ -87,7 +107,8 @@ def geometry(hw) -> tuple[int, int, int]:
 
 
 def plan_matrix(hw, M: int, K: int, *, base: int = 0,
-                channels: tuple[int, ...] | list[int] | None = None) -> Placement:
+                channels: tuple[int, ...] | list[int] | None = None,
+                order: str = "auto") -> Placement:
     """Placement of an M x K matrix without data (shapes-only models, timing)."""
     p = hw.pim
     if M < 1 or K < 1:
@@ -103,8 +124,16 @@ def plan_matrix(hw, M: int, K: int, *, base: int = 0,
         raise SpecccError(f"channels {channels}: need distinct channels in 0..{p.channels - 1}")
     q = math.ceil(M / (len(channels) * per_pass_per_ch))
     nt = math.ceil(K / (gt * p.pu.lanes))
+    if order not in ("auto", "passes", "tiles"):
+        raise SpecccError(f"GEMV order {order!r}: use auto, passes or tiles")
+    if order == "tiles" and s > 1:
+        raise SpecccError(f"GEMV order 'tiles' needs one bank set; {hw.name} streams {s}")
     pl = Placement(hw.name, M, K, channels, base, s, r, gt, nt, q, p.pus_per_pc,
-                   p.pseudo_channels, p.pu.lanes)
+                   p.pseudo_channels, p.pu.lanes, "passes" if order == "auto" else order)
+    if order == "auto" and s == 1:
+        tiles = Placement(**{**pl.__dict__, "order": "tiles"})
+        if tiles.external_bytes(hw) < pl.external_bytes(hw):
+            pl = tiles
     if base < 0 or base + pl.rows_used > p.rows:
         raise SpecccError(f"GEMV {M}x{K} needs rows {base}..{base + pl.rows_used - 1} in every "
                           f"bank, but preset {hw.name} has {p.rows} rows per bank")
@@ -112,13 +141,14 @@ def plan_matrix(hw, M: int, K: int, *, base: int = 0,
 
 
 def layout_matrix(hw, W, *, base: int = 0,
-                  channels: tuple[int, ...] | list[int] | None = None) -> Placement:
+                  channels: tuple[int, ...] | list[int] | None = None,
+                  order: str = "auto") -> Placement:
     """Place W (M x K) into bank rows; the Placement carries the memory image
     {(channel, bank, row): array (columns, lanes)} for PimEmulator.load_image."""
     W = np.asarray(W, dtype=np.float32)
     if W.ndim != 2:
         raise SpecccError(f"layout_matrix: W must be 2-D, got shape {W.shape}")
-    pl = plan_matrix(hw, W.shape[0], W.shape[1], base=base, channels=channels)
+    pl = plan_matrix(hw, W.shape[0], W.shape[1], base=base, channels=channels, order=order)
     p = hw.pim
     nch, S, R, Gt, L, P = len(pl.channels), pl.sets, pl.per_row, pl.tile_slots, pl.lanes, pl.pus
     Wp = np.zeros((pl.Mp, pl.Kp), np.float32)
@@ -153,11 +183,17 @@ def gemv_input(pl: Placement, x) -> np.ndarray:
 
 
 def gemv_output(pl: Placement, host_out: dict, dst: int = 0) -> np.ndarray:
-    """y (M,) from the RDMAC results: lane partial sums (reduce="lanes") are added by the
-    host in fp32; dst block d holds outputs d*P .. d*P+P-1."""
+    """y (M,) from the RDMAC results: lane partial sums (reduce="lanes") and per-tile
+    partial sums ("tiles" order) are added by the host in fp32; block d holds outputs
+    d*P .. d*P+P-1."""
+    per = pl.tiles if pl.order == "tiles" else 1
     vals = []
-    for d in range(pl.outputs):
-        if dst + d not in host_out:
-            raise SpecccError(f"gemv result {dst + d} was never read out (RDMAC missing)")
-        vals.append(np.asarray(host_out[dst + d], np.float32).sum(axis=-1, dtype=np.float32))
+    for d in range(pl.blocks):
+        acc = np.zeros(pl.pus, np.float32)
+        for t in range(per):
+            key = dst + d * per + t
+            if key not in host_out:
+                raise SpecccError(f"gemv result {key} was never read out (RDMAC missing)")
+            acc += np.asarray(host_out[key], np.float32).sum(axis=-1, dtype=np.float32)
+        vals.append(acc)
     return np.concatenate(vals)[:pl.M]
