@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+from speccc.errors import SpecccError
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix
 from speccc.targets.pim.listing import Affine, Command, Loop, Program, cmd, loop
 
@@ -49,18 +50,20 @@ def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch) 
     for lo, hi in zip(cuts, cuts[1:]):
         a, g0 = divmod(lo, gt)
         inter = prefetch is not None and lo >= n - gt
-        full = [loop_body(pl, ch, row, sel, acc0, a, g0, "g", inter, prefetch)]
+        body = _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch)
         if hi - lo == 1:
-            out += _bind(full[0], "g", 0)
+            out += _bind(body, "g", 0)
         else:
-            out.append(loop("g", hi - lo, full[0]))
+            out.append(loop("g", hi - lo, body))
         if hi - 1 in hooks:
             out += hooks[hi - 1]
     return _merge_segments(out, pl)
 
 
-def loop_body(pl, ch, row, sel, acc0, a, g0, var, inter, prefetch) -> list:
-    g = Affine.of(var) + g0
+def _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch) -> list:
+    """MACs of positions a*Gt + g0 + g (one per pseudo-channel), with the prefetching
+    WRGB of the same slot after each when `inter`."""
+    g = Affine.of("g") + g0
     body = [cmd("MAC.ab", ch=ch, pc=p, sel=sel, row=row, col=g + a * pl.tile_slots,
                 slot=g, acc=acc0 + a) for p in range(pl.pcs)]
     if inter:
@@ -96,11 +99,10 @@ def _merge_segments(nodes: list, pl: Placement) -> list:
 
 
 def _shifted(lp: Loop, k: int, gt: int) -> Loop:
-    body = []
-    for c in lp.body:
-        args = tuple((n, v + (k * gt if n == "col" else k if n == "acc" else 0))
-                     if n in ("col", "acc") else (n, v) for n, v in c.args)
-        body.append(Command(c.op, args))
+    """The same piece k segments later: col + k*Gt, acc + k."""
+    step = {"col": k * gt, "acc": k}
+    body = [Command(c.op, tuple((n, v + step[n] if n in step else v) for n, v in c.args))
+            for c in lp.body]
     return Loop(lp.var, lp.count, tuple(body))
 
 
@@ -130,7 +132,7 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> li
     c0 = pl.channels[0]
     contiguous = list(pl.channels) == list(range(c0, c0 + len(pl.channels)))
     if not contiguous:
-        raise ValueError("gemv_program needs a contiguous channel range")
+        raise SpecccError(f"gemv_program needs a contiguous channel range, got {pl.channels}")
     ch = Affine.of("c") + c0
     S, R, NT, Gt = pl.sets, pl.per_row, pl.tiles, pl.tile_slots
     row = roff + pl.base + Affine.of("q") * NT + Affine.of("t")
