@@ -1,0 +1,1 @@
+"""Discrete-event runtime for speculative decoding schedules."""
