@@ -60,15 +60,9 @@ def register_pass(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-@functools.cache
 def _load_passes() -> None:
-    import importlib
-    import pkgutil
-
-    import speccc.passes as pkg
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"speccc.passes.{info.name}")
+    from speccc.ir.plugins import import_submodules
+    import_submodules("speccc.passes")
 
 
 def all_passes() -> dict[str, type[Pass]]:

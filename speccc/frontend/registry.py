@@ -141,17 +141,6 @@ def simple(table: dict[str, str], since: int = 1, domain: str = "",
         converter(onnx_name, since, domain)(fn)
 
 
-_loaded = False
-
-
 def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import speccc.frontend.convert as pkg
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        importlib.import_module(f"speccc.frontend.convert.{info.name}")
+    from speccc.ir.plugins import import_submodules
+    import_submodules("speccc.frontend.convert")

@@ -176,35 +176,31 @@ def op_cost(op) -> Cost:
     return default_cost(ctx, out)
 
 
-def default_cost(ctx: InferCtx, out: list[TensorType]) -> Cost:
-    """One flop per output element; bytes are operands read plus results written."""
+def io_bytes(ctx: InferCtx, out: list[TensorType]) -> tuple:
+    """(bytes read, bytes written): every operand in, every result out."""
     from speccc.ir.types import dim_add
     read: Any = 0
     for t in ctx.types:
         read = dim_add(read, t.nbytes())
     written: Any = 0
-    flops: Any = 0
     for t in out:
         written = dim_add(written, t.nbytes())
+    return read, written
+
+
+def default_cost(ctx: InferCtx, out: list[TensorType]) -> Cost:
+    """One flop per output element; bytes are operands read plus results written."""
+    from speccc.ir.types import dim_add
+    flops: Any = 0
+    for t in out:
         flops = dim_add(flops, t.numel())
-    return Cost(flops, read, written)
-
-
-_loaded = False
+    return Cost(flops, *io_bytes(ctx, out))
 
 
 def _load_groups() -> None:
     """Import every op group module once (they call `define`)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import speccc.ir.ops as pkg
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        importlib.import_module(f"speccc.ir.ops.{info.name}")
+    from speccc.ir.plugins import import_submodules
+    import_submodules("speccc.ir.ops")
 
 
 def all_ops() -> dict[str, OpDef]:

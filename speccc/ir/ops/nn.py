@@ -11,7 +11,7 @@ import string
 
 import numpy as np
 
-from speccc.ir.opdefs import Attr, Cost, define
+from speccc.ir.opdefs import Attr, Cost, define, io_bytes
 from speccc.ir.ops._util import broadcast_dims, matmul_cost, norm_axis
 from speccc.ir.ops.reduce import acc_dtype
 from speccc.ir.types import DType, TensorType, dim_add, dim_mul, dim_prod
@@ -209,14 +209,7 @@ def _hardmax_ref(ins, attrs):
 
 def pointwise_cost(flops_per_elem: int):
     def cost(ctx, out):
-        x = ctx.types[0]
-        read = 0
-        for t in ctx.types:
-            read = dim_add(read, t.nbytes())
-        written = 0
-        for t in out:
-            written = dim_add(written, t.nbytes())
-        return Cost(dim_mul(flops_per_elem, x.numel()), read, written)
+        return Cost(dim_mul(flops_per_elem, ctx.types[0].numel()), *io_bytes(ctx, out))
     return cost
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from speccc.ir.opdefs import Attr, Cost, define
+from speccc.ir.opdefs import Attr, Cost, define, io_bytes
 from speccc.ir.ops._util import broadcast_dims, norm_axis
 from speccc.ir.types import DType, Sym, TensorType, dim_add, dim_div, dim_mul, dim_prod
 
@@ -40,13 +40,7 @@ def view_cost(ctx, out):
 
 def move_cost(ctx, out):
     # Pure data movement: bytes in and out, no arithmetic.
-    read = 0
-    for t in ctx.types:
-        read = dim_add(read, t.nbytes())
-    written = 0
-    for t in out:
-        written = dim_add(written, t.nbytes())
-    return Cost(0, read, written)
+    return Cost(0, *io_bytes(ctx, out))
 
 
 def dims_str(dims) -> str:
