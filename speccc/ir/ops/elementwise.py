@@ -1,10 +1,10 @@
 """Constants, weights and elementwise ops, defined from tables of numpy functions."""
 from __future__ import annotations
 
-import math
 
 import ml_dtypes
 import numpy as np
+import scipy.special
 
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import broadcast_dims, same_as
@@ -36,7 +36,7 @@ define("weight", 0, _weight_infer, None, attrs={"name": Attr("str")},
 
 
 def _erf(x):
-    return np.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x.copy()
+    return scipy.special.erf(x).astype(x.dtype, copy=False)
 
 
 def _round_half_even(x):
@@ -184,11 +184,14 @@ define("mean", (1, None), _variadic_infer, _mean_ref, doc="N-ary mean.")
 
 
 def _gelu_ref(ins, attrs):
-    x = ins[0].astype(np.float64)
+    # f32 arithmetic for f32 and narrower inputs (as runtimes do), f64 for f64.
+    x = ins[0].astype(np.float64 if ins[0].dtype == np.float64 else np.float32)
+    half = x.dtype.type(0.5)
     if attrs["approximate"] == "tanh":
-        y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        c, k = x.dtype.type(np.sqrt(2 / np.pi)), x.dtype.type(0.044715)
+        y = half * x * (1 + np.tanh(c * (x + k * (x * x * x))))
     else:
-        y = 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+        y = half * x * (1 + _erf(x / x.dtype.type(np.sqrt(2))))
     return [y.astype(ins[0].dtype)]
 
 

@@ -61,11 +61,12 @@ def _rmsnorm_ref(ins, attrs):
 
 def _layernorm_ref(ins, attrs):
     x = ins[0]
-    xf = x.astype(np.float32)
-    mu = np.mean(xf, axis=-1, keepdims=True)
-    var = np.mean((xf - mu) ** 2, axis=-1, keepdims=True)
+    xf = x.astype(np.float32, copy=False)
+    n = np.float32(x.shape[-1])
+    d = xf - xf.sum(axis=-1, keepdims=True) / n
+    var = (d * d).sum(axis=-1, keepdims=True) / n
     # As ONNX LayerNormalization: normalize in f32, cast to x's type, then scale and shift.
-    y = ((xf - mu) / np.sqrt(var + np.float32(attrs["eps"]))).astype(x.dtype) * ins[1]
+    y = (d / np.sqrt(var + np.float32(attrs["eps"]))).astype(x.dtype, copy=False) * ins[1]
     if len(ins) == 3:
         y = y + ins[2]
     return [y.astype(x.dtype)]
