@@ -14,7 +14,7 @@ from speccc.errors import SpecccError, VerifyError
 from speccc.ir.core import Graph
 from speccc.ir.folding import sym_dims_bound
 from speccc.ir.opdefs import lookup
-from speccc.ir.types import Sym, TensorType
+from speccc.ir.types import Sym
 
 
 def bind_inputs(g: Graph, inputs: Mapping[str, np.ndarray],
@@ -48,6 +48,9 @@ def bind_inputs(g: Graph, inputs: Mapping[str, np.ndarray],
     return env
 
 
+SOURCE_OPS = {"const", "weight"}
+
+
 class Plan:
     """A graph compiled for repeated execution, like an inference session.
 
@@ -66,6 +69,7 @@ class Plan:
             for r in op.results:
                 slot[id(r)] = len(slot)
         self.nslots = len(slot)
+        self._slot = slot
         self.args = [(a.result.name, slot[id(a.result)]) for a in g.arguments]
         self.outputs = [(name, slot[id(v)]) for name, v in zip(g.output_names, g.outputs)]
         last_use: dict[int, int] = {}
@@ -75,7 +79,12 @@ class Plan:
         keep = {s for _, s in self.outputs}
         self.steps = []
         self._shape_cache: dict = {}
+        # Constants and weights are the same every run: computed once into a template.
+        self._sources = [op for op in ops if op.name in SOURCE_OPS]
+        self._template: list | None = None
         for i, op in enumerate(ops):
+            if op.name in SOURCE_OPS:
+                continue
             od = lookup(op.name, op.where())
             free = tuple(sorted({slot[id(v)] for v in op.operands
                                  if last_use[slot[id(v)]] == i and slot[id(v)] not in keep}))
@@ -89,19 +98,24 @@ class Plan:
         self._env: dict = {}
 
     def _ref_for(self, op, od):
-        """The step's semantics; sources resolve from the store / the run's bindings."""
-        if op.name == "weight":
-            cache: list = []
-
-            def weight(ins, attrs):
-                if not cache:
-                    cache.append(_weight(self.graph, op))
-                return cache
-            return weight
+        """The step's semantics; symbolic shape vectors resolve from the run's bindings."""
         if op.name == "sym_dims":
             # A folded symbolic shape vector: its value follows from the input shapes.
             return lambda ins, attrs: [sym_dims_bound(op, self._env)]
         return od.ref
+
+    def _sources_template(self) -> list:
+        if self._template is None:
+            template: list = [None] * self.nslots
+            for op in self._sources:
+                r = op.result
+                value = _weight(self.graph, op) if op.name == "weight" else op.attrs["value"]
+                if value.dtype != r.type.dtype.numpy or value.shape != tuple(r.type.shape):
+                    raise VerifyError(f"{op.name}: value {value.dtype}{list(value.shape)} but "
+                                      f"type says {r.type}", location=op.where())
+                template[self._slot[id(r)]] = value
+            self._template = template
+        return self._template
 
     def _expected_shapes(self, env: dict) -> list:
         """Result shapes per step for these symbol values (cached per binding)."""
@@ -116,7 +130,7 @@ class Plan:
         env = bind_inputs(g, inputs, bindings)
         shapes = self._expected_shapes(env)
         self._env = env
-        vals: list = [None] * self.nslots
+        vals: list = list(self._sources_template())
         for name, s in self.args:
             vals[s] = np.asarray(inputs[name])
         for (op, ref, attrs, ins, outs_slots, types, _, free, dtypes), want in zip(self.steps,
