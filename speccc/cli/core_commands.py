@@ -108,7 +108,7 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def ops(as_json):
-    """List the ONNX op types speccc imports (and the IR ops they become)."""
+    """List the ONNX op types speccc imports, with the opsets each converter starts at."""
     from speccc.frontend.registry import supported_ops
     table = supported_ops()
     if as_json:
