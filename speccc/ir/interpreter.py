@@ -57,10 +57,15 @@ class Plan:
     Topological order, op-table entries, attributes, weights and value slots are
     resolved once; `run` then only calls the reference semantics. Every result is still
     checked against its declared type (symbolic types are bound once per run).
+
+    `overrides` maps ops of `g` to replacement semantics `fn(inputs, attrs) -> outputs`
+    (same contract as an op's reference): how `exec --on emulator` runs PIM ops through
+    codegen + the emulator and everything else through the op table.
     """
 
-    def __init__(self, g: Graph):
+    def __init__(self, g: Graph, overrides: Mapping | None = None):
         self.graph = g
+        self._overrides = dict(overrides or {})
         ops = g.ops()
         slot: dict[int, int] = {}
         for a in g.arguments:
@@ -99,6 +104,8 @@ class Plan:
 
     def _ref_for(self, op, od):
         """The step's semantics; symbolic shape vectors resolve from the run's bindings."""
+        if op in self._overrides:
+            return self._overrides[op]
         if op.name == "sym_dims":
             # A folded symbolic shape vector: its value follows from the input shapes.
             return lambda ins, attrs: [sym_dims_bound(op, self._env)]
