@@ -118,6 +118,11 @@ def lookup(name: str, loc: str | None = None) -> OpDef:
 # Attributes any op may carry, set by passes (partition's device choice, placement).
 COMMON_ATTRS: dict[str, Attr] = {
     "device": Attr("str", None),
+    # `place`: where a PIM op's weights / KV cache live (targets/pim/codegen.py)
+    "pim_base_row": Attr("int", None),     # first bank row of the op's regions
+    "pim_rows": Attr("int", None),         # rows per bank the op owns from pim_base_row
+    "pim_channels": Attr("ints", None),    # the op's channel window
+    "pim_max_context": Attr("int", None),  # attention: KV tokens the cache has room for
 }
 
 
