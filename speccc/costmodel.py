@@ -15,6 +15,12 @@ The estimator here is a *roofline*: time = max(flops / peak, bytes / bandwidth) 
 fixed launch overhead, from the hardware description alone. Targets refine it: the NPU
 target with its tiling model, the PIM target by running the emulator on the op's shape
 (see `passes/cost.py`); they register themselves in ESTIMATORS, so callers never change.
+`CostModel()` without explicit estimators loads them first (`load_estimators`); the
+rooflines stay in ROOFLINE as the documented fallback and bound.
+
+Glue ops (`is_glue`: views, shape math, layout permutations absorbed into DMA, and the
+KV-cache concat, an in-place append) default to "host" and cost nothing; moving an
+activation between NPU and PIM costs `transfer_cost` over the [link].
 """
 from __future__ import annotations
 
@@ -60,8 +66,26 @@ def weight_bytes(op, bindings) -> float:
     return total
 
 
+# Layout permutations: the consumer's (strided, multi-dimensional) DMA absorbs them.
+LAYOUT_OPS = {"transpose"}
+
+
+def is_kv_append(op) -> bool:
+    """A concat of a KV-cache past argument (graph attr `kv_cache`) with new rows."""
+    if op.name != "concat" or not op.operands or op.operands[0].op is not None:
+        return False
+    g = op.graph
+    pasts = {e[0] for e in (g.attrs.get("kv_cache") or [])} if g is not None else set()
+    return op.operands[0].name in pasts
+
+
+def is_glue(op) -> bool:
+    """Ops with no kernel of their own wherever they run (see the module docstring)."""
+    return op.name in FREE_OPS or op.name in LAYOUT_OPS or is_kv_append(op)
+
+
 def default_device(op) -> str:
-    if op.name in FREE_OPS:
+    if is_glue(op):
         return "host"
     if "device" in op.attrs:
         return op.attrs["device"]
@@ -104,15 +128,37 @@ def host_cost(hw: HwConfig, op, bindings) -> OpCost:
     return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
 
 
+def transfer_cost(hw: HwConfig, nbytes: float) -> OpCost:
+    """Moving an activation of `nbytes` between NPU and PIM over the [link]."""
+    if nbytes <= 0:
+        return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
+    ns = hw.link.latency_ns + nbytes / hw.link.bandwidth_gbs
+    return OpCost(ns, nbytes * 8 * hw.link.energy_pj_per_bit, nbytes, 0.0, "memory")
+
+
 # device -> estimator; targets may replace entries with better models.
 ESTIMATORS: dict[str, Estimator] = {"npu": roofline_npu, "pim": roofline_pim,
                                     "host": host_cost}
+# The rooflines, kept whatever ESTIMATORS holds: fallback and lower bound.
+ROOFLINE: dict[str, Estimator] = dict(ESTIMATORS)
+# Modules that register refined estimators when imported (targets' models).
+ESTIMATOR_PROVIDERS = ["speccc.targets.npu.estimator", "speccc.passes.cost"]
+
+
+def load_estimators() -> dict[str, Estimator]:
+    """Import the providers (each calls its `register()`); returns ESTIMATORS."""
+    import importlib
+    for name in ESTIMATOR_PROVIDERS:
+        mod = importlib.import_module(name)
+        if hasattr(mod, "register"):
+            mod.register()
+    return ESTIMATORS
 
 
 class CostModel:
     def __init__(self, hw: HwConfig, estimators: Mapping[str, Estimator] | None = None):
         self.hw = hw
-        self.estimators = dict(estimators or ESTIMATORS)
+        self.estimators = dict(estimators or load_estimators())
 
     def op_cost(self, op, device: str, bindings: Mapping[str, int]) -> OpCost:
         if device not in self.estimators:

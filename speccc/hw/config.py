@@ -33,6 +33,7 @@ NPU_KEYS = [
     ("clock_mhz", "float", "array clock"),
     ("sram_bytes", "int", "on-chip SRAM"),
     ("ext_bandwidth_gbs", "float", "NPU share of DRAM bandwidth, GB/s"),
+    ("vector_alus", "int", "vector-unit ALUs (elementwise ops per clock)"),
 ]
 LINK_KEYS = [
     ("bandwidth_gbs", "float", "host link bandwidth per direction, GB/s"),
@@ -88,6 +89,9 @@ ENERGY_KEYS = [
     ("mac_pj", "float", "one lane multiply-accumulate"),
     ("pu_op_pj", "float", "one element of AF/EWMUL/EWADD"),
     ("ref_pj", "float", "one REF of one pseudo-channel"),
+    ("npu_mac_pj", "float", "one systolic-array multiply-accumulate"),
+    ("npu_sram_pj_per_bit", "float", "NPU on-chip SRAM access (read or write)"),
+    ("npu_vector_op_pj", "float", "one NPU vector-unit operation on one element"),
 ]
 TOP_KEYS = [("name", "str", "preset name"), ("description", "str", "one line")]
 SECTIONS = {"npu": NPU_KEYS, "link": LINK_KEYS, "pim": PIM_KEYS, "pim.pu": PU_KEYS,
@@ -103,6 +107,7 @@ class NpuConfig:
     clock_mhz: float
     sram_bytes: int
     ext_bandwidth_gbs: float
+    vector_alus: int
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,9 @@ class EnergyConfig:
     mac_pj: float
     pu_op_pj: float
     ref_pj: float
+    npu_mac_pj: float
+    npu_sram_pj_per_bit: float
+    npu_vector_op_pj: float
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,11 @@ def lookup(name: str, loc: str | None = None) -> OpDef:
 # Attributes any op may carry, set by passes (partition's device choice, placement).
 COMMON_ATTRS: dict[str, Attr] = {
     "device": Attr("str", None),
+    # `cost`: latency (ns) and energy (pJ) of the op on [npu, pim] for the graph's bindings
+    "cost_ns": Attr("floats", None),
+    "cost_pj": Attr("floats", None),
+    # `partition`: which device region (a convex group of same-device ops) the op is in
+    "region": Attr("int", None),
     # `place`: where a PIM op's weights / KV cache live (targets/pim/codegen.py)
     "pim_base_row": Attr("int", None),     # first bank row of the op's regions
     "pim_rows": Attr("int", None),         # rows per bank the op owns from pim_base_row

@@ -1,0 +1,192 @@
+"""Calibrated PIM costs: run the PIM emulator on each op's actual GEMV shapes.
+
+    pim_cost(hw, op, {"T": 1, "P": 128})   # OpCost, registered as ESTIMATORS["pim"]
+
+What runs (targets/pim: `plan_matrix` -> `gemv_body` -> `time_program`, timing only):
+- linear / matmul / gemm with a stored 2-D weight: the N x K GEMV, once per row of x
+  (T x batch rows: the codegen streams the weights once per input vector);
+- gated_mlp: the gate and up GEMVs (F x K) and the down GEMV (N x F), each per row;
+- gather from a stored table (embeddings): the rows read out (RD), at the external
+  bandwidth (not emulated);
+- attention: per kv head a score GEMV (K_h: S x D, x = q) and a context GEMV (V_h^T:
+  Dv x S, x = p), each once per query row and per query head sharing that kv head.
+  Heads are spread over disjoint channel groups (each group as wide as one head's
+  placement needs) and run concurrently; the groups meet at a SYNC.
+The work a PIM kernel does outside the banks (softmax between the two attention GEMVs,
+SiLU x up in the MLP, bias) is charged as AttAcc charges its softmax unit: one operation
+per byte of the device's external bandwidth (scale-snu/attacc_simulator src/config.py:
+SOFTMAX_FLOPS = SOFTMAX_MEM_BW), plus pu_op_pj per operation; writing the T new K/V rows
+into the banks costs their bytes at the external bandwidth and external_pj_per_bit.
+PIM words are the preset's 16-bit mul_dtype whatever the IR dtype (an f32 weight is
+stored as 16-bit words in the banks). Other ops use the roofline (costmodel.roofline_pim).
+
+Emulation is exact for up to EXACT_REPS repetitions of a GEMV; beyond that, the time,
+energy and bytes are extrapolated linearly from emulated runs of 2 and EXACT_REPS
+repetitions (the marginal repetition includes its refreshes; see tests). Results are
+cached by (hw, kind, shape) for the process, so a LLaMA decode step emulates only a
+handful of distinct programs.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+from speccc.costmodel import OpCost, roofline_pim
+from speccc.errors import SpecccError
+from speccc.ir.opdefs import op_cost
+from speccc.ir.types import dim_eval
+from speccc.targets.npu.kernels import ACT_OPS
+
+EXACT_REPS = 4
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class PimRun:
+    ns: float
+    energy_pj: float
+    bytes_internal: float
+    bytes_external: float
+    lane_macs: float
+    exact: bool = True
+
+    def __add__(self, o: "PimRun") -> "PimRun":
+        return PimRun(self.ns + o.ns, self.energy_pj + o.energy_pj,
+                      self.bytes_internal + o.bytes_internal,
+                      self.bytes_external + o.bytes_external, self.lane_macs + o.lane_macs,
+                      self.exact and o.exact)
+
+    def scaled(self, k: float) -> "PimRun":
+        return PimRun(self.ns * k, self.energy_pj * k, self.bytes_internal * k,
+                      self.bytes_external * k, self.lane_macs * k, self.exact)
+
+
+def gemv_program(hw, M: int, K: int, count: int, reps: int):
+    """`count` M x K matrices, each applied to `reps` input vectors, spread over channel
+    groups (matrix j in group j mod G at its own rows); one SYNC at the end."""
+    from speccc.targets.pim.gemv import gemv_body
+    from speccc.targets.pim.layout import plan_matrix
+    from speccc.targets.pim.listing import Affine, Program, cmd, loop
+    first = plan_matrix(hw, M, K)
+    width = len(first.channels)
+    groups = max(1, min(count, hw.pim.channels // width))
+    body = []
+    for g in range(groups):
+        chans = tuple(range(g * width, (g + 1) * width))
+        for i, _ in enumerate(range(g, count, groups)):
+            pl = plan_matrix(hw, M, K, base=i * first.rows_used, channels=chans)
+            inner = gemv_body(hw, pl, src=0, dst=Affine.of("r") * pl.outputs, sync=False)
+            body.append(loop("r", reps, inner))
+    body.append(cmd("SYNC"))
+    return Program(tuple(body), hw.name, f"gemv{M}x{K}x{count}r{reps}.pim")
+
+
+def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1) -> PimRun:
+    """Emulated (or, beyond EXACT_REPS, extrapolated) cost of `gemv_program`. The
+    program depends on (M, K) only through the placement's padded shape, so runs are
+    cached by that: every KV length within one tile of the layout costs one emulation."""
+    from speccc.targets.pim.layout import plan_matrix
+    pl = plan_matrix(hw, M, K)
+    return _gemv_run(hw, pl.Mp, pl.Kp, count, reps)
+
+
+@functools.lru_cache(maxsize=None)
+def _gemv_run(hw, M: int, K: int, count: int, reps: int) -> PimRun:
+    if reps > EXACT_REPS:
+        a, b = _gemv_run(hw, M, K, count, 2), _gemv_run(hw, M, K, count, EXACT_REPS)
+        per = PimRun(*((y - x) / (EXACT_REPS - 2) for x, y in
+                       zip(_fields(a), _fields(b))))
+        out = b + per.scaled(reps - EXACT_REPS)
+        return PimRun(*_fields(out), exact=False)
+    from speccc.targets.pim.emulator import time_program
+    res = time_program(gemv_program(hw, M, K, count, reps), hw)
+    return PimRun(res.ns, res.energy_total_pj, res.bytes_internal, res.bytes_external,
+                  res.lane_macs)
+
+
+def _fields(r: PimRun) -> tuple:
+    return (r.ns, r.energy_pj, r.bytes_internal, r.bytes_external, r.lane_macs)
+
+
+def host_side(hw, ops: float) -> PimRun:
+    """Non-GEMV work of a PIM kernel, at AttAcc's one op per byte of external bandwidth."""
+    return PimRun(ops / hw.derived()["peak_external_gbs"], ops * hw.energy.pu_op_pj, 0, 0, 0)
+
+
+def bank_write(hw, nbytes: float) -> PimRun:
+    """Moving nbytes between banks and the host side (WR or RD) at the external peak."""
+    return PimRun(nbytes / hw.derived()["peak_external_gbs"],
+                  nbytes * 8 * hw.energy.external_pj_per_bit, 0, nbytes, 0)
+
+
+def _shape(t, b) -> tuple[int, ...]:
+    out = tuple(dim_eval(d, b) for d in t.shape)
+    if not all(isinstance(d, int) for d in out):
+        raise SpecccError(f"PIM cost needs bound symbols: {t} (pass --bind)")
+    return out
+
+
+def _stored(v) -> bool:
+    return v.op is not None and v.op.name == "weight" and v.type.rank == 2
+
+
+def pim_run(hw, op, b) -> PimRun | None:
+    """The calibrated run of `op`, or None when the op has no PIM kernel (roofline)."""
+    ts = [v.type for v in op.operands]
+    if op.name in ("linear", "matmul", "gemm") and len(op.operands) >= 2 \
+            and _stored(op.operands[1]) and ts[0].rank >= 1:
+        if op.name == "gemm" and op.attrs.get("trans_a"):
+            return None
+        ws = _shape(ts[1], b)
+        trans = op.attrs.get("transpose_w") or op.attrs.get("trans_b")
+        k, n = (ws[1], ws[0]) if trans else ws
+        rows = math.prod(_shape(ts[0], b)[:-1])
+        run = gemv_run(hw, n, k, 1, rows)
+        if len(op.operands) == 3:
+            run = run + host_side(hw, rows * n)
+        return run
+    if op.name == "gated_mlp" and all(_stored(v) for v in op.operands[1:]):
+        xs = _shape(ts[0], b)
+        rows, k = math.prod(xs[:-1]), xs[-1]
+        f, n = _shape(ts[-1], b)
+        up = (gemv_run(hw, 2 * f, k, 1, rows) if len(ts) == 3
+              else gemv_run(hw, f, k, 1, rows) + gemv_run(hw, f, k, 1, rows))
+        act = ACT_OPS.get(op.attrs.get("activation", "silu"), 5) + 1   # + the multiply by up
+        return up + host_side(hw, act * rows * f) + gemv_run(hw, n, f, 1, rows)
+    if op.name == "attention":
+        B, H, T, D = _shape(ts[0], b)
+        _, KVH, S, Dv = _shape(ts[2], b)
+        reps = T * (H // KVH)
+        run = (gemv_run(hw, S, D, B * KVH, reps) + host_side(hw, 5 * B * H * T * S)
+               + gemv_run(hw, Dv, S, B * KVH, reps)
+               + bank_write(hw, B * KVH * T * (D + Dv) * 2))
+        if len(ts) == 4:
+            run = run + bank_write(hw, math.prod(_shape(ts[3], b)) * ts[3].dtype.itemsize_bits / 8)
+        return run
+    if op.name == "gather" and _stored(op.operands[0]):
+        out = op.results[0].type   # embedding rows read out of the banks (RD)
+        return bank_write(hw, math.prod(_shape(out, b)) * out.dtype.itemsize_bits / 8)
+    return None
+
+
+def pim_cost(hw, op, bindings) -> OpCost:
+    """ESTIMATORS["pim"]: the emulator-calibrated cost, else the roofline."""
+    b = dict(bindings)
+    try:
+        run = pim_run(hw, op, b)
+    except SpecccError as err:
+        if "needs rows" in str(err) or "rows per bank" in str(err):
+            return OpCost(INF, INF, 0.0, 0.0, "capacity")   # does not fit in the banks
+        raise
+    if run is None:
+        return roofline_pim(hw, op, b)
+    flops = float(dim_eval(op_cost(op).flops, b))
+    stream = run.bytes_internal / hw.derived()["peak_internal_gbs"]
+    bound = "memory" if run.ns <= 1.25 * stream else "overhead"
+    return OpCost(run.ns, run.energy_pj, run.bytes_internal + run.bytes_external, flops, bound)
+
+
+def register() -> None:
+    from speccc import costmodel
+    costmodel.ESTIMATORS["pim"] = pim_cost

@@ -1,0 +1,79 @@
+"""cost: per-op latency and energy on the NPU and on PIM, recorded in the IR.
+
+    speccc opt m.ir -p 'cost{hw=hbm-pim,bind=T=1:P=128}'
+
+Rewrites: every op that is not glue (`speccc.costmodel.is_glue`: views, shape math,
+layout permutations, KV-cache appends) gets
+
+    cost_ns = [npu, pim]     latency in ns on each device
+    cost_pj = [npu, pim]     energy in pJ
+
+for the hardware description `hw` (preset name or .toml path) with the symbolic dims
+bound by `bind` (the types themselves stay symbolic); the graph gets `cost_hw` and
+`cost_bind` attributes so `partition` uses the same setting. Glue ops get no cost.
+NPU numbers come from the NPU target's tiling model (targets/npu, ESTIMATORS["npu"]);
+PIM numbers from the PIM emulator run on the op's actual GEMV shapes
+(passes/_cost_pim.py, ESTIMATORS["pim"]), the roofline for ops without a PIM kernel, and
+`inf` for a matrix that does not fit in the banks.
+Guarantees: nothing else in the IR changes; numbers are deterministic (6 significant
+digits); emulator results are cached per (hw, kind, shape) for the process.
+"""
+from __future__ import annotations
+
+from speccc.costmodel import CostModel, is_glue
+from speccc.passes._cost_pim import gemv_run, pim_cost, pim_run  # noqa: F401  (re-exported)
+from speccc.passes.infer_shapes import parse_bindings
+from speccc.passmanager import Pass, register_pass
+
+DEFAULT_HW = "hbm-pim"
+
+
+def _round(x: float) -> float:
+    return x if x != x or x in (float("inf"), float("-inf")) else float(f"{x:.6g}")
+
+
+def graph_setting(graph, hw: str | None = None, bind: list | None = None):
+    """(HwConfig, bindings) for a graph: explicit values, else the graph's `cost_hw` /
+    `cost_bind` attributes (set by this pass), else the default preset and no bindings."""
+    from speccc.hw import load_hw
+    name = hw or graph.attrs.get("cost_hw") or DEFAULT_HW
+    items = bind if bind is not None else graph.attrs.get("cost_bind") or []
+    return load_hw(name), parse_bindings(items)
+
+
+def setting_attrs(hw, bindings) -> tuple[str, list[str]]:
+    """The graph attributes (`cost_hw`, `cost_bind`) that name a cost setting."""
+    return hw.source or hw.name, [f"{k}={v}" for k, v in bindings.items()]
+
+
+def annotate(graph, hw, bindings, model: CostModel | None = None) -> None:
+    """Set cost_ns / cost_pj on every kernel op and record the setting on the graph."""
+    model = model or CostModel(hw)
+    for op in graph.ops():
+        if is_glue(op):
+            for k in ("cost_ns", "cost_pj"):
+                op.attrs.pop(k, None)
+            continue
+        npu = model.op_cost(op, "npu", bindings)
+        pim = model.op_cost(op, "pim", bindings)
+        op.attrs["cost_ns"] = [_round(npu.latency_ns), _round(pim.latency_ns)]
+        op.attrs["cost_pj"] = [_round(npu.energy_pj), _round(pim.energy_pj)]
+    graph.attrs["cost_hw"], graph.attrs["cost_bind"] = setting_attrs(hw, bindings)
+
+
+@register_pass
+class Cost(Pass):
+    name = "cost"
+    summary = "record per-op latency/energy on [npu, pim] (cost_ns, cost_pj)"
+    hw: str = DEFAULT_HW
+    bind: list = None
+
+    def run_on_graph(self, graph) -> None:
+        hw, bindings = graph_setting(graph, self.hw, self.bind or [])
+        annotate(graph, hw, bindings)
+
+
+def register() -> None:
+    """Called by speccc.costmodel.load_estimators: the calibrated PIM model."""
+    from speccc.passes._cost_pim import register as reg
+    reg()
