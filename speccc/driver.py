@@ -5,6 +5,7 @@ succeeded, so a failing command never leaves a partial or clobbered `-o`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -83,15 +84,29 @@ def opt_file(path, pipeline: str, **pm_kwargs) -> tuple[str, PassManager]:
     return print_module(module), pm
 
 
+DEFAULT_HW = "hbm-pim"
+PRECISIONS = {"fp32": "fp32", "fp16": "device"}  # --precision -> emulator mode
+
+
 def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: str | None,
-               **pm_kwargs) -> tuple[dict[str, np.ndarray], PassManager]:
+               *, backend: str = "reference", hw: str | None = None, precision: str = "fp32",
+               max_context: int = 0, **pm_kwargs) -> tuple[dict[str, np.ndarray], PassManager]:
+    """Run a model on inputs. backend "reference": the op table's numpy semantics;
+    "emulator": PIM-assigned ops (speccc.costmodel.default_device) are placed, lowered by
+    targets/pim/codegen and executed by the functional PIM emulator (precision fp32: the
+    fp32 oracle; fp16: the preset's 16-bit formats), everything else by the reference
+    interpreter (speccc.ir.interpreter.Plan with per-op overrides)."""
     from speccc.frontend.onnx_import import sanitize_name
-    from speccc.ir.interpreter import run_graph
+    from speccc.ir.interpreter import Plan, bind_inputs
+    if backend not in ("reference", "emulator"):
+        raise SpecccError(f"unknown backend {backend!r} (reference or emulator)")
+    if precision not in PRECISIONS:
+        raise SpecccError(f"unknown precision {precision!r} ({' or '.join(PRECISIONS)})")
+    hwc = _load_hw(hw) if backend == "emulator" else None
     pm = PassManager.parse(_bind_pipeline(pipeline or CANONICAL_PIPELINE, bindings),
                            **pm_kwargs)
     feeds = load_npz(inputs_path)
     module = load_any(model_path)
-    pm.run(module)
     graph = next(iter(module))
     known = {a.result.name for a in graph.arguments}
     args = {sanitize_name(k): v for k, v in feeds.items()}
@@ -99,7 +114,71 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     if extra:
         raise SpecccError(f"--inputs has array(s) the model does not take: {', '.join(extra)}"
                           f" (inputs: {', '.join(sorted(known))})", location=str(inputs_path))
-    return run_graph(graph, args, bindings), pm
+    if hwc is not None:
+        env = bind_inputs(graph, args, bindings)
+        _add_place(pm, hw or DEFAULT_HW, env, max_context)
+    pm.run(module)
+    graph = next(iter(module))
+    if hwc is None:
+        return run_graph(graph, args, bindings), pm
+    overrides = emulator_overrides(graph, hwc, PRECISIONS[precision])
+    return Plan(graph, overrides).run(args, bindings), pm
+
+
+def run_graph(graph, args, bindings):
+    from speccc.ir.interpreter import run_graph as run
+    return run(graph, args, bindings)
+
+
+def _load_hw(hw: str | None):
+    from speccc.hw import load_hw
+    return load_hw(hw or DEFAULT_HW)
+
+
+def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_context: int) -> None:
+    """Make the pipeline end with `place` for this hardware and binding (a `place` the
+    user put in the pipeline gets the same hw/bind unless it names another preset)."""
+    from speccc.passes.place import Place
+    bind = [f"{k}={v}" for k, v in sorted(bindings.items())]
+    places = [p for p in pm.passes if isinstance(p, Place)]
+    if not places:
+        pm.passes.append(Place(hw=hw, bind=bind, max_context=max_context))
+        pm._auto_place = True
+        return
+    for p in places:
+        if p.hw not in (Place.hw, hw):
+            raise SpecccError(f"pipeline has place{{hw={p.hw}}} but --hw is {hw}")
+        p.hw = hw
+        p.bind = p.bind or bind
+        p.max_context = p.max_context or max_context
+
+
+def emulator_overrides(graph, hw, mode: str) -> dict:
+    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through its
+    codegen kernel on one shared emulator (the whole model's placement is loaded into
+    one device; weights are laid out on an op's first call)."""
+    from speccc.costmodel import default_device
+    from speccc.targets.pim.codegen import kernel_for
+    from speccc.targets.pim.emulator import PimEmulator
+    emu = PimEmulator(hw, mode=mode)
+    loaded: set = set()
+    kernels: dict = {}
+    out = {}
+    for i, op in enumerate(graph.ops()):
+        if default_device(op) != "pim":
+            continue
+
+        def fn(ins, attrs, op=op, label=f"{graph.name}/{i:04d}.{op.name}"):
+            shapes = tuple(tuple(np.shape(a)) for a in ins)
+            k = kernels.get((id(op), shapes))
+            if k is None:
+                k = kernels[id(op), shapes] = kernel_for(op.name, op.attrs, hw, list(shapes),
+                                                         label=label)
+            outs = k.run(emu, list(ins), load=id(op) not in loaded)
+            loaded.add(id(op))
+            return outs
+        out[op] = fn
+    return out
 
 
 def unbound_symbols(module: Module) -> set[str]:
@@ -114,12 +193,23 @@ def unbound_symbols(module: Module) -> set[str]:
 
 
 def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str | None,
-                  shapes_only: bool, **pm_kwargs) -> tuple[dict, PassManager]:
-    from speccc.ir.opdefs import op_cost
+                  shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
+                  **pm_kwargs) -> tuple[dict, PassManager]:
+    """Import, run the pipeline (canonical + place), lower every PIM op to listings and
+    time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/GRAPH/*.pim and
+    OUTDIR/report.json (byte-deterministic). Nothing is written unless all succeeds."""
     from speccc.ir.printer import print_graph
+    from speccc.targets.pim.listing import format_program
+    hwc = _load_hw(hw)
     pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings),
                            **pm_kwargs)
+    _add_place(pm, hw or DEFAULT_HW, bindings, max_context)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise SpecccError("output exists and is not a directory", location=str(out))
     module = load_any(model_path, shapes_only=shapes_only)
+    # the pipeline up to the appended `place`, the bindings check, then `place`
+    place = pm.passes.pop() if getattr(pm, "_auto_place", False) else None
     pm.run(module)
     free = unbound_symbols(module)
     if free:
@@ -127,27 +217,122 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         example = ",".join(f"{s}=1" for s in sorted(free))
         raise SpecccError(f"unbound symbolic dim(s) {names}: costs need numbers; "
                           f"pass --bind {example}", location=str(model_path))
+    if place is not None:
+        tail = dataclasses.replace(pm, passes=[place], timings=[])
+        tail.verify_each = pm.verify_each
+        tail.run(module)
+        pm.passes.append(place)
+        pm.timings += tail.timings
+    report, listings = lower_module(module, hwc, bindings)
     report = {"model": str(model_path), "bindings": dict(bindings),
-              "pipeline": [s for s, _ in pm.timings], "graphs": {}}
-    summary: dict[str, Counter] = defaultdict(Counter)
-    for g in module:
-        rows = []
-        for op in g.ops():
-            c = op_cost(op)
-            rows.append({"op": op.name, "loc": op.loc, "flops": int(c.flops),
-                         "bytes_read": int(c.bytes_read), "bytes_written": int(c.bytes_written)})
-            s = summary[op.name]
-            s["count"] += 1
-            s["flops"] += int(c.flops)
-            s["bytes_read"] += int(c.bytes_read)
-            s["bytes_written"] += int(c.bytes_written)
-        report["graphs"][g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", [])}
-    report["summary"] = [{"op": k, **v} for k, v in sorted(summary.items(),
-                                                           key=lambda kv: -kv[1]["flops"])]
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise SpecccError("output exists and is not a directory", location=str(out))
+              "pipeline": [s for s, _ in pm.timings], **report}
     for g in module:
         write_text_atomic(out / "ir" / f"{g.name}.ir", print_graph(g))
+    written = set()
+    for rel, prog in listings:
+        write_text_atomic(out / rel, format_program(prog))
+        written.add((out / rel).resolve())
+    pim_dir = out / "pim"
+    if pim_dir.is_dir():  # listings of an earlier compile into the same OUTDIR
+        for old in sorted(pim_dir.rglob("*.pim")):
+            if old.resolve() not in written:
+                old.unlink()
     write_text_atomic(out / "report.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
     return report, pm
+
+
+def lower_module(module: Module, hw, bindings: Mapping[str, int]) -> tuple[dict, list]:
+    """Per-op device, timing, bytes, energy, roofline and efficiency; the listings.
+
+    PIM ops: every phase's listing is timed by the emulator (time_program; programs
+    equal up to row numbers and channel offsets are timed once). NPU ops: the cost
+    model's estimator (speccc.costmodel.CostModel). Host ops (views, shape math, KV
+    appends): free. The step time `serial_ns` adds every op's time (no overlap)."""
+    from speccc import costmodel
+    from speccc.ir.opdefs import op_cost
+    from speccc.ir.types import dim_eval
+    from speccc.targets.pim.codegen import (Timer, kernel_for, normalized_attrs, program_io,
+                                            roofline)
+    model = costmodel.CostModel(hw)
+    rooflines = getattr(costmodel, "ROOFLINE", costmodel.ESTIMATORS)
+    timer = Timer(hw)
+    npu_ghz = hw.npu.clock_mhz / 1000
+    listings: list = []
+    graphs: dict = {}
+    summary: dict[tuple, Counter] = defaultdict(Counter)
+    totals: dict[str, Counter] = defaultdict(Counter)
+    for g in module:
+        rows = []
+        for i, op in enumerate(g.ops()):
+            c = op_cost(op)
+            device = costmodel.default_device(op)
+            row = {"op": op.name, "id": i, "loc": op.loc, "device": device,
+                   "flops": int(c.flops), "bytes_read": int(c.bytes_read),
+                   "bytes_written": int(c.bytes_written)}
+            if device == "pim":
+                shapes = [[dim_eval(d, bindings) for d in v.type.shape] for v in op.operands]
+                stem = f"pim/{g.name}/{i:04d}.{op.name}"
+                kernel = kernel_for(op.name, op.attrs, hw, shapes, label=stem)
+                twin = kernel_for(op.name, normalized_attrs(op.attrs), hw, shapes, label=stem)
+                phases, tot = [], Counter()
+                for (phase, prog), (_, tprog) in zip(kernel.phases(), twin.phases()):
+                    res = timer.time(tprog)
+                    b_in, b_out = program_io(prog, hw)
+                    rel = f"{stem}.{phase}.pim"
+                    listings.append((rel, prog))
+                    ph = {"phase": phase, "listing": rel, "cycles": res.cycles, "ns": res.ns,
+                          "bytes_in": b_in, "bytes_out": b_out,
+                          "energy_pj": res.energy_total_pj, "commands": res.commands}
+                    phases.append(ph)
+                    tot.update({k: ph[k] for k in ("cycles", "ns", "bytes_in", "bytes_out",
+                                                   "energy_pj")})
+                roof_ns, bound = roofline(hw, kernel.work())
+                row.update({"timing": "emulator", "cycles": tot["cycles"], "ns": tot["ns"],
+                            "bytes_in": tot["bytes_in"], "bytes_out": tot["bytes_out"],
+                            "energy_pj": tot["energy_pj"], "bound": bound,
+                            "roofline_ns": roof_ns,
+                            "efficiency": roof_ns / tot["ns"] if tot["ns"] else None,
+                            "phases": phases})
+                for k, v in op.attrs.items():
+                    if k.startswith("pim_") and k != "pim_channels":
+                        row[k] = v
+                if "pim_channels" in op.attrs:
+                    row["pim_channels"] = [op.attrs["pim_channels"][0],
+                                           len(op.attrs["pim_channels"])]
+            else:
+                oc = model.op_cost(op, device, bindings)
+                roof = rooflines.get(device)
+                roof_ns = (roof(hw, op, bindings).latency_ns
+                           if roof is not None and device != "host" else None)
+                row.update({"timing": "roofline" if device == "npu" else "none",
+                            "cycles": int(round(oc.latency_ns * npu_ghz)), "ns": oc.latency_ns,
+                            "bytes_in": int(c.bytes_read) if device != "host" else 0,
+                            "bytes_out": int(c.bytes_written) if device != "host" else 0,
+                            "energy_pj": oc.energy_pj, "bound": oc.bound,
+                            "roofline_ns": roof_ns,
+                            "efficiency": (roof_ns / oc.latency_ns
+                                           if roof_ns and oc.latency_ns else None)})
+            rows.append(row)
+            s = summary[(op.name, device)]
+            s["count"] += 1
+            for k in ("flops", "bytes_read", "bytes_written", "ns", "energy_pj", "bytes_in",
+                      "bytes_out"):
+                s[k] += row[k]
+            if row.get("roofline_ns"):
+                s["roofline_ns"] += row["roofline_ns"]
+            t = totals[device]
+            t["ops"] += 1
+            for k in ("ns", "energy_pj", "bytes_in", "bytes_out"):
+                t[k] += row[k]
+        graphs[g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", [])}
+    summ = []
+    for (name, device), v in sorted(summary.items(), key=lambda kv: (-kv[1]["ns"],
+                                                                      -kv[1]["flops"], kv[0])):
+        d = {"op": name, "device": device, **v}
+        d["efficiency"] = (v["roofline_ns"] / v["ns"]) if v.get("roofline_ns") and v["ns"] else None
+        summ.append(d)
+    tot = {dev: dict(v) for dev, v in sorted(totals.items())}
+    serial = sum(v["ns"] for v in totals.values())
+    return ({"hw": hw.name, "graphs": graphs, "summary": summ, "totals": tot,
+             "serial_ns": serial, "listings": len(listings),
+             "timed_programs": len(timer.cache)}, listings)

@@ -163,22 +163,44 @@ def _parse_bind(values) -> dict[str, int]:
     return out
 
 
+def hw_options(fn):
+    fn = click.option("--max-context", type=int, default=0, metavar="N",
+                      help="KV tokens the PIM cache has room for (default: P+T).")(fn)
+    fn = click.option("--hw", "hw", default=None, metavar="PRESET|FILE.toml",
+                      help=f"Hardware description (default: {driver.DEFAULT_HW}; "
+                           "see `speccc hw list`).")(fn)
+    return fn
+
+
 @main.command("exec")
 @click.argument("model", type=click.Path())
 @click.option("--inputs", "inputs_path", type=click.Path(), required=True,
               help=".npz with one array per ONNX graph input (by name).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help=".npz written with one array per ONNX graph output.")
-@click.option("--on", "backend", type=click.Choice(["reference"]), default="reference",
-              show_default=True, help="Where to run: the numpy reference interpreter.")
+@click.option("--on", "backend", type=click.Choice(["reference", "emulator"]),
+              default="reference", show_default=True,
+              help="reference: numpy semantics; emulator: PIM ops through codegen and the "
+                   "functional PIM emulator, the rest through the reference.")
+@click.option("--precision", type=click.Choice(list(driver.PRECISIONS)), default="fp32",
+              show_default=True, help="With --on emulator: fp32 oracle, or the preset's "
+                                      "16-bit formats (fp16; bf16 on aim-gddr6).")
+@hw_options
 @click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=5,P=3 (else taken "
               "from the inputs).")
 @click.option("-p", "--pipeline", default=None, help="Override the canonical pipeline.")
 @pipeline_options
-def exec_(model, inputs_path, output, backend, bind, pipeline, print_after, verify_each,
-          time_passes):
-    """Import a model, run the canonical pipeline, execute it on given inputs."""
+def exec_(model, inputs_path, output, backend, precision, hw, max_context, bind, pipeline,
+          print_after, verify_each, time_passes):
+    """Import a model, run the canonical pipeline, execute it on given inputs.
+
+    \b
+    speccc exec m.onnx --inputs in.npz -o out.npz --on reference
+    speccc exec m.onnx --inputs in.npz -o out.npz --on emulator --precision fp16 --hw aim-gddr6
+    """
     outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
+                                    backend=backend, hw=hw, precision=precision,
+                                    max_context=max_context,
                                     **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
@@ -187,26 +209,56 @@ def exec_(model, inputs_path, output, backend, bind, pipeline, print_after, veri
     click.echo(f"wrote {output}: {shapes}")
 
 
+def _fmt_ns(ns) -> str:
+    return f"{ns / 1000:.2f}" if ns else "-"
+
+
 @main.command()
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="out",
-              show_default=True, help="Output directory (ir/, report.json).")
+              show_default=True, help="Output directory (ir/, pim/, report.json).")
 @click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=1,P=128.")
-@click.option("-p", "--pipeline", default=None, help="Pipeline (default: canonical + fuse).")
+@click.option("-p", "--pipeline", default=None,
+              help="Pipeline (default: canonical + fuse; `place` is appended).")
 @click.option("--shapes-only", is_flag=True, help="Never read weight bytes.")
+@hw_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pipeline_options
-def compile(model, outdir, bind, pipeline, shapes_only, print_after, verify_each, time_passes):
-    """Compile a model: import, optimize, fuse into LLM ops; write IR and a report."""
+def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, as_json, print_after,
+            verify_each, time_passes):
+    """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
+    PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
+
+    \b
+    speccc compile tiny.onnx --bind T=1,P=16 -o out            # out/ir, out/pim, report.json
+    speccc compile 7b.onnx --bind T=1,P=1024 --hw aim-gddr6 --shapes-only
+    """
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
+                                      hw=hw, max_context=max_context,
                                       **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        return
     from rich.console import Console
     from rich.table import Table
-    table = Table(title=f"{model} -> {outdir}")
-    for col in ("op", "count", "GFLOP", "MB read", "MB written"):
-        table.add_column(col, justify="right" if col != "op" else "left")
+    table = Table(title=f"{model} -> {outdir} on {result['hw']}")
+    for col in ("op", "dev", "n", "GFLOP", "MB in", "MB out", "µs", "µJ", "eff"):
+        table.add_column(col, justify="left" if col in ("op", "dev") else "right")
     for row in result["summary"]:
-        table.add_row(row["op"], str(row["count"]), f"{row['flops'] / 1e9:.3f}",
-                      f"{row['bytes_read'] / 1e6:.2f}", f"{row['bytes_written'] / 1e6:.2f}")
+        if row["device"] == "host" and not row["ns"]:
+            continue
+        eff = row.get("efficiency")
+        table.add_row(row["op"], row["device"], str(row["count"]),
+                      f"{row['flops'] / 1e9:.3f}", f"{row['bytes_in'] / 1e6:.2f}",
+                      f"{row['bytes_out'] / 1e6:.2f}", _fmt_ns(row["ns"]),
+                      f"{row['energy_pj'] / 1e6:.2f}", f"{eff:.2f}" if eff else "-")
+    for dev, t in result["totals"].items():
+        if t["ns"]:
+            table.add_row("total", dev, str(t["ops"]), "", f"{t['bytes_in'] / 1e6:.2f}",
+                          f"{t['bytes_out'] / 1e6:.2f}", _fmt_ns(t["ns"]),
+                          f"{t['energy_pj'] / 1e6:.2f}", "")
     Console().print(table)
+    click.echo(f"step (serial): {result['serial_ns'] / 1000:.2f} µs; "
+               f"{result['listings']} PIM listings in {outdir}/pim")

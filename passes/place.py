@@ -1,0 +1,152 @@
+"""place: map PIM ops' weights and KV cache to channels, banks and rows; check capacity.
+
+Rewrites: every op whose device is PIM (`device = "pim"`, or by default linear,
+attention, gated_mlp, matmul_nbits; see speccc.costmodel.default_device) gets
+`pim_base_row`, `pim_rows` and `pim_channels` (its channel window), and attention also
+`pim_max_context`. Within an op, regions stack from pim_base_row in codegen's
+`op_layouts` order: linear/matmul_nbits W; gated_mlp [gate; up] then down; attention
+keys then values (targets/pim/kv_layout.py, room to append up to max_context tokens).
+GEMV matrices use layout.plan_matrix (all-bank MACs stream whole rows). PIM elementwise
+ops hold no data and get no placement.
+
+Allocation: one row cursor per channel, shared by every graph of the module (a draft
+and a target share the device); an op takes the contiguous window of channels it needs
+whose highest cursor is lowest (first such window on ties) and all of its rows in each,
+so no two ops overlap. Deterministic.
+
+Capacity: when the highest cursor exceeds the preset's rows per bank, the pass fails
+with one error giving the rows needed per bank vs available and the bytes placed (and the
+weight + KV bytes as 16-bit words) vs capacity.
+
+Options: hw (preset name or .toml), bind (T=1:P=128), max_context (KV tokens per
+attention; default: the largest bound KV length, P+T).
+After: every PIM op that holds weights or KV has a placement; every region fits.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from speccc.costmodel import default_device
+from speccc.errors import SpecccError
+from speccc.ir.types import dim_eval
+from speccc.passes.infer_shapes import parse_bindings
+from speccc.passmanager import Pass, register_pass
+from speccc.targets.pim.codegen import (PLACED_OPS, PLACEMENT_ATTRS, op_dims, op_layouts,
+                                        unsupported_reason)
+
+
+def _shapes(op, bindings) -> list:
+    """Operand shapes with bound dims as ints and unbound ones as None."""
+    return [tuple(d if isinstance(d, int) else None
+                  for d in (dim_eval(x, bindings) for x in v.type.shape)) for v in op.operands]
+
+
+def _need(value, what: str, op) -> int:
+    if value is None:
+        raise SpecccError(f"place: {op.name} needs a number for its {what}; pass "
+                          "bind=T=..:P=.. (--bind) or max_context=N", location=op.where())
+    return value
+
+
+def _static(value, memo: dict) -> bool:
+    """Computed from weights/constants only (could be stored in banks)?"""
+    op = value.op
+    if op is None:
+        return False
+    key = id(op)
+    if key not in memo:
+        memo[key] = op.name in ("weight", "const") or (
+            bool(op.operands) and all(_static(v, memo) for v in op.operands))
+    return memo[key]
+
+
+class RowAllocator:
+    def __init__(self, hw):
+        self.hw = hw
+        self.next = [0] * hw.pim.channels
+        self.placed_bytes = 0
+
+    def take(self, nch: int, rows: int) -> tuple[int, list[int]]:
+        p = self.hw.pim
+        nch = max(1, min(nch, p.channels))
+        best = min(range(p.channels - nch + 1), key=lambda c0: (max(self.next[c0:c0 + nch]), c0))
+        base = max(self.next[best:best + nch])
+        for c in range(best, best + nch):
+            self.next[c] = base + rows
+        self.placed_bytes += rows * nch * p.banks_per_channel * p.row_bytes
+        return base, list(range(best, best + nch))
+
+    @property
+    def high(self) -> int:
+        return max(self.next)
+
+
+@register_pass
+class Place(Pass):
+    name = "place"
+    summary = "place PIM ops' weights and KV cache in channels/banks/rows; check capacity"
+    hw: str = "hbm-pim"
+    bind: list = None
+    max_context: int = 0
+
+    def run(self, module) -> None:
+        from speccc.hw import load_hw
+        hw = load_hw(self.hw)
+        bindings = parse_bindings(self.bind)
+        alloc = RowAllocator(hw)
+        # regions are sized without the rows limit, so capacity is checked once, in total
+        self._sizing = dataclasses.replace(hw, pim=dataclasses.replace(hw.pim, rows=1 << 40))
+        payload = 0
+        for g in module:
+            memo: dict = {}
+            for op in g.ops():
+                for a in PLACEMENT_ATTRS:
+                    op.attrs.pop(a, None)
+                if default_device(op) != "pim":
+                    continue
+                why = unsupported_reason(op.name, op.attrs)
+                if why:
+                    raise SpecccError(f"place: {why}; assign it to the npu", location=op.where())
+                if op.name not in PLACED_OPS:
+                    continue
+                payload += self._place(op, hw, bindings, alloc, memo)
+        if alloc.high > hw.pim.rows:
+            cap = hw.derived()["capacity_bytes"]
+            raise SpecccError(
+                f"place: the model does not fit {hw.name}: it needs {alloc.high} rows per bank "
+                f"but the preset has {hw.pim.rows} ({alloc.placed_bytes / 2**30:.2f} GiB placed, "
+                f"{payload / 2**30:.2f} GiB of weights and KV cache as 16-bit words, vs "
+                f"{cap / 2**30:.2f} GiB capacity); use a larger --hw preset, a smaller "
+                "max_context, or keep some ops off PIM")
+
+    def _place(self, op, hw, bindings, alloc: RowAllocator, memo: dict) -> int:
+        shapes = _shapes(op, bindings)
+        dims = op_dims(op.name, op.attrs, shapes)
+        weights = {"linear": [1], "matmul_nbits": [1, 2, 3, 4],
+                   "gated_mlp": list(range(1, len(op.operands)))}.get(op.name, [])
+        for i in weights:
+            if i < len(op.operands) and not _static(op.operands[i], memo):
+                raise SpecccError(f"place: {op.name} operand {i} is computed from graph inputs; "
+                                  "PIM banks hold stored weights only (assign it to the npu)",
+                                  location=op.where())
+        ctx = None
+        for key, v in dims.items():
+            if key not in ("B", "T", "S"):
+                _need(v, f"dimension {key}", op)
+        if op.name == "attention":
+            ctx = self.max_context or _need(dims["S"], "KV length (max_context)", op)
+            if dims["S"] is not None and dims["S"] > ctx:
+                raise SpecccError(f"place: attention over {dims['S']} keys exceeds "
+                                  f"max_context={ctx}", location=op.where())
+        regions = op_layouts(op.name, self._sizing, dims, max_context=ctx)
+        rows = sum(r.rows for r in regions)
+        base, chans = alloc.take(max(r.channels for r in regions), rows)
+        op.attrs["pim_base_row"] = base
+        op.attrs["pim_rows"] = rows
+        op.attrs["pim_channels"] = chans
+        if ctx is not None:
+            op.attrs["pim_max_context"] = ctx
+            return 2 * 2 * dims["G"] * dims["D"] * ctx
+        if op.name == "gated_mlp":
+            return 2 * dims["K"] * dims["F"] * 2 + 2 * dims["F"] * dims["N"]
+        return 2 * dims["M"] * dims["K"]
