@@ -315,7 +315,7 @@ class AttentionKernel(Kernel):
         return self.H * self.T * self.kl.width
 
     def _ctx_bursts(self) -> int:
-        return self.H * self.T * _stream_bursts(self.vl.placement(self.S))
+        return self.H * self.T * _stream_bursts(self.vl.placements(self.S)[0])
 
     def phases(self):
         if self._phases is None:

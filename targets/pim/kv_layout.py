@@ -285,11 +285,17 @@ class ValueLayout:
         c0 = self.channels[0] + gr * self.per_head
         return self.base + gq * self.rows_head, tuple(range(c0, c0 + self.per_head))
 
-    def placement(self, length: int) -> Placement:
-        """Placement of the first group's head for a context of `length` tokens (same rows
-        as `full`, fewer tiles)."""
-        tiles = math.ceil(length / self.full.tile_elems)
-        return dataclasses.replace(self.full, K=length, tiles=tiles)
+    def placements(self, length: int) -> list[Placement]:
+        """One single-pass Placement per pass of `full` (first group's head) for a context
+        of `length` tokens: pass q's rows base + q*NT_max + t, only the tiles `length`
+        needs. Pass q's output m' = c*per + rest is full's output (c*Q + q)*per + rest."""
+        full, Q = self.full, self.full.passes
+        tiles = math.ceil(length / full.tile_elems)
+        if Q == 1:
+            return [dataclasses.replace(full, K=length, tiles=tiles)]
+        one = dataclasses.replace(full, passes=1)
+        return [dataclasses.replace(one, K=length, tiles=tiles, M=one.Mp,
+                                    base=full.base + q * full.tiles) for q in range(Q)]
 
 
 def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int = 0,
@@ -297,11 +303,7 @@ def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int
     p = hw.pim
     window = tuple(range(p.channels)) if channels is None else tuple(channels)
     nat = plan_matrix(hw, head_dim, max_context, order="passes")
-    n_v = len(nat.channels)
-    if nat.passes > 1 or n_v > len(window):
-        raise SpecccError(f"attention head_dim {head_dim} needs {nat.passes} passes over "
-                          f"{n_v} channels per value head on {hw.name}; the values layout "
-                          f"supports one pass within the {len(window)}-channel window")
+    n_v = min(len(nat.channels), len(window))
     ng = max(d for d in range(1, kv_heads + 1)
              if kv_heads % d == 0 and d * n_v <= len(window))
     full = plan_matrix(hw, head_dim, max_context, base=0, channels=window[:n_v],
@@ -344,26 +346,27 @@ def value_append(hw, vl: ValueLayout, first: int, count: int, src: int) -> list:
     if count == 0:
         return []
     pl, p = vl.full, hw.pim
-    S, R, P, PCS, Gt = pl.sets, pl.per_row, pl.pus, pl.pcs, pl.tile_slots
+    S, R, P, PCS, Gt, Q = pl.sets, pl.per_row, pl.pus, pl.pcs, pl.tile_slots, pl.passes
     bursts = _bursts(vl, first, count)
     nb, Mp = len(bursts), pl.Mp
-    gq, gr, c = Affine.of("vgq"), Affine.of("vgr"), Affine.of("c")
+    gq, gr, c, q = Affine.of("vgq"), Affine.of("vgr"), Affine.of("c"), Affine.of("vq")
     ch = c + gr * vl.per_head + vl.channels[0]
     gidx = gq * vl.groups + gr
     body: list = []
     for bi, (t, slot) in enumerate(bursts):
-        row = gq * vl.rows_head + vl.base + t
-        per_c: list = []
+        row = gq * vl.rows_head + q * pl.tiles + vl.base + t
+        per_q: list = []
         for pc in range(PCS):
             for s in range(S):
-                d = ((((c * PCS) + pc) * S + s) * R + Affine.of("va")) * P + Affine.of("vu")
+                d = (((((c * Q + q) * PCS + pc) * S + s) * R + Affine.of("va")) * P
+                     + Affine.of("vu"))
                 srcv = (gidx * nb + bi) * Mp + d + src
                 wr = cmd("WR", ch=ch, bank=Affine.of("vu") * S + (pc * p.banks_per_pc + s),
                          row=row, col=Affine.of("va") * Gt + slot, src=srcv)
-                per_c += [cmd("ACT.ab", ch=ch, pc=pc, sel=s, row=row),
+                per_q += [cmd("ACT.ab", ch=ch, pc=pc, sel=s, row=row),
                           *loop_or_inline("va", R, loop_or_inline("vu", P, [wr])),
                           cmd("PRE.ab", ch=ch, pc=pc, sel=s)]
-        body += loop_or_inline("c", vl.per_head, per_c)
+        body += loop_or_inline("c", vl.per_head, loop_or_inline("vq", Q, per_q))
     return loop_or_inline("vgq", vl.kv_heads // vl.groups, loop_or_inline("vgr", vl.groups, body),
                           comment=f" append {count} value(s) per kv head: {nb} burst(s) per output")
 
@@ -389,16 +392,20 @@ def value_append_stream(vl: ValueLayout, V: np.ndarray, first: int, count: int) 
 def context_body(hw, vl: ValueLayout, length: int, *, heads: int, positions: int,
                  src: int = 0, dst: int = 0) -> list:
     """Contexts of every query head and position over the first `length` values: one GEMV
-    (layout.gemv_body) per (h, t) on its kv head's channel group; host stream of (h, t) at
-    src + e*stream, results at dst + e*outputs (e = h*positions + t)."""
+    (layout.gemv_body) per (h, t) and pass on its kv head's channel group; host stream of
+    (h, t) at src + e*stream (every pass reads the same p), results of pass q at
+    dst + (e*Q + q)*outputs (e = h*positions + t)."""
     from speccc.targets.pim.gemv import gemv_body
-    pl = vl.placement(length)
-    group = heads // vl.kv_heads
-    stream = (pl.Kp + pl.tile_elems) // pl.lanes
+    pls = vl.placements(length)
+    Q, group = len(pls), heads // vl.kv_heads
+    stream = (pls[0].Kp + pls[0].tile_elems) // pls[0].lanes
+    outs = pls[0].outputs
     gq, gr = Affine.of("vgq"), Affine.of("vgr")
     e = ((gq * vl.groups + gr) * group + Affine.of("qh")) * positions + Affine.of("qt")
-    body = gemv_body(hw, pl, src=e * stream + src, dst=e * pl.outputs + dst,
-                     row_offset=gq * vl.rows_head, sync=False)
+    body: list = []
+    for q, pl in enumerate(pls):
+        body += gemv_body(hw, pl, src=e * stream + src, dst=(e * Q + q) * outs + dst,
+                          row_offset=gq * vl.rows_head, sync=False)
     body = shift_field(body, "ch", gr * vl.per_head)
     nest = loop_or_inline("vgr", vl.groups,
                           loop_or_inline("qh", group, loop_or_inline("qt", positions, body)))
@@ -408,15 +415,23 @@ def context_body(hw, vl: ValueLayout, length: int, *, heads: int, positions: int
 
 def context_stream(vl: ValueLayout, probs: np.ndarray) -> np.ndarray:
     """Host input for context_body: probs [heads, positions, length] -> gemv inputs."""
-    pl = vl.placement(probs.shape[-1])
+    pl = vl.placements(probs.shape[-1])[0]
     return np.concatenate([gemv_input(pl, x) for x in probs.reshape(-1, probs.shape[-1])])
 
 
 def context_outputs(vl: ValueLayout, host_out: dict, length: int, *, heads: int,
                     positions: int, dst: int = 0) -> np.ndarray:
-    pl = vl.placement(length)
-    return np.stack([gemv_output(pl, host_out, dst + e * pl.outputs)
-                     for e in range(heads * positions)]).reshape(heads, positions, -1)
+    pls = vl.placements(length)
+    Q, outs = len(pls), pls[0].outputs
+    full = vl.full
+    per = full.pcs * full.accs * full.pus
+    res = np.zeros((heads * positions, full.Mp), np.float32)
+    for e in range(heads * positions):
+        for q, pl in enumerate(pls):
+            y = gemv_output(pl, host_out, dst + (e * Q + q) * outs)
+            m1 = np.arange(len(y))
+            res[e, (m1 // per * Q + q) * per + m1 % per] = y
+    return res[:, :vl.head_dim].reshape(heads, positions, -1)
 
 
 # ---------------------------------------------------------------- helpers -----
