@@ -164,7 +164,9 @@ def emulator_overrides(graph, hw, mode: str) -> dict:
     loaded: set = set()
     kernels: dict = {}
     out = {}
-    for i, op in enumerate(graph.ops()):
+    number = 0
+    for op in graph.ops():
+        i, number = number, number + len(op.results)
         if default_device(op) != "pim":
             continue
 
@@ -263,7 +265,9 @@ def lower_module(module: Module, hw, bindings: Mapping[str, int]) -> tuple[dict,
     totals: dict[str, Counter] = defaultdict(Counter)
     for g in module:
         rows = []
-        for i, op in enumerate(g.ops()):
+        number = 0  # the printer's %N of the op's first result (listing names follow it)
+        for op in g.ops():
+            i, number = number, number + len(op.results)
             c = op_cost(op)
             device = costmodel.default_device(op)
             row = {"op": op.name, "id": i, "loc": op.loc, "device": device,
