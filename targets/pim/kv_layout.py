@@ -17,7 +17,9 @@ holds Rk = columns // W segments. Token j decomposes (least significant first) a
   v  row visit     (`visits` rows per kv head; row = base + g*visits + v)
 
 so one block of n*PCS*S*P tokens fills one segment column of every bank, and a growing
-context adds segments, then rows, never moving a token. A score listing writes q (W
+context adds segments, then rows, never moving a token. Kv head g stores token j at
+position j + (g % n)*PCS*S*P (rotated by g channels), so appending the same token to
+every head writes to different channels instead of queueing on one bank. A score listing writes q (W
 bursts) into the global buffer of every pseudo-channel, opens a row in every bank with
 all-bank ACT and streams W all-bank MACs per segment into one accumulator per segment
 (acc = s*A + a % A, A = acc_regs // S accumulators per set); a group of A segments is
@@ -81,9 +83,21 @@ class KeyLayout:
     def rows(self) -> int:
         return self.kv_heads * self.visits
 
+    @property
+    def per_channel(self) -> int:
+        """Tokens of one block in one channel (PSP = PCS * S * P)."""
+        return self.pcs * self.sets * self.pus
+
+    def offset(self, g):
+        """Kv head g's tokens are stored at j + offset(g): rotated by g % n channels, so
+        the same token of different heads (an append) lands in different channels."""
+        return (np.asarray(g) % len(self.channels)) * self.per_channel
+
     def visit_plan(self, length: int) -> list[int]:
-        """Segments streamed in each row visit for a context of `length` tokens."""
-        blocks = max(1, math.ceil(length / self.block))
+        """Segments streamed in each row visit for a context of `length` tokens (the same
+        for every head: enough for the largest rotation)."""
+        extra = (min(self.kv_heads, len(self.channels)) - 1) * self.per_channel
+        blocks = max(1, math.ceil((length + extra) / self.block))
         full, rem = divmod(blocks, self.segs)
         return [self.segs] * full + ([rem] if rem else [])
 
@@ -128,11 +142,11 @@ def key_image(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
     rows: dict = {}
     if count == 0:
         return rows
-    c, p, s, u, a, v = kl.decompose(np.arange(count))
     data = np.zeros((K.shape[0], count, W * L), np.float32)
     data[:, :, :kl.head_dim] = K[:, :count]
     data = data.reshape(K.shape[0], count, W, L)
     for g in range(K.shape[0]):
+        c, p, s, u, a, v = kl.decompose(np.arange(count) + kl.offset(g))
         for i in range(count):
             key = (kl.channels[c[i]], int(kl.bank(p[i], s[i], u[i])),
                    kl.base + g * kl.visits + int(v[i]))
@@ -144,30 +158,50 @@ def key_image(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
 
 
 def key_append(kl: KeyLayout, first: int, count: int, src: int) -> list:
-    """Commands writing tokens first..first+count-1 of every kv head (loop `kvh`): host
-    bursts src + (g*count + i)*W + w. Consecutive tokens that differ only in their PU
-    form one `loop ku` (bank stride S)."""
+    """Commands writing tokens first..first+count-1 of every kv head: host bursts
+    src + (g*count + i)*W + w. Heads g = kgq*n + kgr: a token's channel is its own plus
+    kgr (the rotation), wrapping into the next block, so each token is two affine loops
+    over kgr. Consecutive tokens that differ only in their PU form one `loop ku` (bank
+    stride S)."""
     if count == 0:
         return []
-    W, g = kl.width, Affine.of("kvh")
-    body: list = []
-    i = 0
-    while i < count:
-        j = first + i
-        c, p, s, u, a, v = (int(x) for x in kl.decompose(j))
-        run = min(count - i, kl.pus - u)
-        ku = Affine.of("ku") if run > 1 else Affine(0)
-        bank = Affine(kl.bank(p, s, u)) + ku * kl.sets
-        row = g * kl.visits + kl.base + v
-        ch = kl.channels[c]
-        srcv = Affine(src) + g * (count * W) + (ku + i) * W + Affine.of("kw")
-        inner = [cmd("ACT", ch=ch, bank=bank, row=row),
-                 loop("kw", W, [cmd("WR", ch=ch, bank=bank, row=row,
-                                    col=Affine.of("kw") + a * W, src=srcv)]),
-                 cmd("PRE", ch=ch, bank=bank)]
-        body += [loop("ku", run, inner)] if run > 1 else inner
-        i += run
-    return loop_or_inline("kvh", kl.kv_heads, body, comment=f" append {count} key(s) per kv head")
+    W, n, PSP, P, S = kl.width, len(kl.channels), kl.per_channel, kl.pus, kl.sets
+    full, rem = divmod(kl.kv_heads, n)
+
+    def heads(gq: Affine, hi: int) -> list:
+        body: list = []
+        i = 0
+        while i < count:
+            j = first + i
+            blk, rest = divmod(j, PSP)
+            cj, bj = blk % n, blk // n
+            u, s, p = rest % P, (rest // P) % S, rest // (P * S)
+            run = min(count - i, P - u)
+            ku = Affine.of("ku") if run > 1 else Affine(0)
+            for lo, hi2, dc, db in ((0, min(hi, n - cj), 0, 0), (n - cj, hi, -n, 1)):
+                if hi2 <= lo:
+                    continue
+                gr = Affine.of("kgr") + lo
+                g = gq * n + gr
+                v, a = divmod(bj + db, kl.segs)
+                ch = gr + (kl.channels[0] + cj + dc)
+                bank = ku * S + kl.bank(p, s, u)
+                row = g * kl.visits + (kl.base + v)
+                srcv = g * (count * W) + (ku + i) * W + Affine.of("kw") + src
+                inner = [cmd("ACT", ch=ch, bank=bank, row=row),
+                         loop("kw", W, [cmd("WR", ch=ch, bank=bank, row=row,
+                                            col=Affine.of("kw") + a * W, src=srcv)]),
+                         cmd("PRE", ch=ch, bank=bank)]
+                body += loop_or_inline("kgr", hi2 - lo, loop_or_inline("ku", run, inner))
+            i += run
+        return body
+
+    out = loop_or_inline("kgq", full, heads(Affine.of("kgq"), n)) if full else []
+    if rem:
+        out += heads(Affine(full), rem)
+    if out and isinstance(out[0], Loop):
+        out[0] = dataclasses.replace(out[0], comment=f" append {count} key(s) per kv head")
+    return out
 
 
 def key_append_stream(kl: KeyLayout, K: np.ndarray, first: int, count: int) -> np.ndarray:
@@ -242,11 +276,11 @@ def key_scores(kl: KeyLayout, host_out: dict, length: int, *, heads: int, positi
     """[heads, positions, length] scores from score_body's RDMAC results."""
     plan = kl.visit_plan(length)
     V = len(plan)
-    j = np.arange(length)
-    c, p, s, u, a, v = kl.decompose(j)
     n = len(kl.channels)
+    group = heads // kl.kv_heads
     out = np.zeros((heads, positions, length), np.float32)
     for e in range(heads * positions):
+        c, p, s, u, a, v = kl.decompose(np.arange(length) + kl.offset(e // positions // group))
         key = dst + (((e * n + c) * kl.pcs + p) * V + v) * (kl.sets * kl.segs) + s * kl.segs + a
         vals = np.empty(length, np.float32)
         cache: dict = {}
