@@ -17,6 +17,7 @@ from speccc.errors import CheckFailed, SpecccError
 COMMAND_MODULES = [
     "speccc.cli.core_commands",
     "speccc.cli.pim_commands",
+    "speccc.cli.run_commands",
 ]
 
 

@@ -1,0 +1,178 @@
+"""Token backends: what the models compute, apart from when (the engine's business).
+
+FunctionalBackend runs @draft and @target with the reference interpreter (`Plan`), with
+KV caches the runtime owns: a `KV` is the cache arrays plus the positions they cover;
+runs compute on a base cache and return a new one (a per-run partition), truncation is
+rollback. SyntheticBackend (shapes-only models, `--acceptance a`) computes nothing: the
+true next token is always 0, a draft proposes 0 with probability given by a seeded
+confidence draw (mean a) when its path is right, so acceptance follows the requested
+process exactly (vLLM/llama.cpp benchmark tools do the same).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from speccc.runtime.modelinfo import kv_pairs, logits_output
+
+
+@dataclass
+class Proposal:
+    tokens: list
+    confs: list
+    qs: list                # draft distributions (sampling) or Nones
+    forwards: list          # (T, P) of each draft forward
+    rolled_back: int        # cached positions dropped before drafting
+
+
+@dataclass
+class KV:
+    length: int
+    arrays: dict = field(default_factory=dict)   # past name -> array (functional)
+
+    def truncate(self, n: int) -> "KV":
+        if n >= self.length:
+            return self
+        return KV(n, {k: _cut(a, ax, n) for k, (a, ax) in self.arrays.items()})
+
+
+def _cut(a, axis, n):
+    idx = [slice(None)] * a.ndim
+    idx[axis] = slice(0, n)
+    return a[tuple(idx)], axis
+
+
+def common_prefix(a, b) -> int:
+    """Length of the common prefix (slice comparisons run in C; bisect on mismatch)."""
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # invariant: a[:lo] == b[:lo], a[:hi+1] != b[:hi+1]
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _DraftCursor:
+    """The draft's cache and the tokens it covers; rolls back to what a new path shares."""
+
+    def __init__(self, backend):
+        self.backend, self.kv, self.covered = backend, backend.empty("draft"), []
+
+    def propose(self, path, k_max: int, stop) -> Proposal:
+        keep = min(common_prefix(self.covered, path), len(path) - 1)
+        rolled = len(self.covered) - keep
+        self.kv, self.covered = self.kv.truncate(keep), self.covered[:keep]
+        feed, out = list(path[keep:]), Proposal([], [], [], [], rolled)
+        for _ in range(k_max):
+            P = self.kv.length
+            tok, conf, q, self.kv = self.backend.draft_step(self.kv, feed, P, path, out)
+            out.forwards.append((len(feed), P))
+            self.covered += feed
+            if stop(conf):
+                break
+            out.tokens.append(tok)
+            out.confs.append(conf)
+            out.qs.append(q)
+            path = list(path) + [tok]
+            feed = [tok]
+        return out
+
+
+class FunctionalBackend:
+    functional = True
+
+    def __init__(self, module, sched, decider):
+        from speccc.ir.interpreter import Plan
+        from speccc.runtime.runner import memo
+        self.decider = decider
+        self.models = {}
+        for role, name in (("target", sched.target), ("draft", sched.draft)):
+            if role == "draft" and not sched.speculative:
+                continue
+            g = module.graphs[name]
+            pairs = kv_pairs(g)
+            args = {a.result.name: a.result.type for a in g.arguments}
+            empty = {}
+            for p in pairs:
+                t = args[p.past]
+                shape = [0 if i == p.axis else (d if isinstance(d, int) else 1)
+                         for i, d in enumerate(t.shape)]
+                empty[p.past] = (np.zeros(shape, t.dtype.numpy), p.axis)
+            plan = memo(g, ("plan", len(g)), lambda g=g: Plan(g))
+            self.models[role] = (plan, pairs, logits_output(g), empty)
+        self.cursor = _DraftCursor(self) if sched.speculative else None
+
+    def empty(self, role: str) -> KV:
+        return KV(0, dict(self.models[role][3]))
+
+    def forward(self, role: str, kv: KV, tokens, start: int):
+        plan, pairs, logits, _ = self.models[role]
+        T = len(tokens)
+        feeds = {"input_ids": np.asarray([tokens], np.int64),
+                 "position_ids": np.arange(start, start + T, dtype=np.int64)[None, :]}
+        for k, (a, _) in kv.arrays.items():
+            feeds[k] = a
+        out = plan.run(feeds)
+        arrays = {p.past: (out[p.present], p.axis) for p in pairs}
+        return out[logits][0], KV(start + T, arrays)
+
+    # -- what the controllers call ------------------------------------------------
+    def prefill(self, prompt):
+        logits, kv = self.forward("target", self.empty("target"), list(prompt), 0)
+        return self.decider.target_token(logits[-1]), kv
+
+    def draft(self, path, k_max: int, stop) -> Proposal:
+        return self.cursor.propose(path, k_max, stop)
+
+    def draft_step(self, kv, feed, P, path, out):
+        logits, kv = self.forward("draft", kv, feed, P)
+        tok, conf, q = self.decider.draft_token(logits[-1])
+        return tok, conf, q, kv
+
+    def verify(self, base: KV, start: int, inputs):
+        return self.forward("target", base, list(inputs), start)
+
+    def accept(self, rows, i0: int, cands, qs) -> tuple[int, int]:
+        return self.decider.accept(rows[i0:i0 + len(cands) + 1], cands, qs)
+
+
+class SyntheticBackend:
+    functional = False
+    CONCENTRATION = 2.0  # confidence ~ Beta(c*a, c*(1-a)): mean a, informative
+
+    def __init__(self, acceptance: float, n_prompt: int, seed: int = 0):
+        self.alpha, self.n_prompt = acceptance, n_prompt
+        self.rng = np.random.Generator(np.random.PCG64([seed, 2]))
+        self.cursor = _DraftCursor(self)
+
+    def empty(self, role: str) -> KV:
+        return KV(0)
+
+    def _confidence(self) -> float:
+        a, c = self.alpha, self.CONCENTRATION
+        return a if a in (0.0, 1.0) else float(self.rng.beta(c * a, c * (1 - a)))
+
+    def prefill(self, prompt):
+        return 0, KV(len(prompt))
+
+    def draft(self, path, k_max: int, stop) -> Proposal:
+        return self.cursor.propose(path, k_max, stop)
+
+    def draft_step(self, kv, feed, P, path, out):
+        conf = self._confidence()
+        right = not any(path[self.n_prompt:]) and self.rng.random() < conf
+        return (0 if right else 1), conf, None, KV(P + len(feed))
+
+    def verify(self, base: KV, start: int, inputs):
+        return None, KV(start + len(inputs))
+
+    def accept(self, rows, i0: int, cands, qs) -> tuple[int, int]:
+        k = 0
+        while k < len(cands) and cands[k] == 0:
+            k += 1
+        return k, 0

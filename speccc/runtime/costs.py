@@ -1,0 +1,175 @@
+"""Task lists for model forwards, KV operations and host transfers, priced by
+speccc.costmodel at each invocation's real (T, P).
+
+Placement of an op: its `device` attribute (set by a partition pass) wins; prefill ops go
+to the NPU (SpecPIM: prefill runs on the NPU); otherwise `auto` picks the faster of
+npu/pim for this (T, P) and `default` uses the cost model's default device.
+
+A model owns PIM channel groups (one per pipeline stage). Its ops are priced on a view of
+the hardware restricted to the group: `pim.channels` = the group's channels and the NPU's
+external bandwidth scaled by the group's share (the weights it streams live there). An
+NPU op that reads weights or the KV cache holds the group too (a channel serves PIM
+commands or ordinary reads, not both at once).
+
+KV operations move real bytes on the group holding the cache, over its channels' data
+bus (peak_external_gbs_per_channel x channels): append writes the new positions (it
+replaces the graph's concat of the whole cache), rollback clears rejected positions (so
+stale rows never enter an all-bank MAC), copy reads and writes positions between
+partitions. Batch B: weight-streaming ops see B*T rows; attention and KV scale by B.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from speccc import costmodel
+from speccc.costmodel import FREE_OPS, CostModel, default_device, weight_bytes
+from speccc.runtime.engine import TaskSpec
+from speccc.runtime.modelinfo import kv_concat_ops
+
+KV_OVERHEAD_NS = 100.0   # one command round on the channel (EST, as roofline_pim's 100 ns)
+PER_REQUEST = {"attention"}  # ops whose operands are per-request (KV), not shared weights
+
+
+COST_MODELS = ("targets", "roofline")
+
+
+def estimators(name):
+    """`targets`: whatever the targets registered (costmodel.load_estimators);
+    `roofline`: the cost model's own rooflines (fast, hardware description only);
+    or a mapping device -> estimator (tests)."""
+    if isinstance(name, dict):
+        return name
+    if name == "roofline":
+        return {"npu": costmodel.roofline_npu, "pim": costmodel.roofline_pim,
+                "host": costmodel.host_cost}
+    return None
+
+
+def group_hw(hw, n_channels: int):
+    """The hardware as seen by a model confined to `n_channels` PIM channels."""
+    share = n_channels / hw.pim.channels
+    return dataclasses.replace(
+        hw, pim=dataclasses.replace(hw.pim, channels=n_channels),
+        npu=dataclasses.replace(hw.npu, ext_bandwidth_gbs=hw.npu.ext_bandwidth_gbs * share))
+
+
+def link_task(hw, name: str, nbytes: float, args=None) -> TaskSpec:
+    lk = hw.link
+    return TaskSpec(name, ("link",), lk.latency_ns + nbytes / lk.bandwidth_gbs,
+                    nbytes * 8 * lk.energy_pj_per_bit, "link", -1,
+                    {"bytes": nbytes, **(args or {})})
+
+
+class ModelCosts:
+    def __init__(self, graph, hw, groups: dict, stages: list[str], placement: str = "auto",
+                 batch: int = 1, granularity: str = "op", cost_model: str = "targets"):
+        self.graph, self.hw, self.batch = graph, hw, batch
+        self.placement, self.granularity = placement, granularity
+        self.stages = list(stages)
+        self.channels = [len(groups[s]) for s in self.stages]
+        self.models = [CostModel(group_hw(hw, n), estimators(cost_model))
+                       for n in self.channels]
+        ext = hw.derived()["peak_external_gbs_per_channel"]
+        self.kv_gbs = [ext * n for n in self.channels]
+        kv_ops = kv_concat_ops(graph)
+        ops = [op for op in graph.ops() if op.name not in FREE_OPS]
+        wb = [weight_bytes(op, {}) if _static_weights(op) else 0.0 for op in ops]
+        # Pipeline stages take consecutive ops, weight bytes in proportion to channels.
+        total, acc = sum(wb) or 1.0, 0.0
+        bounds = [sum(self.channels[:i + 1]) / sum(self.channels)
+                  for i in range(len(self.channels))]
+        self.ops = []   # (op, stage, is_kv, reads_memory, depends_on_P, token_bytes)
+        self.kv_token_bytes = [0] * len(self.stages)
+        for op, w in zip(ops, wb):
+            mid = (acc + w / 2) / total
+            st = next((i for i, b in enumerate(bounds) if mid < b), len(bounds) - 1)
+            acc += w
+            is_kv = op in kv_ops
+            tok = _token_bytes(op) if is_kv else 0
+            self.kv_token_bytes[st] += tok
+            dep_p = any("P" in v.type.symbols for v in (*op.operands, *op.results))
+            reads = w > 0 or op.name == "attention"
+            self.ops.append((op, st, is_kv, reads, dep_p, tok))
+        self._cache: dict = {}
+
+    # ---------------------------------------------------------------- forwards ---
+    def forward(self, T: int, P: int, prefill: bool = False) -> list[TaskSpec]:
+        """Tasks of one forward over T new positions after P cached ones."""
+        out = []
+        for i, (op, st, is_kv, reads, dep_p, tok) in enumerate(self.ops):
+            key = (i, T, P if dep_p else -1, prefill)
+            spec = self._cache.get(key)
+            if spec is None:
+                spec = self._op_task(op, st, is_kv, reads, tok, T, P, prefill)
+                self._cache[key] = spec
+            if spec is not False:
+                out.append(spec)
+        return self._coarsen(out) if self.granularity == "stage" else out
+
+    def _op_task(self, op, st, is_kv, reads, tok, T, P, prefill):
+        group = self.stages[st]
+        if is_kv:
+            return self._kv_spec("kv_append", st, self.batch * T * tok, 1, {"T": T, "P": P})
+        model, b = self.models[st], self.batch
+        per_req = op.name in PER_REQUEST
+        bind = {"T": T if per_req else b * T, "P": P, "B": 1}
+        if "device" in op.attrs:
+            dev = op.attrs["device"]
+            c = model.op_cost(op, dev, bind)
+        elif prefill:
+            dev, c = "npu", model.op_cost(op, "npu", bind)
+        elif self.placement == "auto" and default_device(op) != "host":
+            dev, c = min(((d, model.op_cost(op, d, bind)) for d in ("npu", "pim")),
+                         key=lambda dc: dc[1].latency_ns)
+        else:
+            dev = default_device(op)
+            c = model.op_cost(op, dev, bind)
+        lat, en = c.latency_ns, c.energy_pj
+        if per_req:
+            lat, en = lat * b, en * b
+        if dev == "host" or (lat <= 0 and en <= 0):
+            return False
+        res = (group,) if dev == "pim" else (("npu", group) if reads else ("npu",))
+        return TaskSpec(op.name, res, lat, en, "op", st,
+                        {"T": T, "P": P, "device": dev, "bound": c.bound})
+
+    def _coarsen(self, specs: list[TaskSpec]) -> list[TaskSpec]:
+        """One task per stage (holding the union of its resources): fast, coarse."""
+        groups: list = []   # [stage, {resource: None}, dur, energy, args]
+        for s in specs:
+            if not groups or groups[-1][0] != s.stage:
+                groups.append([s.stage, dict.fromkeys(s.resources), 0.0, 0.0, s.args])
+            g = groups[-1]
+            for r in s.resources:
+                g[1][r] = None
+            g[2] += s.dur
+            g[3] += s.energy
+        return [TaskSpec("forward", tuple(res), dur, en, "op", st, args)
+                for st, res, dur, en, args in groups]
+
+    # ---------------------------------------------------------------- KV ---------
+    def kv(self, action: str, entries: int) -> list[TaskSpec]:
+        """rollback (clear `entries` positions) or copy (read + write them), per stage."""
+        if entries <= 0:
+            return []
+        rw = 2 if action == "copy" else 1
+        return [self._kv_spec(f"kv_{action}", st, self.batch * entries * tok, rw,
+                              {"entries": entries})
+                for st, tok in enumerate(self.kv_token_bytes) if tok]
+
+    def _kv_spec(self, name, st, nbytes, rw, args) -> TaskSpec:
+        moved = nbytes * rw
+        return TaskSpec(name, (self.stages[st],), KV_OVERHEAD_NS + moved / self.kv_gbs[st],
+                        moved * 8 * self.hw.energy.external_pj_per_bit, "kv", st,
+                        {"bytes": moved, **args})
+
+
+def _static_weights(op) -> bool:
+    return all(isinstance(v.type.nbytes(), int) for v in op.operands
+               if v.op is not None and v.op.name == "weight")
+
+
+def _token_bytes(op) -> int:
+    t = op.result.type
+    n = t.bind({"P": 0, "T": 1}).nbytes()
+    return int(n) if isinstance(n, int) else 0

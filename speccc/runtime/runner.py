@@ -1,0 +1,183 @@
+"""Load a draft/target pair, and run a module's @schedule to a report.
+
+    module, meta = load_pair("target.onnx", "draft.onnx")
+    PassManager.parse("speculate{schedule=serial,gamma=4}").run(module)
+    report, engine = simulate(module, RunConfig(max_new_tokens=32, prompt=[1, 2, 3]),
+                              meta)
+
+Context length (prompt + max_new_tokens must fit): RunConfig.max_context, else the
+smaller of the two models' position tables (a table gathered by position_ids, minus the
+offset added to the ids), else the `speccc.spec` metadata zoo models carry, else
+unlimited (rotary embeddings computed on the fly have no table).
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from speccc.errors import SpecccError
+from speccc.runtime import modelinfo
+from speccc.runtime.schedule import GRAPH, Schedule
+
+
+@dataclass
+class RunConfig:
+    max_new_tokens: int = 32
+    prompt: list | None = None       # token ids (default: 1..prompt_len)
+    prompt_len: int = 8
+    acceptance: float | None = None  # synthetic acceptance process (no functional run)
+    seed: int = 0
+    temperature: float = 0.0
+    granularity: str = "op"          # op | stage (one task per pipeline stage: faster)
+    cost_model: object = "targets"   # targets | roofline | {device: estimator}
+    max_context: int | None = None
+
+
+def load_pair(target, draft=None, shapes_only: bool = False):
+    """(module with @target [and @draft] after the canonical pipeline, ONNX metadata)."""
+    from speccc.frontend.onnx_import import ImportOptions, import_model, load_model
+    from speccc.pipeline import run_canonical
+    module, meta = None, {}
+    for name, path in (("target", target), ("draft", draft)):
+        if path is None:
+            continue
+        model = load_model(path)
+        meta[name] = {p.key: p.value for p in model.metadata_props}
+        module = import_model(path, ImportOptions(
+            graph_name=name, shapes_only=shapes_only or _data_missing(model, path)),
+            module=module)
+    run_canonical(module)
+    return module, meta
+
+
+def _data_missing(model, path) -> bool:
+    """External weight data that is not there (shapes-only models): import as such."""
+    from pathlib import Path
+    base = Path(path).parent
+    for t in model.graph.initializer:
+        if t.data_location == t.EXTERNAL:
+            loc = next((e.value for e in t.external_data if e.key == "location"), "")
+            if not (base / loc).is_file():
+                return True
+    return False
+
+
+def context_limit(module, sched, meta: dict | None) -> int | None:
+    limits = []
+    for name in (sched.target, sched.draft) if sched.speculative else (sched.target,):
+        n = modelinfo.max_context(module.graphs[name], (meta or {}).get(name))
+        if n is not None:
+            limits.append(n)
+    return min(limits) if limits else None
+
+
+def _check(cfg: RunConfig, module, sched, meta):
+    if cfg.max_new_tokens < 1:
+        raise SpecccError(f"--max-new-tokens must be >= 1, got {cfg.max_new_tokens}")
+    if cfg.acceptance is not None and not 0.0 <= cfg.acceptance <= 1.0:
+        raise SpecccError(f"--acceptance must be in [0, 1], got {cfg.acceptance}")
+    if cfg.temperature < 0:
+        raise SpecccError(f"--temperature must be >= 0, got {cfg.temperature}")
+    if cfg.granularity not in ("op", "stage"):
+        raise SpecccError(f"granularity must be op or stage, got {cfg.granularity!r}")
+    if not isinstance(cfg.cost_model, dict) and cfg.cost_model not in ("targets", "roofline"):
+        raise SpecccError(f"cost model must be targets or roofline, got {cfg.cost_model!r}")
+    synthetic = cfg.acceptance is not None
+    if synthetic and cfg.temperature > 0:
+        raise SpecccError("--temperature needs functional models; --acceptance drives a "
+                          "synthetic acceptance process instead")
+    names = [sched.target, sched.draft] if sched.speculative else [sched.target]
+    if not synthetic:
+        empty = [n for n in names if not module.weights_of(n).names()]
+        if empty:
+            raise SpecccError(f"@{empty[0]} has no weight data (shapes-only model): pass "
+                              "--acceptance A to drive a synthetic acceptance process")
+    if sched.batch > 1 and (not synthetic or sched.kind not in ("none", "serial")):
+        raise SpecccError("--batch > 1 is supported with --acceptance (synthetic "
+                          "requests) and --schedule none|serial")
+    vocab = modelinfo.vocab(module.graphs[sched.target])
+    prompt = list(cfg.prompt) if cfg.prompt is not None else [
+        1 + i % (vocab - 1) for i in range(cfg.prompt_len)]
+    if not prompt:
+        raise SpecccError("the prompt is empty: give --prompt-ids or --prompt-len >= 1")
+    bad = [t for t in prompt if not 0 <= t < vocab]
+    if bad:
+        raise SpecccError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
+    ctx = cfg.max_context if cfg.max_context is not None else context_limit(module, sched,
+                                                                             meta)
+    if ctx is not None and len(prompt) > ctx:
+        raise SpecccError(f"prompt has {len(prompt)} tokens but the model's context is "
+                          f"{ctx} positions")
+    if ctx is not None and len(prompt) + cfg.max_new_tokens > ctx:
+        raise SpecccError(f"prompt ({len(prompt)} tokens) + --max-new-tokens "
+                          f"{cfg.max_new_tokens} exceeds the model's context of {ctx} "
+                          "positions")
+    return prompt, ctx, vocab
+
+
+_MEMO: dict = {}   # id(graph) -> (weakref to graph, {key: object})
+
+
+def memo(graph, key, make):
+    """An object derived from `graph` (prices, Plans), reused while the graph lives."""
+    ref, per_graph = _MEMO.get(id(graph), (None, None))
+    if ref is None or ref() is not graph:
+        for k in [k for k, (r, _) in _MEMO.items() if r() is None]:
+            del _MEMO[k]
+        per_graph = {}
+        _MEMO[id(graph)] = (weakref.ref(graph), per_graph)
+    if key not in per_graph:
+        per_graph[key] = make()
+    return per_graph[key]
+
+
+def _costs(graph, hw, sched, stages, cfg):
+    """ModelCosts of an unchanged graph are reused across runs (prices are memoized)."""
+    from speccc.runtime.costs import ModelCosts
+    cm = cfg.cost_model if isinstance(cfg.cost_model, str) else id(cfg.cost_model)
+    key = ("costs", hw, tuple((k, tuple(v)) for k, v in sched.groups.items()), tuple(stages),
+           sched.placement, sched.batch, cfg.granularity, cm,
+           tuple(op.attrs.get("device") for op in graph.ops()))
+    return memo(graph, key, lambda: ModelCosts(graph, hw, sched.groups, stages,
+                                               sched.placement, sched.batch,
+                                               cfg.granularity, cfg.cost_model))
+
+
+def simulate(module, cfg: RunConfig, meta: dict | None = None):
+    """Execute the module's @schedule; returns (report dict, engine)."""
+    from speccc.hw import load_hw
+    from speccc.runtime.backend import FunctionalBackend, SyntheticBackend
+    from speccc.runtime.batch import BatchSerial
+    from speccc.runtime.controller import CANCELLED, Overlap, Serial
+    from speccc.runtime.engine import Engine
+    from speccc.runtime.metrics import report
+    from speccc.runtime.pipeinfer import PipeInfer
+    from speccc.runtime.sampling import Decider
+    if GRAPH not in module.graphs:
+        raise SpecccError("module has no @schedule: run the speculate pass first "
+                          "(-p 'speculate{schedule=serial,gamma=4}')")
+    sched = Schedule.from_graph(module.graphs[GRAPH])
+    prompt, ctx, vocab = _check(cfg, module, sched, meta)
+    hw = load_hw(sched.hw)
+    costs = {"target": _costs(module.graphs[sched.target], hw, sched, sched.target_on, cfg)}
+    if sched.speculative:
+        costs["draft"] = _costs(module.graphs[sched.draft], hw, sched, [sched.draft_on], cfg)
+    if cfg.acceptance is not None:
+        backend = SyntheticBackend(cfg.acceptance, len(prompt), cfg.seed)
+    else:
+        backend = FunctionalBackend(module, sched, Decider(cfg.temperature, cfg.seed))
+    engine = Engine(sched.resources)
+    logits_t = dict(zip(*[module.graphs[sched.target].output_names,
+                          module.graphs[sched.target].outputs]))[
+        modelinfo.logits_output(module.graphs[sched.target])].type
+    cls = BatchSerial if sched.batch > 1 else {
+        "none": Serial, "serial": Serial, "overlap": Overlap, "pipeinfer": PipeInfer}[sched.kind]
+    session = cls(sched, engine, backend, costs, hw, prompt, cfg.max_new_tokens, ctx,
+                  logits_t.dtype.itemsize_bits // 8, vocab)
+    session.start()
+    engine.run()
+    session.set_status(range(len(session.drafted)), CANCELLED)  # drafted, never verified
+    mode = "synthetic" if cfg.acceptance is not None else "functional"
+    extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
+             "prompt_tokens": len(prompt), "max_context": ctx, "placement": sched.placement}
+    return report(session, engine, sched, extra), engine

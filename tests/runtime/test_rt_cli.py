@@ -1,0 +1,133 @@
+"""`speccc run` and `speccc plot`: happy paths and bad input (one line
+`speccc: error: ...`, exit 2)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from speccc import zoo
+from speccc.cli import main
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_error(result, *needles):
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speccc: error: "), result.stderr
+    for n in needles:
+        assert n in err[0], (n, err[0])
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    draft, target = zoo.build_pair("llama-tiny", residual_scale=0.2, mode="decode")
+    zoo.save(draft, d / "draft.onnx")
+    zoo.save(target, d / "target.onnx")
+    zoo.save(zoo.build("llama-tiny", mode="decode", vocab=128), d / "draft128.onnx")
+    zoo.save(zoo.build("gpt2-tiny", mode="decode"), d / "gpt2.onnx")
+    s_draft, s_target = zoo.build_pair("llama-tiny", mode="decode", weights=False)
+    zoo.save(s_draft, d / "s_draft.onnx")
+    zoo.save(s_target, d / "s_target.onnx")
+    return d
+
+
+def pair_args(d, *more):
+    return ["run", "--target", d / "target.onnx", "--draft", d / "draft.onnx",
+            "--cost-model", "roofline", *more]
+
+
+def test_run_json_trace_and_plot(files, tmp_path):
+    trace, png = tmp_path / "t.json", tmp_path / "t.png"
+    r = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 12,
+                       "--gamma", 3, "--schedule", "overlap", "--trace", trace, "--json"))
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert len(rep["tokens"]) == 12 and rep["mode"] == "functional"
+    for key in ("tokens_per_s", "ttft_ms", "itl_ms", "mean_acceptance_length",
+                "per_position_acceptance", "energy_per_token_mj", "utilization"):
+        assert key in rep
+    ref = json.loads(cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 12,
+                                     "--schedule", "none", "--json")).stdout)
+    assert ref["tokens"] == rep["tokens"]
+    data = json.loads(trace.read_text())
+    assert any(e["ph"] == "X" for e in data["traceEvents"])
+    r = cli("plot", trace, "-o", png)
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_table_synthetic(files):
+    r = cli("run", "--target", files / "s_target.onnx", "--draft", files / "s_draft.onnx",
+            "--acceptance", "0.7", "--schedule", "pipeinfer", "--p-accept", "0.05",
+            "--max-new-tokens", 16, "--cost-model", "roofline", "--print-schedule")
+    assert r.exit_code == 0, r.output
+    assert "tokens/s (modeled)" in r.stdout and "synthetic" in r.stdout
+    assert "graph @schedule()" in r.stderr and "spec.burst" in r.stderr
+
+
+def test_error_vocab_mismatch(files):
+    assert_error(cli("run", "--target", files / "target.onnx", "--draft",
+                     files / "draft128.onnx"), "vocabularies differ", "128", "256")
+
+
+@pytest.mark.parametrize("gamma", [0, -2])
+def test_error_gamma(files, gamma):
+    assert_error(cli(*pair_args(files, "--gamma", gamma)), "--gamma must be >= 1")
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5])
+def test_error_acceptance(files, alpha):
+    assert_error(cli(*pair_args(files, "--acceptance", alpha)), "--acceptance must be in "
+                 "[0, 1]")
+
+
+@pytest.mark.parametrize("args", [["--schedule", "overlap", "--draft-channels", 8],
+                                  ["--schedule", "pipeinfer", "--stages", 8],
+                                  ["--schedule", "serial", "--draft-channels", 9,
+                                   "--hw", "hbm-pim"]])
+def test_error_too_many_channels(files, args):
+    assert_error(cli(*pair_args(files, *args)), "PIM channels", "hbm-pim has 8")
+
+
+def test_error_prompt_longer_than_context(files):
+    # gpt2-tiny: a learned position table of 128 rows
+    assert_error(cli("run", "--target", files / "gpt2.onnx", "--schedule", "none",
+                     "--prompt-len", 200), "prompt has 200 tokens", "context is 128")
+    # llama-tiny computes rotary on the fly: its zoo metadata says 128 positions
+    assert_error(cli(*pair_args(files, "--prompt-len", 129)), "context is 128")
+    assert_error(cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-context", 2)),
+                 "prompt has 3 tokens", "context is 2")
+    assert_error(cli(*pair_args(files, "--prompt-len", 100, "--max-new-tokens", 40)),
+                 "exceeds the model's context of 128")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--schedule", "serial"], "needs --draft"),
+    (["--acceptance", "0.5", "--temperature", "1"], "--temperature needs functional"),
+    (["--batch", "2"], "--batch > 1"),
+    (["--prompt-ids", "1,x"], "--prompt-ids expects"),
+    (["--prompt-ids", "1,300"], "outside the vocabulary"),
+])
+def test_error_bad_options(files, args, needle):
+    base = (["run", "--target", files / "target.onnx"] if "needs --draft" in needle
+            else pair_args(files))
+    assert_error(cli(*base, *args), needle)
+
+
+def test_error_shapes_only_needs_acceptance(files):
+    assert_error(cli("run", "--target", files / "s_target.onnx", "--draft",
+                     files / "s_draft.onnx"), "no weight data", "--acceptance")
+
+
+def test_error_plot_bad_trace(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text("{}")
+    assert_error(cli("plot", p, "-o", tmp_path / "x.png"), "not a speccc trace")
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,94 @@
+"""The speculate pass: the @schedule graph it writes round-trips through IR text, the
+runtime executes what the graph says, and bad options are clear errors."""
+from __future__ import annotations
+
+import pytest
+from rt_helpers import run
+
+from speccc.errors import SpecccError
+from speccc.ir.parser import parse_module
+from speccc.ir.printer import print_module
+from speccc.ir.verifier import verify
+from speccc.passmanager import PassManager
+from speccc.runtime.runner import RunConfig, simulate
+from speccc.runtime.schedule import Schedule
+
+
+def speculate(m, spec):
+    PassManager.parse(f"speculate{{{spec}}}").run(m)
+    return Schedule.from_graph(m.graphs["schedule"])
+
+
+@pytest.mark.parametrize("spec", ["schedule=none", "schedule=serial,gamma=2",
+                                  "schedule=overlap,gamma=5,hw=aim-gddr6",
+                                  "schedule=pipeinfer,stages=3,p_recovery=0.2"])
+def test_schedule_round_trips_through_text(pairs, spec):
+    m = pairs()
+    s = speculate(m, spec)
+    text = print_module(m)
+    m2 = parse_module(text)
+    verify(m2)
+    assert Schedule.from_graph(m2.graphs["schedule"]) == s
+    assert print_module(m2) == text
+
+
+def test_channel_groups(pairs):
+    m = pairs()
+    assert speculate(m, "schedule=serial").groups == {"pim": list(range(8))}
+    s = speculate(m, "schedule=serial,draft_channels=3")
+    assert s.groups == {"pim.draft": [0, 1, 2], "pim.target": [3, 4, 5, 6, 7]}
+    s = speculate(m, "schedule=pipeinfer,draft_channels=2,stages=2")
+    assert s.target_on == ["pim.target0", "pim.target1"]
+    assert s.groups["pim.target0"] == [2, 3, 4] and s.groups["pim.target1"] == [5, 6, 7]
+
+
+def test_runtime_executes_the_graph_not_the_options(pairs):
+    """Edit gamma in the printed schedule: the runtime follows the text."""
+    m = pairs("llama-tiny", 0, 0.0)  # identical logits: every draft accepted
+    speculate(m, "schedule=serial,gamma=2")
+    text = print_module(m).replace("gamma = 2,", "gamma = 5,")
+    m2 = parse_module(text)
+    for g in ("draft", "target"):
+        m2.stores[g] = m.stores[g]
+    rep, _ = simulate(m2, RunConfig(prompt=[3, 4], max_new_tokens=13, cost_model="roofline"))
+    assert rep["gamma"] == 5 and rep["mean_acceptance_length"] == 6.0
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("schedule=fast", "schedule must be one of"),
+    ("schedule=serial,gamma=0", "gamma must be >= 1"),
+    ("schedule=serial,placement=gpu", "placement must be one of"),
+    ("schedule=serial,stages=2", "pipeline stages are a pipeinfer option"),
+    ("schedule=pipeinfer,p_accept=1.5", "p_accept must be in [0, 1]"),
+    ("schedule=pipeinfer,max_inflight=0", "max_inflight must be >= 1"),
+    ("schedule=overlap,draft_channels=8", "needs 9 PIM channels"),
+    ("schedule=serial,draft=drafty", "needs a @drafty graph"),
+])
+def test_bad_options(pairs, spec, needle):
+    with pytest.raises(SpecccError, match=None) as e:
+        speculate(pairs(), spec)
+    assert needle in str(e.value)
+
+
+def test_no_kv_cache_is_an_error(pairs):
+    m = pairs()
+    kv = m.graphs["draft"].attrs.pop("kv_cache")
+    try:
+        with pytest.raises(SpecccError, match="no KV cache"):
+            speculate(m, "schedule=serial")
+    finally:
+        m.graphs["draft"].attrs["kv_cache"] = kv
+
+
+def test_missing_schedule_is_an_error(pairs):
+    m = parse_module(print_module(pairs()).split("graph @schedule")[0])
+    with pytest.raises(SpecccError, match="run the speculate pass"):
+        simulate(m, RunConfig())
+
+
+def test_auto_draft_channels_follow_weight_bytes(pairs):
+    m = pairs("llama-tiny", 0, 0.1, weights=False, layers=1)   # 1-layer draft, 2-layer target
+    s = speculate(m, "schedule=overlap")
+    assert len(s.groups["pim.draft"]) == 3   # round(8 * 1 / (1 + 1.5...)) by bytes
+    rep, _ = run(m, "schedule=overlap", acceptance=0.5, max_new_tokens=5)
+    assert rep["channel_groups"] == {"pim.draft": 3, "pim.target": 5}
