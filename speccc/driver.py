@@ -170,7 +170,7 @@ def emulator_overrides(graph, hw, mode: str) -> dict:
         if default_device(op) != "pim":
             continue
 
-        def fn(ins, attrs, op=op, label=f"{graph.name}/{i:04d}.{op.name}"):
+        def fn(ins, attrs, op=op, label=f"{graph.name}.{i:04d}.{op.name}"):
             shapes = tuple(tuple(np.shape(a)) for a in ins)
             k = kernels.get((id(op), shapes))
             if k is None:
@@ -198,7 +198,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
                   shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
                   **pm_kwargs) -> tuple[dict, PassManager]:
     """Import, run the pipeline (canonical + place), lower every PIM op to listings and
-    time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/GRAPH/*.pim and
+    time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/*.pim and
     OUTDIR/report.json (byte-deterministic). Nothing is written unless all succeeds."""
     from speccc.ir.printer import print_graph
     from speccc.targets.pim.listing import format_program
@@ -236,7 +236,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         written.add((out / rel).resolve())
     pim_dir = out / "pim"
     if pim_dir.is_dir():  # listings of an earlier compile into the same OUTDIR
-        for old in sorted(pim_dir.rglob("*.pim")):
+        for old in sorted(pim_dir.glob("*.pim")):
             if old.resolve() not in written:
                 old.unlink()
     write_text_atomic(out / "report.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -275,7 +275,7 @@ def lower_module(module: Module, hw, bindings: Mapping[str, int]) -> tuple[dict,
                    "bytes_written": int(c.bytes_written)}
             if device == "pim":
                 shapes = [[dim_eval(d, bindings) for d in v.type.shape] for v in op.operands]
-                stem = f"pim/{g.name}/{i:04d}.{op.name}"
+                stem = f"pim/{g.name}.{i:04d}.{op.name}"
                 kernel = kernel_for(op.name, op.attrs, hw, shapes, label=stem)
                 twin = kernel_for(op.name, normalized_attrs(op.attrs), hw, shapes, label=stem)
                 phases, tot = [], Counter()

@@ -186,6 +186,26 @@ def test_elementwise(hw_name, op):
     assert got.shape == want.shape and rel(got, want) < 1e-5
 
 
+@pytest.mark.parametrize("hw_name", PRESETS)
+@pytest.mark.parametrize("bits,zp", [(4, False), (4, True), (8, False)])
+def test_matmul_nbits(hw_name, bits, zp):
+    """Block-quantized weights are dequantized at placement (banks hold 16-bit words)."""
+    hw = load_hw(hw_name)
+    N, K, blk = 24, 64, 32
+    nb = K // blk
+    attrs = {"K": K, "N": N, "bits": bits, "block_size": blk}
+    x = rng.standard_normal((1, 3, K)).astype(np.float32)
+    b = rng.integers(0, 256, (N, nb, blk * bits // 8)).astype(np.uint8)
+    scales = (rng.random(N * nb) * 0.1).astype(np.float32)
+    ins = [x, b, scales] + ([rng.integers(0, 256, N * ((nb * bits + 7) // 8)).astype(np.uint8)]
+                            if zp else [])
+    shapes = [i.shape for i in ins]
+    k = kernel_for("matmul_nbits", placed("matmul_nbits", attrs, hw, shapes), hw, shapes)
+    want = lookup("matmul_nbits").ref(ins, lookup("matmul_nbits").full_attrs(attrs))[0]
+    (got,) = run(k, hw, ins)
+    assert got.shape == (1, 3, N) and rel(got, want) < 1e-5
+
+
 def test_unsupported_on_pim():
     hw = load_hw("hbm-pim")
     assert unsupported_reason("rmsnorm", {}) and unsupported_reason("gelu", {})
@@ -265,7 +285,8 @@ def test_compile_writes_listings_and_report(tmp_path, decode_tiny):
     assert [p["phase"] for p in att["phases"]] == ["score", "context"]
     npu = [o for o in ops if o["device"] == "npu"]
     assert npu and all(o["ns"] > 0 for o in npu)
-    listed = sorted(p.relative_to(out).as_posix() for p in (out / "pim").rglob("*.pim"))
+    listed = sorted(p.relative_to(out).as_posix() for p in (out / "pim").glob("*.pim"))
+    assert all(name.startswith("pim/target.") for name in listed)
     assert listed == sorted(ph["listing"] for o in pim for ph in o["phases"])
 
 
@@ -282,7 +303,7 @@ def test_compile_is_byte_identical(tmp_path, decode_tiny):
 def test_recompile_removes_stale_listings(tmp_path, decode_tiny):
     out = tmp_path / "o"
     assert invoke("compile", decode_tiny, "--bind", "T=1,P=4", "-o", out).exit_code == 0
-    stale = out / "pim" / "target" / "9999.linear.gemv.pim"
+    stale = out / "pim" / "target.9999.linear.gemv.pim"
     stale.write_text("old\n")
     assert invoke("compile", decode_tiny, "--bind", "T=1,P=4", "-o", out).exit_code == 0
     assert not stale.exists()
