@@ -1,11 +1,13 @@
 """place: map PIM ops' weights and KV cache to channels, banks and rows; check capacity.
 
 Rewrites: every op whose device is PIM (`device = "pim"`, or by default linear,
-attention, gated_mlp, matmul_nbits; see speccc.costmodel.default_device) gets
+attention, gated_mlp, matmul_nbits; see speccc.costmodel.default_device; matmul with a
+stored 2-D weight when assigned) gets
 `pim_base_row`, `pim_rows` and `pim_channels` (its channel window), and attention also
 `pim_max_context`. Within an op, regions stack from pim_base_row in codegen's
 `op_layouts` order: linear/matmul_nbits W; gated_mlp [gate; up] then down; attention
-keys then values (targets/pim/kv_layout.py, room to append up to max_context tokens).
+keys then values (targets/pim/kv_layout.py, room to append up to max_context tokens);
+matmul like linear.
 GEMV matrices use layout.plan_matrix (all-bank MACs stream whole rows). PIM elementwise
 ops hold no data and get no placement.
 
@@ -104,7 +106,8 @@ class Place(Pass):
                     op.attrs.pop(a, None)
                 if default_device(op) != "pim":
                     continue
-                why = unsupported_reason(op.name, op.attrs)
+                why = unsupported_reason(op.name, op.attrs,
+                                         [v.type.shape for v in op.operands])
                 if why:
                     raise SpecccError(f"place: {why}; assign it to the npu", location=op.where())
                 if op.name not in PLACED_OPS:
@@ -122,7 +125,7 @@ class Place(Pass):
     def _place(self, op, hw, bindings, alloc: RowAllocator, memo: dict) -> int:
         shapes = _shapes(op, bindings)
         dims = op_dims(op.name, op.attrs, shapes)
-        weights = {"linear": [1], "matmul_nbits": [1, 2, 3, 4],
+        weights = {"linear": [1], "matmul": [1], "matmul_nbits": [1, 2, 3, 4],
                    "gated_mlp": list(range(1, len(op.operands)))}.get(op.name, [])
         for i in weights:
             if i < len(op.operands) and not _static(op.operands[i], memo):

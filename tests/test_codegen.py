@@ -73,6 +73,18 @@ def test_linear(hw_name, M, K, rows, tw, bias):
 
 
 @pytest.mark.parametrize("hw_name", PRESETS)
+def test_matmul_with_weight(hw_name):
+    hw = load_hw(hw_name)
+    x = rng.standard_normal((2, 3, 40)).astype(np.float32)
+    W = rng.standard_normal((40, 24)).astype(np.float32)
+    shapes = [x.shape, W.shape]
+    k = kernel_for("matmul", placed("matmul", {}, hw, shapes), hw, shapes)
+    (got,) = run(k, hw, [x, W])
+    assert got.shape == (2, 3, 24) and rel(got, x @ W) < 1e-5
+    assert "2-D stored weight" in unsupported_reason("matmul", {}, [(2, 3, 4), (2, 4, 5)])
+
+
+@pytest.mark.parametrize("hw_name", PRESETS)
 @pytest.mark.parametrize("fused,act", [(False, "silu"), (True, "silu"), (False, "gelu_tanh")])
 def test_gated_mlp(hw_name, fused, act):
     hw = load_hw(hw_name)

@@ -12,7 +12,7 @@ accumulator read out):
 
 | op | phases | host between / after |
 |---|---|---|
-| linear, matmul_nbits | `gemv` | bias add |
+| linear, matmul (2-D weight), matmul_nbits | `gemv` | bias add |
 | gated_mlp | `gate_up` (one GEMV over [gate; up] stacked, x sent once), `act` (elementwise on PIM: EWADD-load gate, AF silu/gelu, EWMUL up), `down` | none (activations other than silu / gelu-tanh: on the host) |
 | attention | `score` (append the new keys, q·Kᵀ for every query head and position), `context` (append the new values, p·V) | scale, causal / window / mask, softmax |
 | add, mul, relu, gelu (tanh), swish (alpha 1), swiglu (alpha 1) | `ew` | operand broadcast |
@@ -53,7 +53,7 @@ from speccc.targets.pim.isa import ew_slots
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix, plan_matrix
 from speccc.targets.pim.listing import Affine, Command, Loop, Program, cmd, loop
 
-GEMV_OPS = ("linear", "matmul_nbits", "gated_mlp")
+GEMV_OPS = ("linear", "matmul", "matmul_nbits", "gated_mlp")
 ATTENTION_OPS = ("attention",)
 PLACED_OPS = GEMV_OPS + ATTENTION_OPS
 ELEMENTWISE = {
@@ -69,8 +69,9 @@ MLP_AF = {"silu": "silu", "gelu_tanh": "gelu"}
 PLACEMENT_ATTRS = ("pim_base_row", "pim_rows", "pim_channels", "pim_max_context")
 
 
-def unsupported_reason(name: str, attrs: dict) -> str | None:
-    """Why op `name` cannot run on PIM (None if it can)."""
+def unsupported_reason(name: str, attrs: dict, shapes: list | None = None) -> str | None:
+    """Why op `name` cannot run on PIM (None if it can; `shapes`: operand shapes, when
+    known, for the checks that depend on them)."""
     if name not in PIM_LOWERABLE:
         return (f"no PIM lowering for '{name}' (PIM runs: "
                 f"{', '.join(sorted(PIM_LOWERABLE))})")
@@ -78,6 +79,8 @@ def unsupported_reason(name: str, attrs: dict) -> str | None:
         return "PIM's AF gelu is the tanh form; erf gelu has no PIM lowering"
     if name in ("swish", "swiglu") and float(attrs.get("alpha", 1.0)) != 1.0:
         return f"{name} with alpha != 1 has no PIM lowering (AF silu is alpha 1)"
+    if name == "matmul" and shapes is not None and (len(shapes) < 2 or len(shapes[1]) != 2):
+        return "matmul on PIM needs a 2-D stored weight as its second operand"
     return None
 
 
@@ -92,7 +95,7 @@ class Region:
 
 def op_dims(name: str, attrs: dict, shapes: list) -> dict:
     """The sizes placement and codegen need, from operand shapes (ints)."""
-    if name == "linear":
+    if name in ("linear", "matmul"):
         w = shapes[1]
         k, n = (w[1], w[0]) if attrs.get("transpose_w") else (w[0], w[1])
         return {"M": n, "K": k}
@@ -123,7 +126,7 @@ def op_layouts(name: str, hw, dims: dict, *, base: int = 0, window=None,
         pl = dataclasses.replace(pl, base=at)
         regions.append(Region(rname, pl, pl.rows_used, n))
 
-    if name in ("linear", "matmul_nbits"):
+    if name in ("linear", "matmul", "matmul_nbits"):
         gemv("W", dims["M"], dims["K"])
     elif name == "gated_mlp":
         gemv("gate_up", 2 * dims["F"], dims["K"])
@@ -199,7 +202,7 @@ def _rows(shape) -> int:
 
 
 class GemvKernel(Kernel):
-    """linear / matmul_nbits: y = x W (+ b)."""
+    """linear / matmul (2-D weight) / matmul_nbits: y = x W (+ b)."""
 
     def __init__(self, hw, op: str, attrs: dict, shapes: list, regions: list[Region], name: str):
         self.hw, self.op, self.attrs, self.name = hw, op, attrs, name
@@ -213,7 +216,7 @@ class GemvKernel(Kernel):
         return [("gemv", self._prog)]
 
     def weight(self, ins) -> np.ndarray:
-        if self.op == "linear":
+        if self.op in ("linear", "matmul"):
             w = np.asarray(ins[1], np.float32)
             return w if self.attrs.get("transpose_w") else w.T
         from speccc.ir.ops.quant import nbits_dequant
@@ -466,10 +469,10 @@ def broadcast_shape(shapes: list) -> tuple:
 def kernel_for(name: str, attrs: dict, hw, shapes: list, *, label: str = "op") -> Kernel:
     """The kernel of one PIM op for concrete operand shapes; placed ops read their
     placement from attrs (pim_base_row, pim_channels, pim_max_context)."""
-    why = unsupported_reason(name, attrs)
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+    why = unsupported_reason(name, attrs, shapes)
     if why:
         raise SpecccError(why, location=label)
-    shapes = [tuple(int(d) for d in s) for s in shapes]
     if name in ELEMENTWISE:
         return ElementwiseKernel(hw, name, attrs, shapes, broadcast_shape(shapes), label)
     missing = [a for a in ("pim_base_row", "pim_channels") if a not in attrs]
@@ -478,7 +481,8 @@ def kernel_for(name: str, attrs: dict, hw, shapes: list, *, label: str = "op") -
                           " missing): run the `place` pass first", location=label)
     regions = op_layouts(name, hw, op_dims(name, attrs, shapes), base=attrs["pim_base_row"],
                          window=attrs["pim_channels"], max_context=attrs.get("pim_max_context"))
-    cls = {"linear": GemvKernel, "matmul_nbits": GemvKernel, "gated_mlp": GatedMlpKernel,
+    cls = {"linear": GemvKernel, "matmul": GemvKernel, "matmul_nbits": GemvKernel,
+           "gated_mlp": GatedMlpKernel,
            "attention": AttentionKernel}[name]
     return cls(hw, name, attrs, shapes, regions, label)
 
