@@ -93,3 +93,23 @@ def test_opt_list_passes():
     out = run("opt", "--list-passes").output
     for name in ("canonicalize", "fold", "dce", "infer-shapes", "fuse"):
         assert name in out
+
+
+def _efficiencies(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "efficiency" and v is not None:
+                yield v
+            else:
+                yield from _efficiencies(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _efficiencies(v)
+
+
+@pytest.mark.parametrize("hw", ["hbm-pim", "aim-gddr6", "hbm3-pim"])
+def test_compile_efficiency_never_beats_the_roofline(tmp_path, decode_model, hw):
+    run("compile", decode_model, "--hw", hw, "--bind", "T=1,P=16", "-o", tmp_path / "o")
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    effs = list(_efficiencies(report))
+    assert effs and all(0 < e <= 1 + 1e-9 for e in effs), max(effs)
