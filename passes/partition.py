@@ -8,7 +8,7 @@
 Model (the step runs its ops one after the other, as SpecPIM's serial schedule does):
 total = sum of each op's latency on its device (`cost_ns`, from the `cost` pass, run
 here first if the graph has no costs for this hw) + for every activation that crosses
-between NPU and PIM, once per step, `costmodel.transfer_cost` over the [link]. Glue ops
+between NPU and PIM, once per step, `costmodel.transfer_cost` (through DRAM). Glue ops
 (`costmodel.is_glue`: views, layout permutations, KV-cache appends) are transparent: an
 activation crossing through a reshape/transpose/KV append is charged once, by the bytes
 its producer wrote. Graph inputs and outputs cross in every design and are not charged.

@@ -20,7 +20,7 @@ rooflines stay in ROOFLINE as the documented fallback and bound.
 
 Glue ops (`is_glue`: views, shape math, layout permutations absorbed into DMA, and the
 KV-cache concat, an in-place append) default to "host" and cost nothing; moving an
-activation between NPU and PIM costs `transfer_cost` over the [link].
+activation between NPU and PIM costs `transfer_cost` (a DRAM round trip, not the host link).
 """
 from __future__ import annotations
 
@@ -128,11 +128,20 @@ def host_cost(hw: HwConfig, op, bindings) -> OpCost:
 
 
 def transfer_cost(hw: HwConfig, nbytes: float) -> OpCost:
-    """Moving an activation of `nbytes` between NPU and PIM over the [link]."""
+    """Moving an activation of `nbytes` between NPU and PIM.
+
+    NPU and PIM share the DRAM interface (the NPU's `ext_bandwidth_gbs`): the producer
+    writes the activation to DRAM and the consumer reads it (the PIM kernels' own WRGB
+    loads are timed by the emulator on top). So a crossing costs one unloaded DRAM access
+    latency, (tRP + tRCD + CL)·tCK, plus the bytes at the NPU's DRAM bandwidth, with
+    off-chip energy per bit. The host [link] (PCIe-class) is not on this path.
+    """
     if nbytes <= 0:
         return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
-    ns = hw.link.latency_ns + nbytes / hw.link.bandwidth_gbs
-    return OpCost(ns, nbytes * 8 * hw.link.energy_pj_per_bit, nbytes, 0.0, "memory")
+    t = hw.pim.timing
+    latency = (t.tRP + t.tRCD + t.CL) * t.tCK_ns
+    ns = latency + nbytes / hw.npu.ext_bandwidth_gbs
+    return OpCost(ns, nbytes * 8 * hw.energy.external_pj_per_bit, nbytes, 0.0, "memory")
 
 
 # device -> estimator; targets may replace entries with better models.
