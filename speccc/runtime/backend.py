@@ -142,20 +142,30 @@ class FunctionalBackend:
 
 
 class SyntheticBackend:
+    """Draws depend only on (seed, request, position): every schedule sees the same
+    acceptance outcomes (common random numbers), and re-drafting a position after a
+    rollback proposes the same token, as a deterministic draft model would."""
+
     functional = False
     CONCENTRATION = 2.0  # confidence ~ Beta(c*a, c*(1-a)): mean a, informative
 
     def __init__(self, acceptance: float, n_prompt: int, seed: int = 0):
-        self.alpha, self.n_prompt = acceptance, n_prompt
-        self.rng = np.random.Generator(np.random.PCG64([seed, 2]))
+        self.alpha, self.n_prompt, self.seed = acceptance, n_prompt, seed
         self.cursor = _DraftCursor(self)
+        self._draws: dict = {}
 
     def empty(self, role: str) -> KV:
         return KV(0)
 
-    def _confidence(self) -> float:
-        a, c = self.alpha, self.CONCENTRATION
-        return a if a in (0.0, 1.0) else float(self.rng.beta(c * a, c * (1 - a)))
+    def draw(self, position: int, request: int = 0) -> tuple[float, bool]:
+        """(confidence, right) of the draft token at `position` on a right path."""
+        key = (request, position)
+        if key not in self._draws:
+            rng = np.random.Generator(np.random.PCG64([self.seed, 2, request, position]))
+            a, c = self.alpha, self.CONCENTRATION
+            conf = a if a in (0.0, 1.0) else float(rng.beta(c * a, c * (1 - a)))
+            self._draws[key] = (conf, bool(rng.random() < conf))
+        return self._draws[key]
 
     def prefill(self, prompt):
         return 0, KV(len(prompt))
@@ -164,8 +174,8 @@ class SyntheticBackend:
         return self.cursor.propose(path, k_max, stop)
 
     def draft_step(self, kv, feed, P, path, out):
-        conf = self._confidence()
-        right = not any(path[self.n_prompt:]) and self.rng.random() < conf
+        conf, right = self.draw(len(path))
+        right = right and not any(path[self.n_prompt:])
         return (0 if right else 1), conf, None, KV(P + len(feed))
 
     def verify(self, base: KV, start: int, inputs):

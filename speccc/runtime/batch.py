@@ -65,8 +65,8 @@ class BatchSerial(Session):
         def verified(run):
             counts = []
             for b in range(len(self.lens)):
-                acc = 0
-                while acc < k and self.backend.rng.random() < self.backend._confidence():
+                acc, pos = 0, self.n_prompt + self.lens[b]
+                while acc < k and self.backend.draw(pos + acc, b)[1]:
                     acc += 1
                 lane = ids[b * k:(b + 1) * k]
                 self.set_status(lane[:acc], ACCEPTED)

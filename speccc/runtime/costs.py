@@ -22,9 +22,8 @@ from __future__ import annotations
 import dataclasses
 
 from speccc import costmodel
-from speccc.costmodel import FREE_OPS, CostModel, default_device, weight_bytes
+from speccc.costmodel import FREE_OPS, CostModel, default_device, is_kv_append, weight_bytes
 from speccc.runtime.engine import TaskSpec
-from speccc.runtime.modelinfo import kv_concat_ops
 
 KV_OVERHEAD_NS = 100.0   # one command round on the channel (EST, as roofline_pim's 100 ns)
 PER_REQUEST = {"attention"}  # ops whose operands are per-request (KV), not shared weights
@@ -71,7 +70,6 @@ class ModelCosts:
                        for n in self.channels]
         ext = hw.derived()["peak_external_gbs_per_channel"]
         self.kv_gbs = [ext * n for n in self.channels]
-        kv_ops = kv_concat_ops(graph)
         ops = [op for op in graph.ops() if op.name not in FREE_OPS]
         wb = [weight_bytes(op, {}) if _static_weights(op) else 0.0 for op in ops]
         # Pipeline stages take consecutive ops, weight bytes in proportion to channels.
@@ -84,7 +82,7 @@ class ModelCosts:
             mid = (acc + w / 2) / total
             st = next((i for i, b in enumerate(bounds) if mid < b), len(bounds) - 1)
             acc += w
-            is_kv = op in kv_ops
+            is_kv = is_kv_append(op)
             tok = _token_bytes(op) if is_kv else 0
             self.kv_token_bytes[st] += tok
             dep_p = any("P" in v.type.symbols for v in (*op.operands, *op.results))

@@ -51,19 +51,6 @@ def vocab(g) -> int:
     return v
 
 
-def kv_concat_ops(g) -> set:
-    """The concat ops that append to the KV cache (costed as KV appends, not copies)."""
-    outs = dict(zip(g.output_names, g.outputs))
-    found = set()
-    for p in g.attrs.get("kv_cache") or []:
-        op = outs[p[1]].op
-        while op is not None and op.name in PASS_THROUGH:
-            op = op.operands[0].op
-        if op is not None and op.name == "concat":
-            found.add(op)
-    return found
-
-
 def weight_bytes(g) -> int:
     total = 0
     for op in g.ops():
