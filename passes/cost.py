@@ -13,14 +13,15 @@ bound by `bind` (the types themselves stay symbolic); the graph gets `cost_hw` a
 `cost_bind` attributes so `partition` uses the same setting. Glue ops get no cost.
 NPU numbers come from the NPU target's tiling model (targets/npu, ESTIMATORS["npu"]);
 PIM numbers from the PIM emulator run on the op's actual GEMV shapes
-(passes/_cost_pim.py, ESTIMATORS["pim"]), the roofline for ops without a PIM kernel, and
-`inf` for a matrix that does not fit in the banks.
+(passes/_cost_pim.py, ESTIMATORS["pim"]), and `inf` for ops PIM cannot run: no PIM
+lowering (`targets.pim.codegen.unsupported_reason`) or a matrix that does not fit.
 Guarantees: nothing else in the IR changes; numbers are deterministic (6 significant
 digits); emulator results are cached per (hw, kind, shape) for the process.
 """
 from __future__ import annotations
 
 from speccc.costmodel import CostModel, is_glue
+from speccc.ir.types import dim_eval
 from speccc.passes._cost_pim import gemv_run, pim_cost, pim_run  # noqa: F401  (re-exported)
 from speccc.passes.infer_shapes import parse_bindings
 from speccc.passmanager import Pass, register_pass
@@ -46,6 +47,12 @@ def setting_attrs(hw, bindings) -> tuple[str, list[str]]:
     return hw.source or hw.name, [f"{k}={v}" for k, v in bindings.items()]
 
 
+def pim_lowerable(op, bindings) -> bool:
+    from speccc.targets.pim.codegen import unsupported_reason
+    shapes = [[dim_eval(d, bindings) for d in v.type.shape] for v in op.operands]
+    return unsupported_reason(op.name, op.attrs, shapes) is None
+
+
 def annotate(graph, hw, bindings, model: CostModel | None = None) -> None:
     """Set cost_ns / cost_pj on every kernel op and record the setting on the graph."""
     model = model or CostModel(hw)
@@ -55,9 +62,13 @@ def annotate(graph, hw, bindings, model: CostModel | None = None) -> None:
                 op.attrs.pop(k, None)
             continue
         npu = model.op_cost(op, "npu", bindings)
-        pim = model.op_cost(op, "pim", bindings)
-        op.attrs["cost_ns"] = [_round(npu.latency_ns), _round(pim.latency_ns)]
-        op.attrs["cost_pj"] = [_round(npu.energy_pj), _round(pim.energy_pj)]
+        if pim_lowerable(op, bindings):
+            pim = model.op_cost(op, "pim", bindings)
+            pim_ns, pim_pj = pim.latency_ns, pim.energy_pj
+        else:  # partition must not choose PIM for an op codegen cannot emit
+            pim_ns = pim_pj = float("inf")
+        op.attrs["cost_ns"] = [_round(npu.latency_ns), _round(pim_ns)]
+        op.attrs["cost_pj"] = [_round(npu.energy_pj), _round(pim_pj)]
     graph.attrs["cost_hw"], graph.attrs["cost_bind"] = setting_attrs(hw, bindings)
 
 
