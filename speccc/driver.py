@@ -135,15 +135,23 @@ def _load_hw(hw: str | None):
     return load_hw(hw or DEFAULT_HW)
 
 
-def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_context: int) -> None:
+def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_context: int,
+               partition: str | None = None) -> None:
     """Make the pipeline end with `place` for this hardware and binding (a `place` the
-    user put in the pipeline gets the same hw/bind unless it names another preset)."""
+    user put in the pipeline gets the same hw/bind unless it names another preset).
+    With `partition` (a policy or a mapping name), `partition{...,hw}` goes before it, so
+    devices come from the cost model instead of the GEMV-to-PIM default."""
+    from speccc.passes.partition import Partition
     from speccc.passes.place import Place
     bind = [f"{k}={v}" for k, v in sorted(bindings.items())]
     places = [p for p in pm.passes if isinstance(p, Place)]
     if not places:
+        if partition:
+            from speccc.passes.partition import MAPPINGS
+            how = {"mapping": partition} if partition in MAPPINGS else {"policy": partition}
+            pm.passes.append(Partition(hw=hw, bind=bind, **how))
         pm.passes.append(Place(hw=hw, bind=bind, max_context=max_context))
-        pm._auto_place = True
+        pm._auto_place = 2 if partition else 1
         return
     for p in places:
         if p.hw not in (Place.hw, hw):
@@ -196,6 +204,7 @@ def unbound_symbols(module: Module) -> set[str]:
 
 def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str | None,
                   shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
+                  partition: str | None = None,
                   **pm_kwargs) -> tuple[dict, PassManager]:
     """Import, run the pipeline (canonical + place), lower every PIM op to listings and
     time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/*.pim and
@@ -205,13 +214,15 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     hwc = _load_hw(hw)
     pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings),
                            **pm_kwargs)
-    _add_place(pm, hw or DEFAULT_HW, bindings, max_context)
+    _add_place(pm, hw or DEFAULT_HW, bindings, max_context, partition=partition)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise SpecccError("output exists and is not a directory", location=str(out))
     module = load_any(model_path, shapes_only=shapes_only)
-    # the pipeline up to the appended `place`, the bindings check, then `place`
-    place = pm.passes.pop() if getattr(pm, "_auto_place", False) else None
+    # the pipeline up to the appended partition/place, the bindings check, then those
+    n_tail = int(getattr(pm, "_auto_place", 0))
+    tail_passes = pm.passes[len(pm.passes) - n_tail:] if n_tail else []
+    del pm.passes[len(pm.passes) - n_tail:]
     pm.run(module)
     free = unbound_symbols(module)
     if free:
@@ -219,17 +230,23 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         example = ",".join(f"{s}=1" for s in sorted(free))
         raise SpecccError(f"unbound symbolic dim(s) {names}: costs need numbers; "
                           f"pass --bind {example}", location=str(model_path))
-    if place is not None:
-        tail = dataclasses.replace(pm, passes=[place], timings=[])
+    if tail_passes:
+        tail = dataclasses.replace(pm, passes=tail_passes, timings=[])
         tail.verify_each = pm.verify_each
         tail.run(module)
-        pm.passes.append(place)
+        pm.passes += tail_passes
         pm.timings += tail.timings
     report, listings = lower_module(module, hwc, bindings)
     report = {"model": str(model_path), "bindings": dict(bindings),
               "pipeline": [s for s, _ in pm.timings], **report}
+    from speccc.passes.partition import partition_report
+    parts = {g.name: partition_report(g) for g in module if g.attrs.get("partition")}
+    if parts:
+        report["partition"] = parts
     for g in module:
         write_text_atomic(out / "ir" / f"{g.name}.ir", print_graph(g))
+        from speccc.targets.npu.program import emit_npu_listings
+        emit_npu_listings(g, hwc, bindings, out)
     written = set()
     for rel, prog in listings:
         write_text_atomic(out / rel, format_program(prog))

@@ -113,3 +113,16 @@ def test_compile_efficiency_never_beats_the_roofline(tmp_path, decode_model, hw)
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     effs = list(_efficiencies(report))
     assert effs and all(0 < e <= 1 + 1e-9 for e in effs), max(effs)
+
+
+def test_compile_with_partition_reports_decisions(tmp_path, decode_model):
+    out = tmp_path / "o"
+    run("compile", decode_model, "--bind", "T=1,P=16", "--hw", "aim-gddr6",
+        "--partition", "attacc", "-o", out)
+    report = json.loads((out / "report.json").read_text())
+    part = report["partition"]["target"]
+    assert part["mapping"] == "attacc"
+    devices = {o["op"]: o["device"] for o in report["graphs"]["target"]["ops"]
+               if o["op"] in ("attention", "linear")}
+    assert devices == {"attention": "pim", "linear": "npu"}
+    assert (out / "npu" / "target" / "index.txt").exists()

@@ -222,9 +222,15 @@ def _fmt_ns(ns) -> str:
               help="Pipeline (default: canonical + fuse; `place` is appended).")
 @click.option("--shapes-only", is_flag=True, help="Never read weight bytes.")
 @hw_options
+@click.option("--partition", "partition", default=None,
+              type=click.Choice(["mincut", "dp", "greedy", "specpim", "attacc", "all-npu",
+                                 "all-pim"]),
+              help="Choose devices with the partition pass (a policy or a published "
+                   "mapping). Default: every op PIM can lower (GEMVs) on PIM.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pipeline_options
-def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, as_json, print_after,
+def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, as_json,
+            print_after,
             verify_each, time_passes):
     """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
     PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
@@ -234,7 +240,7 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, as_json
     speccc compile 7b.onnx --bind T=1,P=1024 --hw aim-gddr6 --shapes-only
     """
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
-                                      hw=hw, max_context=max_context,
+                                      hw=hw, max_context=max_context, partition=partition,
                                       **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
