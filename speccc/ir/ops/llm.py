@@ -54,9 +54,10 @@ def _norm_infer(ctx):
 
 def _rmsnorm_ref(ins, attrs):
     x = ins[0]
-    xf = x.astype(np.float32)
-    r = 1.0 / np.sqrt(np.mean(xf * xf, axis=-1, keepdims=True) + np.float32(attrs["eps"]))
-    return [((xf * r).astype(x.dtype) * ins[1]).astype(x.dtype)]
+    xf = x.astype(np.float32, copy=False)
+    ms = (xf * xf).sum(axis=-1, keepdims=True) / np.float32(x.shape[-1])
+    r = np.float32(1.0) / np.sqrt(ms + np.float32(attrs["eps"]))
+    return [((xf * r).astype(x.dtype, copy=False) * ins[1]).astype(x.dtype, copy=False)]
 
 
 def _layernorm_ref(ins, attrs):
@@ -100,7 +101,7 @@ def _rope_ref(ins, attrs):
     x, cos, sin = ins
     half = x.shape[-1] // 2
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return [(x * cos + rotated * sin).astype(x.dtype)]
+    return [(x * cos + rotated * sin).astype(x.dtype, copy=False)]
 
 
 define("rope", 3, _rope_infer, _rope_ref,

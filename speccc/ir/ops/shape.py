@@ -98,7 +98,7 @@ def _reshape_infer(ctx):
 
 def _reshape_ref(ins, attrs):
     x, target = ins
-    shape = [int(d) for d in np.asarray(target).reshape(-1)]
+    shape = np.asarray(target).reshape(-1).tolist()
     if not attrs["allowzero"]:
         shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
     return [np.reshape(x, shape)]
