@@ -64,8 +64,9 @@ def measure(m, spec, alpha, args, batch=1):
         max_new_tokens=args.tokens, prompt_len=args.prompt, acceptance=alpha, seed=s,
         cost_model=args.cost_model)) for s in range(args.seeds)]
 
-    def mean(k):
-        return statistics.fmean(r[k] for r in reps) if reps[0][k] is not None else None
+    def mean(k):  # over the seeds that have the metric (no verify: no acceptance length)
+        vals = [r[k] for r in reps if r[k] is not None]
+        return statistics.fmean(vals) if vals else None
     return {"tokens_per_s": mean("tokens_per_s"), "ttft_ms": mean("ttft_ms"),
             "itl_ms": mean("itl_ms"), "mean_acceptance_length": mean("mean_acceptance_length"),
             "energy_per_token_mj": mean("energy_per_token_mj"),
