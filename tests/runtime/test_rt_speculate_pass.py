@@ -89,6 +89,6 @@ def test_missing_schedule_is_an_error(pairs):
 def test_auto_draft_channels_follow_weight_bytes(pairs):
     m = pairs("llama-tiny", 0, 0.1, weights=False, layers=1)   # 1-layer draft, 2-layer target
     s = speculate(m, "schedule=overlap")
-    assert len(s.groups["pim.draft"]) == 3   # round(8 * 1 / (1 + 1.5...)) by bytes
+    assert len(s.groups["pim.draft"]) == 3   # 8 channels x the draft's share of weight bytes
     rep, _ = run(m, "schedule=overlap", acceptance=0.5, max_new_tokens=5)
     assert rep["channel_groups"] == {"pim.draft": 3, "pim.target": 5}
