@@ -34,8 +34,8 @@ def _linear_ref(ins, attrs):
         w = w.T
     y = np.matmul(x, w)
     if len(ins) == 3:
-        y = y + ins[2]
-    return [y.astype(x.dtype)]
+        y += ins[2]
+    return [y.astype(x.dtype, copy=False)]
 
 
 define("linear", (2, 3), _linear_infer, _linear_ref, attrs={"transpose_w": Attr("bool", False)},

@@ -204,9 +204,13 @@ def _split_infer(ctx):
 
 
 def _split_ref(ins, attrs):
-    x, sizes = ins[0], [int(s) for s in np.asarray(ins[1]).reshape(-1)]
-    bounds = np.cumsum(sizes)[:-1]
-    return [np.asarray(p, order="C") for p in np.split(x, bounds, axis=attrs["axis"])]
+    x, sizes = ins[0], np.asarray(ins[1]).reshape(-1).tolist()
+    lead = (slice(None),) * (attrs["axis"] % x.ndim)
+    out, start = [], 0
+    for n in sizes:  # views, as np.split returns, without its bookkeeping
+        out.append(x[lead + (slice(start, start + n),)])
+        start += n
+    return out
 
 
 define("split", 2, _split_infer, _split_ref, attrs={"axis": Attr("int", 0)},
