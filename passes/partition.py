@@ -142,7 +142,9 @@ def _groups(graph, ops, producers, mapping, bindings):
         pos = {op: i for i, op in enumerate(ops)}
 
         def fuse(v, group_of):
-            if is_decode_gemm(v) or not producers[v]:
+            # elementwise work rides with its GEMM; an op PIM cannot run (a norm: cost
+            # inf on PIM) is its own group, else it would pin the GEMM to the NPU
+            if is_decode_gemm(v) or not producers[v] or v.attrs["cost_ns"][1] == INF:
                 return []
             return [group_of(max(producers[v], key=pos.get))]
         group = convex_groups(ops, producers, fuse)
