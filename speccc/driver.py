@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -17,28 +15,12 @@ from typing import Mapping
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.fileio import write_bytes_atomic, write_text_atomic  # noqa: F401 (re-exported)
 from speccc.ir.core import Module
 from speccc.passmanager import PassManager
 from speccc.pipeline import CANONICAL_PIPELINE
 
 COMPILE_PIPELINE = CANONICAL_PIPELINE
-
-
-def write_bytes_atomic(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
 
 
 def save_npz_atomic(path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -6,11 +6,10 @@ Real-size presets take their dims from shared/ANCHORS.md ("Model shapes") and de
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from speccc.errors import SpecccError
 
@@ -129,13 +128,5 @@ def check(model: onnx.ModelProto, *, full_check: bool = True) -> None:
 
 def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write `model` atomically (temp file + rename). Shapes-only models stay data-less."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".zoo-", suffix=".onnx", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from speccc.fileio import write_bytes_atomic
+    write_bytes_atomic(path, model.SerializeToString())

@@ -10,9 +10,9 @@ reading; they are not parsed back. Output is deterministic.
 """
 from __future__ import annotations
 
+from speccc.fileio import write_text_atomic
+
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from speccc.targets.npu.kernels import GEMM_OPS, Gemm, Kernel, kernel_for
@@ -129,15 +129,7 @@ def kernel_listing(op, hw, bindings, title: str | None = None, bw_share: float =
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def emit_npu_listings(graph, hw, bindings, outdir) -> list[Path]:

@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from speccc import zoo
-from speccc.cli import main
+from cli_helpers import assert_error
+from cli_helpers import invoke as cli
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def assert_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    err = result.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("speccc: error: "), result.stderr
-    for n in needles:
-        assert n in err[0], (n, err[0])
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")
