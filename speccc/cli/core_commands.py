@@ -45,7 +45,7 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
     return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
 
 
-@main.command()
+@main.command(short_help="Build a model in code (tiny, pairs, real-size shapes).")
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
 @click.option("--list", "list_", is_flag=True, help="List the model presets.")
@@ -105,7 +105,7 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
     click.echo(f"wrote {output} ({zoo_lib.param_count(model):,} parameters)")
 
 
-@main.command()
+@main.command(short_help="List the ONNX op types the importer converts.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def ops(as_json):
     """List the ONNX op types speccc imports, with the opsets each converter starts at."""
@@ -120,7 +120,7 @@ def ops(as_json):
     click.echo(f"{len(table)} op types")
 
 
-@main.command()
+@main.command(short_help="Run a pass pipeline over IR text (like mlir-opt).")
 @click.argument("file", type=click.Path(), required=False)
 @click.option("-p", "--pipeline", default="", help="Passes, e.g. 'canonicalize,fold,dce'.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write IR here "
@@ -172,7 +172,7 @@ def hw_options(fn):
     return fn
 
 
-@main.command("exec")
+@main.command("exec", short_help="Execute a model on the reference or the PIM emulator.")
 @click.argument("model", type=click.Path())
 @click.option("--inputs", "inputs_path", type=click.Path(), required=True,
               help=".npz with one array per ONNX graph input (by name).")
@@ -213,7 +213,7 @@ def _fmt_ns(ns) -> str:
     return f"{ns / 1000:.2f}" if ns else "-"
 
 
-@main.command()
+@main.command(short_help="Compile: fuse, place, emit PIM/NPU programs, report.")
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="out",
               show_default=True, help="Output directory (ir/, pim/, report.json).")

@@ -45,9 +45,12 @@ def main(debug: bool) -> None:
 
     \b
     Typical session:
-      speccc zoo llama-tiny -o tiny.onnx          # build a tiny model
-      speccc compile tiny.onnx -o out/            # import, optimize, lower
-      speccc opt out/ir/target.ir -p 'dce,fuse'   # run passes on IR text
+      speccc zoo llama-tiny --mode decode -o tiny.onnx    # build a tiny model
+      speccc compile tiny.onnx --bind T=1,P=16 -o out     # IR, PIM listings, report.json
+      speccc opt out/ir/target.ir -p 'fuse,dce'           # run passes on IR text
+      speccc zoo llama-tiny --mode decode --pair pair/    # a draft/target pair
+      speccc run --target pair/target.onnx --draft pair/draft.onnx --prompt-ids 1,2 \\
+          --max-new-tokens 16 --gamma 4 --schedule serial  # speculative decoding, timed
     """
 
 

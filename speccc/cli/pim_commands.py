@@ -28,7 +28,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 # ------------------------------------------------------------------- hw -------
-@main.group()
+@main.group(short_help="Hardware presets: list, show derived figures.")
 def hw() -> None:
     """Hardware descriptions (TOML presets or files)."""
 
@@ -88,7 +88,7 @@ def _table(con: Console, title: str, fields: dict) -> None:
 
 
 # ------------------------------------------------------------------ asm -------
-@main.command()
+@main.command(short_help="Parse, print, time (--run) or check a PIM listing.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_name", help="Preset or .toml (default: the listing's `.hw` line).")
 @click.option("--run", is_flag=True, help="Time the listing (cycles, bandwidth, energy).")

@@ -34,7 +34,7 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
         raise SpecccError(f"--schedule {schedule} needs --draft MODEL.onnx")
 
 
-@main.command("run")
+@main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
 @click.option("--target", required=True, type=click.Path(), help="Target model (.onnx).")
 @click.option("--draft", type=click.Path(), help="Draft model (.onnx).")
 @click.option("--prompt-ids", help="Prompt token ids, e.g. 1,2,3.")
@@ -158,7 +158,7 @@ def _table(rep: dict, target, draft) -> None:
     con.print(t)
 
 
-@main.command("plot")
+@main.command("plot", short_help="Draw a --trace file as a timeline PNG.")
 @click.argument("trace", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG file to write.")
