@@ -49,8 +49,10 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
 @click.option("--list", "list_", is_flag=True, help="List the model presets.")
-@click.option("--mode", type=click.Choice(["prefill", "decode"]), default=None,
-              help="prefill: no KV cache; decode: past_key_values inputs (default: decode).")
+@click.option("--mode", type=click.Choice(["prefill", "decode"]), default="decode",
+              show_default=True,
+              help="decode: past_key_values inputs and present outputs (what compile, "
+                   "exec --on emulator and run expect); prefill: no KV cache.")
 @click.option("--layers", type=int)
 @click.option("--hidden", type=int)
 @click.option("--heads", type=int)
