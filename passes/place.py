@@ -20,8 +20,13 @@ Capacity: when the highest cursor exceeds the preset's rows per bank, the pass f
 with one error giving the rows needed per bank vs available and the bytes placed (and the
 weight + KV bytes as 16-bit words) vs capacity.
 
+Channel split (SpecPIM: draft and target on disjoint channel sets): `split=GRAPH:N`
+gives graph @GRAPH channels [0, N) and every other graph channels [N, channels); each
+graph's ops are sized for and allocated within its own channels (cursors still per
+channel). Without split every graph may use every channel.
+
 Options: hw (preset name or .toml), bind (T=1:P=128), max_context (KV tokens per
-attention; default: the largest bound KV length, P+T).
+attention; default: the largest bound KV length, P+T), split (GRAPH:N).
 After: every PIM op that holds weights or KV has a placement; every region fits.
 """
 from __future__ import annotations
@@ -68,10 +73,13 @@ class RowAllocator:
         self.next = [0] * hw.pim.channels
         self.placed_bytes = 0
 
-    def take(self, nch: int, rows: int) -> tuple[int, list[int]]:
+    def take(self, nch: int, rows: int, lo: int = 0, hi: int | None = None
+             ) -> tuple[int, list[int]]:
+        """A window of nch channels within [lo, hi) (default: all channels)."""
         p = self.hw.pim
-        nch = max(1, min(nch, p.channels))
-        best = min(range(p.channels - nch + 1), key=lambda c0: (max(self.next[c0:c0 + nch]), c0))
+        hi = p.channels if hi is None else hi
+        nch = max(1, min(nch, hi - lo))
+        best = min(range(lo, hi - nch + 1), key=lambda c0: (max(self.next[c0:c0 + nch]), c0))
         base = max(self.next[best:best + nch])
         for c in range(best, best + nch):
             self.next[c] = base + rows
@@ -90,11 +98,31 @@ class Place(Pass):
     hw: str = "hbm-pim"
     bind: list = None
     max_context: int = 0
+    split: str = ""
+
+    def _ranges(self, module, nch: int) -> dict:
+        """{graph name: (lo, hi)} of the channels each graph may use."""
+        names = [g.name for g in module]
+        if not self.split:
+            return {n: (0, nch) for n in names}
+        name, sep, count = self.split.rpartition(":")
+        if not sep or not name or not count.strip().isdigit():
+            raise SpecccError(f"place: split expects GRAPH:N (e.g. split=draft:4), "
+                              f"got '{self.split}'")
+        n = int(count)
+        if name not in names:
+            raise SpecccError(f"place: split names graph @{name} but the module has "
+                              f"{', '.join('@' + x for x in names)}")
+        if not 0 < n < nch:
+            raise SpecccError(f"place: split={self.split}: @{name} needs 1 to {nch - 1} "
+                              f"channels (the preset has {nch}, the other graphs the rest)")
+        return {x: (0, n) if x == name else (n, nch) for x in names}
 
     def run(self, module) -> None:
         from speccc.hw import load_hw
         hw = load_hw(self.hw)
         bindings = parse_bindings(self.bind)
+        ranges = self._ranges(module, hw.pim.channels)
         alloc = RowAllocator(hw)
         # regions are sized without the rows limit, so capacity is checked once, in total
         self._sizing = dataclasses.replace(hw, pim=dataclasses.replace(hw.pim, rows=1 << 40))
@@ -112,7 +140,7 @@ class Place(Pass):
                     raise SpecccError(f"place: {why}; assign it to the npu", location=op.where())
                 if op.name not in PLACED_OPS:
                     continue
-                payload += self._place(op, hw, bindings, alloc, memo)
+                payload += self._place(op, hw, bindings, alloc, memo, ranges[g.name])
         if alloc.high > hw.pim.rows:
             cap = hw.derived()["capacity_bytes"]
             raise SpecccError(
@@ -122,7 +150,8 @@ class Place(Pass):
                 f"{cap / 2**30:.2f} GiB capacity); use a larger --hw preset, a smaller "
                 "max_context, or keep some ops off PIM")
 
-    def _place(self, op, hw, bindings, alloc: RowAllocator, memo: dict) -> int:
+    def _place(self, op, hw, bindings, alloc: RowAllocator, memo: dict,
+               chans: tuple[int, int]) -> int:
         shapes = _shapes(op, bindings)
         dims = op_dims(op.name, op.attrs, shapes)
         weights = {"linear": [1], "matmul": [1], "matmul_nbits": [1, 2, 3, 4],
@@ -141,9 +170,11 @@ class Place(Pass):
             if dims["S"] is not None and dims["S"] > ctx:
                 raise SpecccError(f"place: attention over {dims['S']} keys exceeds "
                                   f"max_context={ctx}", location=op.where())
-        regions = op_layouts(op.name, self._sizing, dims, max_context=ctx)
+        lo, hi = chans
+        regions = op_layouts(op.name, self._sizing, dims, max_context=ctx,
+                             window=range(lo, hi))
         rows = sum(r.rows for r in regions)
-        base, chans = alloc.take(max(r.channels for r in regions), rows)
+        base, chans = alloc.take(max(r.channels for r in regions), rows, lo, hi)
         op.attrs["pim_base_row"] = base
         op.attrs["pim_rows"] = rows
         op.attrs["pim_channels"] = chans

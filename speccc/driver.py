@@ -118,7 +118,7 @@ def _load_hw(hw: str | None):
 
 
 def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_context: int,
-               partition: str | None = None) -> None:
+               partition: str | None = None, split: str = "") -> None:
     """Make the pipeline end with `place` for this hardware and binding (a `place` the
     user put in the pipeline gets the same hw/bind unless it names another preset).
     With `partition` (a policy or a mapping name), `partition{...,hw}` goes before it, so
@@ -132,7 +132,7 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
             from speccc.passes.partition import MAPPINGS
             how = {"mapping": partition} if partition in MAPPINGS else {"policy": partition}
             pm.passes.append(Partition(hw=hw, bind=bind, **how))
-        pm.passes.append(Place(hw=hw, bind=bind, max_context=max_context))
+        pm.passes.append(Place(hw=hw, bind=bind, max_context=max_context, split=split))
         pm._auto_place = 2 if partition else 1
         return
     for p in places:
@@ -141,6 +141,7 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
         p.hw = hw
         p.bind = p.bind or bind
         p.max_context = p.max_context or max_context
+        p.split = p.split or split
 
 
 def emulator_overrides(graph, hw, mode: str) -> dict:
@@ -186,21 +187,37 @@ def unbound_symbols(module: Module) -> set[str]:
 
 def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str | None,
                   shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
-                  partition: str | None = None,
+                  partition: str | None = None, draft=None,
+                  draft_channels: int | None = None,
                   **pm_kwargs) -> tuple[dict, PassManager]:
     """Import, run the pipeline (canonical + place), lower every PIM op to listings and
     time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/*.pim and
-    OUTDIR/report.json (byte-deterministic). Nothing is written unless all succeeds."""
+    OUTDIR/report.json (byte-deterministic). Nothing is written unless all succeeds.
+
+    With `draft` (an .onnx model) it is imported as graph @draft next to @target and goes
+    through the same pipeline; `draft_channels=N` places it on PIM channels [0, N) and
+    the target on the rest (`place{split=draft:N}`, SpecPIM), else both share them."""
     from speccc.ir.printer import print_graph
     from speccc.targets.pim.listing import format_program
+    if draft_channels is not None and draft is None:
+        raise SpecccError("--draft-channels needs a --draft model")
+    if draft is not None and str(draft).endswith(".ir"):
+        raise SpecccError("--draft takes an .onnx model", location=str(draft))
     hwc = _load_hw(hw)
     pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings),
                            **pm_kwargs)
-    _add_place(pm, hw or DEFAULT_HW, bindings, max_context, partition=partition)
+    split = f"draft:{draft_channels}" if draft_channels is not None else ""
+    _add_place(pm, hw or DEFAULT_HW, bindings, max_context, partition=partition, split=split)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise SpecccError("output exists and is not a directory", location=str(out))
     module = load_any(model_path, shapes_only=shapes_only)
+    if draft is not None:
+        from speccc.frontend.onnx_import import ImportOptions, import_model
+        if "draft" in {g.name for g in module}:
+            raise SpecccError("the model already has a graph @draft", location=str(model_path))
+        import_model(draft, ImportOptions(shapes_only=shapes_only, graph_name="draft"),
+                     module=module)
     # the pipeline up to the appended partition/place, the bindings check, then those
     n_tail = int(getattr(pm, "_auto_place", 0))
     tail_passes = pm.passes[len(pm.passes) - n_tail:] if n_tail else []
@@ -221,6 +238,9 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     report, listings = lower_module(module, hwc, bindings)
     report = {"model": str(model_path), "bindings": dict(bindings),
               "pipeline": [s for s, _ in pm.timings], **report}
+    if draft is not None:
+        report["draft"] = str(draft)
+        report["draft_channels"] = draft_channels
     from speccc.passes.partition import partition_report
     parts = {g.name: partition_report(g) for g in module if g.attrs.get("partition")}
     if parts:

@@ -229,20 +229,28 @@ def _fmt_ns(ns) -> str:
                                  "all-pim"]),
               help="Choose devices with the partition pass (a policy or a published "
                    "mapping). Default: every op PIM can lower (GEMVs) on PIM.")
+@click.option("--draft", "draft", type=click.Path(dir_okay=False), default=None,
+              metavar="DRAFT.onnx",
+              help="Also compile a draft model (graph @draft next to @target).")
+@click.option("--draft-channels", "draft_channels", type=int, default=None, metavar="N",
+              help="With --draft: the draft gets PIM channels [0,N), the target the rest "
+                   "(SpecPIM's split; default: shared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pipeline_options
-def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, as_json,
-            print_after,
-            verify_each, time_passes):
+def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, draft,
+            draft_channels, as_json, print_after, verify_each, time_passes):
     """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
     PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
 
     \b
     speccc compile tiny.onnx --bind T=1,P=16 -o out            # out/ir, out/pim, report.json
     speccc compile 7b.onnx --bind T=1,P=1024 --hw aim-gddr6 --shapes-only
+    speccc compile target.onnx --draft draft.onnx --draft-channels 4 --bind T=1,P=16 \\
+        --hw aim-gddr6 -o out                                 # SpecPIM channel split
     """
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
                                       hw=hw, max_context=max_context, partition=partition,
+                                      draft=draft, draft_channels=draft_channels,
                                       **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
