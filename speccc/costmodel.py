@@ -12,9 +12,10 @@ An op's device comes from its `device` attribute (set by `partition`), else the
 default placement below.
 
 The estimator here is a *roofline*: time = max(flops / peak, bytes / bandwidth), from the
-hardware description alone: a lower bound (no launch overhead, perfect overlap). Targets refine it: the NPU
-target with its tiling model, the PIM target by running the emulator on the op's shape
-(see `passes/cost.py`); they register themselves in ESTIMATORS, so callers never change.
+hardware description alone, a lower bound (no launch overhead, perfect overlap). Targets
+refine it: the NPU target with its tiling model, the PIM target by running the emulator
+on the op's shape (see `passes/cost.py`); they register themselves in ESTIMATORS, so
+callers never change.
 `CostModel()` without explicit estimators loads them first (`load_estimators`); the
 rooflines stay in ROOFLINE as the documented fallback and bound.
 
