@@ -139,6 +139,10 @@ class Place(Pass):
                 if why:
                     raise SpecccError(f"place: {why}; assign it to the npu", location=op.where())
                 if op.name not in PLACED_OPS:
+                    # no bank data: it may use any channel of its graph's window
+                    lo, hi = ranges[g.name]
+                    if (lo, hi) != (0, hw.pim.channels):
+                        op.attrs["pim_channels"] = list(range(lo, hi))
                     continue
                 payload += self._place(op, hw, bindings, alloc, memo, ranges[g.name])
         if alloc.high > hw.pim.rows:

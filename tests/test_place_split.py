@@ -90,8 +90,6 @@ def test_split_listings_use_only_own_channels(pair):
     assert seen["target"] and seen["target"] <= set(range(4, 32))
 
 
-@pytest.mark.xfail(strict=True, reason="codegen.EwPlan ignores the op's channel window: "
-                   "elementwise phases run from channel 0 (codegen change needed)")
 def test_split_elementwise_phases_use_only_own_channels(pair):
     m = placed_pair(pair, "draft:4")
     _, listings = lower_module(m, load_hw(HW), {"T": 1, "P": 16})

@@ -250,8 +250,8 @@ class GatedMlpKernel(Kernel):
         self.rows = _rows(shapes[0])
         self.F = self.down_pl.K
         self.fn = MLP_AF.get(attrs.get("activation", "silu"))
-        self.ew = (EwPlan(hw, self.rows * self.F, [("load", 0), ("af", self.fn), ("mul", 1)], 2)
-                   if self.fn else None)
+        self.ew = (EwPlan(hw, self.rows * self.F, [("load", 0), ("af", self.fn), ("mul", 1)], 2,
+                          window=attrs.get("pim_channels")) if self.fn else None)
         self._phases = None
 
     def phases(self):
@@ -385,13 +385,18 @@ class EwPlan:
     of every PU of a pseudo-channel), chunk k = (r*channels + c)*PCS + p for round r;
     steps ("load", i) | ("add", i) | ("mul", i) | ("af", fn) on accumulator 0."""
 
-    def __init__(self, hw, n: int, steps: list, nops: int):
+    def __init__(self, hw, n: int, steps: list, nops: int, window=None):
         p = hw.pim
         self.hw, self.n, self.steps, self.nops = hw, n, steps, nops
         self.E = p.pus_per_pc * p.acc_lanes
         self.ew = ew_slots(p)
         self.chunks = max(1, math.ceil(n / self.E))
-        self.nch = min(p.channels, math.ceil(self.chunks / p.pseudo_channels))
+        # the channels it may use: its op's window (a contiguous range), else all
+        window = list(window) if window else list(range(p.channels))
+        if window != list(range(window[0], window[0] + len(window))):
+            raise SpecccError(f"elementwise channel window {window} is not contiguous")
+        self.ch0 = window[0]
+        self.nch = min(len(window), math.ceil(self.chunks / p.pseudo_channels))
         self.rounds = math.ceil(self.chunks / (self.nch * p.pseudo_channels))
         self.separate = nops * self.ew <= p.gb_slots
 
@@ -399,19 +404,20 @@ class EwPlan:
         p, ew = self.hw.pim, self.ew
         c, r = Affine.of("c"), Affine.of("r")
         per: list = []
+        ch = c + self.ch0
         for pc in range(p.pseudo_channels):
             k = (r * self.nch + c) * p.pseudo_channels + pc
             for op, arg in self.steps:
                 if op == "af":
-                    per.append(cmd("AF", ch=c, pc=pc, acc=0, fn=arg))
+                    per.append(cmd("AF", ch=ch, pc=pc, acc=0, fn=arg))
                     continue
                 slot0 = arg * ew if self.separate else 0
                 w = Affine.of("w") if ew > 1 else Affine(0)
-                wr = cmd("WRGB", ch=c, pc=pc, slot=w + slot0, src=(k * self.nops + arg) * ew + w)
+                wr = cmd("WRGB", ch=ch, pc=pc, slot=w + slot0, src=(k * self.nops + arg) * ew + w)
                 per += [loop("w", ew, [wr])] if ew > 1 else [wr]
                 kind = {"load": "EWADD", "add": "EWADD", "mul": "EWMUL"}[op]
-                per.append(cmd(kind, ch=c, pc=pc, acc=0, slot=slot0))
-            per.append(cmd("RDMAC", ch=c, pc=pc, acc=0, dst=k))
+                per.append(cmd(kind, ch=ch, pc=pc, acc=0, slot=slot0))
+            per.append(cmd("RDMAC", ch=ch, pc=pc, acc=0, dst=k))
         return kv.loop_or_inline("c", self.nch, kv.loop_or_inline("r", self.rounds, per),
                                  comment=f" elementwise over {self.n} values")
 
@@ -441,7 +447,7 @@ class ElementwiseKernel(Kernel):
         self.out_shape = tuple(out_shape)
         n = int(np.prod(self.out_shape, dtype=np.int64))
         steps = ELEMENTWISE[op]
-        self.plan = EwPlan(hw, n, steps, len(shapes))
+        self.plan = EwPlan(hw, n, steps, len(shapes), window=attrs.get("pim_channels"))
         self._prog = None
 
     def phases(self):
