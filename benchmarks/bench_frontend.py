@@ -42,23 +42,11 @@ def time_import(name: str, tmp: Path) -> dict:
             "target_s": TARGETS.get(name), "ops_after": ops}
 
 
-def _feeds(spec, mode: str, t: int, p: int, rng) -> dict:
-    feeds = {"input_ids": rng.integers(0, spec.vocab, (1, t)).astype(np.int64),
-             "position_ids": np.arange(p, p + t, dtype=np.int64)[None]}
-    if mode == "decode":
-        for i in range(spec.layers):
-            for kv in ("key", "value"):
-                feeds[f"past_key_values.{i}.{kv}"] = rng.standard_normal(
-                    (1, spec.kv_heads, p, spec.head_dim)).astype(np.float32)
-    return feeds
-
-
 def time_exec(name: str, mode: str, t: int, p: int, tmp: Path, repeats: int) -> dict:
     import onnxruntime as ort
-    spec = zoo.get_spec(name, mode=mode)
     path = tmp / f"{name}-{mode}.onnx"
     zoo.save(zoo.build(name, mode=mode), path)
-    feeds = _feeds(spec, mode, t, p, np.random.default_rng(0))
+    feeds = zoo.example_inputs(name, mode, t, p)
     module = import_model(path)
     PassManager.parse(PIPELINE, verify_each=False).run(module)
     plan = Plan(next(iter(module)))  # compiled once, like the onnxruntime session

@@ -33,16 +33,7 @@ def ort_outputs(path, feeds) -> dict:
 
 
 def zoo_inputs(name: str, mode: str, T: int, P: int, seed: int = 0) -> dict:
-    spec = zoo.get_spec(name)
-    rng = np.random.default_rng(seed)
-    feeds = {"input_ids": rng.integers(0, spec.vocab, (1, T)).astype(np.int64),
-             "position_ids": np.arange(P, P + T, dtype=np.int64)[None]}
-    if mode == "decode":
-        for i in range(spec.layers):
-            for kv in ("key", "value"):
-                feeds[f"past_key_values.{i}.{kv}"] = rng.standard_normal(
-                    (1, spec.kv_heads, P, spec.hidden // spec.heads)).astype(np.float32)
-    return feeds
+    return zoo.example_inputs(name, mode, T, P, seed)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ See models.py for the input/output interface and builder.py for the shapes-only 
 """
 from .builder import IR_VERSION, OPSET, SHAPES_ONLY_LOCATION, GraphBuilder
 from .models import build_model
-from .presets import (PRESETS, build, build_pair, check, get_spec, is_shapes_only,
-                      list_models, pair_specs, param_count, save)
+from .presets import (PRESETS, build, build_pair, check, example_inputs, get_spec,
+                      is_shapes_only, list_models, pair_specs, param_count, save)
 from .spec import ModelSpec
 
 __all__ = [
     "ModelSpec", "PRESETS", "list_models", "get_spec", "build", "build_model", "build_pair",
-    "pair_specs", "param_count", "is_shapes_only", "check", "save", "GraphBuilder",
+    "pair_specs", "example_inputs", "param_count", "is_shapes_only", "check", "save",
+    "GraphBuilder",
     "OPSET", "IR_VERSION", "SHAPES_ONLY_LOCATION",
 ]

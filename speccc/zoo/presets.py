@@ -55,6 +55,23 @@ PRESETS: dict[str, ModelSpec] = {s.name: s for s in (
 )}
 
 
+def example_inputs(name: str | ModelSpec, mode: str | None = None, T: int = 1, P: int = 0,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs for a zoo model: token ids, positions P..P+T-1 and, in decode mode,
+    random past keys/values of length P (float32), keyed by the ONNX input names."""
+    spec = get_spec(name)
+    mode = mode or spec.mode
+    rng = np.random.default_rng(seed)
+    feeds = {"input_ids": rng.integers(0, spec.vocab, (1, T)).astype(np.int64),
+             "position_ids": np.arange(P, P + T, dtype=np.int64)[None]}
+    if mode == "decode":
+        for i in range(spec.layers):
+            for kv in ("key", "value"):
+                feeds[f"past_key_values.{i}.{kv}"] = rng.standard_normal(
+                    (1, spec.kv_heads, P, spec.head_dim)).astype(np.float32)
+    return feeds
+
+
 def list_models() -> list[str]:
     """Preset names, in declaration order (tiny first)."""
     return list(PRESETS)
