@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from speccc.cli.main import main
@@ -81,7 +82,8 @@ def hw_show(preset: str, as_json: bool) -> None:
 
 
 def _table(con: Console, title: str, fields: dict) -> None:
-    t = Table(title=title, show_header=False, title_justify="left")
+    # "[npu]" would be read as rich markup and vanish: escape the TOML section name
+    t = Table(title=escape(title), show_header=False, title_justify="left")
     for k, v in fields.items():
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     con.print(t)
