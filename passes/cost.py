@@ -29,7 +29,8 @@ from speccc.passmanager import Pass, register_pass
 DEFAULT_HW = "hbm-pim"
 
 
-def _round(x: float) -> float:
+def round6(x: float) -> float:
+    """6 significant digits (deterministic IR text); inf and nan pass through."""
     return x if x != x or x in (float("inf"), float("-inf")) else float(f"{x:.6g}")
 
 
@@ -67,8 +68,8 @@ def annotate(graph, hw, bindings, model: CostModel | None = None) -> None:
             pim_ns, pim_pj = pim.latency_ns, pim.energy_pj
         else:  # partition must not choose PIM for an op codegen cannot emit
             pim_ns = pim_pj = float("inf")
-        op.attrs["cost_ns"] = [_round(npu.latency_ns), _round(pim_ns)]
-        op.attrs["cost_pj"] = [_round(npu.energy_pj), _round(pim_pj)]
+        op.attrs["cost_ns"] = [round6(npu.latency_ns), round6(pim_ns)]
+        op.attrs["cost_pj"] = [round6(npu.energy_pj), round6(pim_pj)]
     graph.attrs["cost_hw"], graph.attrs["cost_bind"] = setting_attrs(hw, bindings)
 
 

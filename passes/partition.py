@@ -37,7 +37,7 @@ import networkx as nx
 from speccc.costmodel import is_glue, transfer_cost
 from speccc.errors import SpecccError
 from speccc.passes._partition_solve import INF, SOLVERS, Problem, evaluate
-from speccc.passes.cost import annotate, graph_setting, setting_attrs
+from speccc.passes.cost import annotate, graph_setting, round6, setting_attrs
 from speccc.passmanager import Pass, register_pass
 
 POLICIES = ("greedy", "dp", "mincut", "fixed")
@@ -213,17 +213,13 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
     graph.attrs["partition"] = [
         ["policy", policy], ["solver", solver], ["mapping", mapping or "none"],
         ["hw", hw_attr], ["bind", ":".join(bind_attr)],
-        ["latency_ns", _r(sol.total)], ["npu_ns", _r(compute[0])], ["pim_ns", _r(compute[1])],
-        ["transfer_ns", _r(sum(x.latency_ns for x in xfer))], ["transfers", len(moved)],
-        ["transfer_bytes", _r(sum(nb for _, nb in moved))], ["energy_pj", _r(energy)],
+        ["latency_ns", round6(sol.total)], ["npu_ns", round6(compute[0])], ["pim_ns", round6(compute[1])],
+        ["transfer_ns", round6(sum(x.latency_ns for x in xfer))], ["transfers", len(moved)],
+        ["transfer_bytes", round6(sum(nb for _, nb in moved))], ["energy_pj", round6(energy)],
         ["regions", len(set(regions.values()))], ["exact", sol.exact],
-        ["all_npu_ns", _r(evaluate(base["all-npu"], base["all-npu"].fixed))],
-        ["all_pim_ns", _r(evaluate(base["all-pim"], base["all-pim"].fixed))]]
+        ["all_npu_ns", round6(evaluate(base["all-npu"], base["all-npu"].fixed))],
+        ["all_pim_ns", round6(evaluate(base["all-pim"], base["all-pim"].fixed))]]
     return sol
-
-
-def _r(x: float) -> float:
-    return x if x in (INF, -INF) else float(f"{x:.6g}")
 
 
 @register_pass
