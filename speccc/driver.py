@@ -101,15 +101,8 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
         _add_place(pm, hw or DEFAULT_HW, env, max_context)
     pm.run(module)
     graph = next(iter(module))
-    if hwc is None:
-        return run_graph(graph, args, bindings), pm
-    overrides = emulator_overrides(graph, hwc, PRECISIONS[precision])
+    overrides = emulator_overrides(graph, hwc, PRECISIONS[precision]) if hwc else None
     return Plan(graph, overrides).run(args, bindings), pm
-
-
-def run_graph(graph, args, bindings):
-    from speccc.ir.interpreter import run_graph as run
-    return run(graph, args, bindings)
 
 
 def _load_hw(hw: str | None):
@@ -118,11 +111,12 @@ def _load_hw(hw: str | None):
 
 
 def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_context: int,
-               partition: str | None = None, split: str = "") -> None:
+               partition: str | None = None, split: str = "") -> list:
     """Make the pipeline end with `place` for this hardware and binding (a `place` the
     user put in the pipeline gets the same hw/bind unless it names another preset).
     With `partition` (a policy or a mapping name), `partition{...,hw}` goes before it, so
-    devices come from the cost model instead of the GEMV-to-PIM default."""
+    devices come from the cost model instead of the GEMV-to-PIM default. Returns the
+    passes it appended (none when the pipeline already had a `place`)."""
     from speccc.passes.partition import Partition
     from speccc.passes.place import Place
     bind = [f"{k}={v}" for k, v in sorted(bindings.items())]
@@ -133,8 +127,7 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
             how = {"mapping": partition} if partition in MAPPINGS else {"policy": partition}
             pm.passes.append(Partition(hw=hw, bind=bind, **how))
         pm.passes.append(Place(hw=hw, bind=bind, max_context=max_context, split=split))
-        pm._auto_place = 2 if partition else 1
-        return
+        return pm.passes[-2 if partition else -1:]
     for p in places:
         if p.hw not in (Place.hw, hw):
             raise SpecccError(f"pipeline has place{{hw={p.hw}}} but --hw is {hw}")
@@ -142,6 +135,7 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
         p.bind = p.bind or bind
         p.max_context = p.max_context or max_context
         p.split = p.split or split
+    return []
 
 
 def emulator_overrides(graph, hw, mode: str) -> dict:
@@ -207,7 +201,8 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings),
                            **pm_kwargs)
     split = f"draft:{draft_channels}" if draft_channels is not None else ""
-    _add_place(pm, hw or DEFAULT_HW, bindings, max_context, partition=partition, split=split)
+    tail_passes = _add_place(pm, hw or DEFAULT_HW, bindings, max_context,
+                             partition=partition, split=split)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise SpecccError("output exists and is not a directory", location=str(out))
@@ -219,9 +214,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         import_model(draft, ImportOptions(shapes_only=shapes_only, graph_name="draft"),
                      module=module)
     # the pipeline up to the appended partition/place, the bindings check, then those
-    n_tail = int(getattr(pm, "_auto_place", 0))
-    tail_passes = pm.passes[len(pm.passes) - n_tail:] if n_tail else []
-    del pm.passes[len(pm.passes) - n_tail:]
+    del pm.passes[len(pm.passes) - len(tail_passes):]
     pm.run(module)
     free = unbound_symbols(module)
     if free:
@@ -231,7 +224,6 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
                           f"pass --bind {example}", location=str(model_path))
     if tail_passes:
         tail = dataclasses.replace(pm, passes=tail_passes, timings=[])
-        tail.verify_each = pm.verify_each
         tail.run(module)
         pm.passes += tail_passes
         pm.timings += tail.timings
