@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from speccc.errors import SpecccError
-from speccc.fileio import write_bytes_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from speccc.fileio import write_bytes_atomic, write_text_atomic, write_tree  # noqa: F401
 from speccc.ir.core import Module
 from speccc.passmanager import PassManager
 from speccc.pipeline import CANONICAL_PIPELINE
@@ -237,20 +237,15 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     parts = {g.name: partition_report(g) for g in module if g.attrs.get("partition")}
     if parts:
         report["partition"] = parts
+    files: dict[str, str] = {}
     for g in module:
-        write_text_atomic(out / "ir" / f"{g.name}.ir", print_graph(g))
-        from speccc.targets.npu.program import emit_npu_listings
-        emit_npu_listings(g, hwc, bindings, out)
-    written = set()
+        from speccc.targets.npu.program import npu_listings
+        files[f"ir/{g.name}.ir"] = print_graph(g)
+        files.update(npu_listings(g, hwc, bindings))
     for rel, prog in listings:
-        write_text_atomic(out / rel, format_program(prog))
-        written.add((out / rel).resolve())
-    pim_dir = out / "pim"
-    if pim_dir.is_dir():  # listings of an earlier compile into the same OUTDIR
-        for old in sorted(pim_dir.glob("*.pim")):
-            if old.resolve() not in written:
-                old.unlink()
-    write_text_atomic(out / "report.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
+        files[rel] = format_program(prog)
+    files["report.json"] = json.dumps(report, indent=1, sort_keys=True) + "\n"
+    write_tree(out, files, prune=("pim/*.pim",))
     return report, pm
 
 

@@ -128,30 +128,32 @@ def kernel_listing(op, hw, bindings, title: str | None = None, bw_share: float =
                          bw_share)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
-
-
-def emit_npu_listings(graph, hw, bindings, outdir) -> list[Path]:
-    """Write one listing per NPU op of `graph` to OUTDIR/npu/<graph>/NNNN_<op>.npu and an
-    index.txt (op, location, ns, uJ); returns the paths written."""
+def npu_listings(graph, hw, bindings) -> dict[str, str]:
+    """One listing per NPU op of `graph`, {"npu/<graph>/NNNN_<op>.npu": text}, plus
+    "npu/<graph>/index.txt" (op, location, ns, uJ)."""
     from speccc.costmodel import default_device, is_glue
-    folder = Path(outdir) / "npu" / graph.name
-    rows, paths = [], []
+    folder = f"npu/{graph.name}"
+    rows, files = [], {}
     ops = [op for op in graph.ops() if default_device(op) == "npu" and not is_glue(op)]
     for i, op in enumerate(ops):
         k = kernel_for(hw, op, bindings)
         text = format_kernel(hw, k, f"#{i} {op.name} ({op.where()})")
-        p = folder / f"{i:04d}_{op.name}.npu"
-        _write_atomic(p, text)
+        files[f"{folder}/{i:04d}_{op.name}.npu"] = text
         kt = npu_model(hw).kernel(k)
         rows.append(f"{i:4d}  {op.name:12s} {kt.ns:12.1f} ns {kt.energy_pj / 1e6:10.3f} uJ  "
                     f"{'gemm' if op.name in GEMM_OPS else 'vector':6s}  {op.where()}")
-        paths.append(p)
     total = sum(npu_model(hw).kernel(kernel_for(hw, op, bindings)).ns for op in ops)
     head = [f"# NPU programs of @{graph.name} on {hw.name}, bindings "
             + ",".join(f"{k}={v}" for k, v in sorted(dict(bindings).items())),
             f"# {len(ops)} ops, {total / 1e3:.2f} us in sequence", ""]
-    idx = folder / "index.txt"
-    _write_atomic(idx, "\n".join(head + rows) + "\n")
-    return paths + [idx]
+    files[f"{folder}/index.txt"] = "\n".join(head + rows) + "\n"
+    return files
+
+
+def emit_npu_listings(graph, hw, bindings, outdir) -> list[Path]:
+    """Write `npu_listings` under OUTDIR; returns the paths written."""
+    paths = []
+    for rel, text in npu_listings(graph, hw, bindings).items():
+        write_text_atomic(Path(outdir) / rel, text)
+        paths.append(Path(outdir) / rel)
+    return paths
