@@ -1,28 +1,34 @@
-"""speculate: build the speculative decoding schedule of a module with @draft and @target.
+"""speculate: write the speculative decoding schedule of a module with @draft and @target
+as a program of `spec.*` ops in a `@schedule` graph.
 
     speculate{schedule=serial,gamma=4}
     speculate{schedule=overlap,gamma=4,draft_channels=2,hw=aim-gddr6}
     speculate{schedule=pipeinfer,gamma=3,p_accept=0.1,p_recovery=0.2,max_inflight=4}
 
-Schedules: `none` (target only, autoregressive), `serial` (draft gamma tokens, verify
-gamma+1 positions; with draft_channels=N the draft and the target own disjoint PIM
-channel sets, which is SpecPIM), `overlap` (disjoint channel groups, the next draft runs
-while the verify is in flight and is discarded on rejection), `pipeinfer` (continuous
-asynchronous speculation with a confidence cutoff, early cancellation, one KV partition
-per in-flight run; `stages` splits the target's channels into pipeline stages).
+Schedules (each one program builder in PROGRAMS): `none` (target only, autoregressive),
+`serial` (draft gamma tokens, verify gamma+1 positions; with draft_channels=N the draft
+and the target own disjoint PIM channel sets, which is SpecPIM), `overlap` (serial plus a
+speculative next draft while the verify is in flight, cancelled when the verify rejects),
+`pipeinfer` (a burst of chained speculative runs with a confidence cutoff, early
+cancellation, one KV partition per in-flight run; `stages` splits the target's channels
+into pipeline stages).
 
-Adds: a `@schedule` graph of `spec.*` ops whose attributes the runtime executes
-(speccc/runtime/schedule.py, docs/schedules.md). Checks: both graphs exist and have KV
-caches, the vocabularies agree, the channel split fits the hardware preset.
+Adds: `@schedule`, whose attributes declare the resources (PIM channel groups), the two
+models, the hardware preset, placement and batch, and whose ops are the program the
+runtime interprets (speccc/runtime/semantics.py; docs/schedules.md). Checks: both graphs
+exist and have KV caches, the vocabularies agree, the channel split fits the preset.
+Guarantees: the program verifies (speccc/ir/ops/schedule.py); @draft/@target unchanged.
 """
 from __future__ import annotations
 
+from speccc import modelinfo
 from speccc.errors import SpecccError
+from speccc.ir.core import Graph
+from speccc.ir.ops.schedule import NPU
 from speccc.passmanager import Pass, register_pass
-from speccc.runtime import modelinfo
-from speccc.runtime.schedule import KINDS, Schedule
 
 PLACEMENTS = ("auto", "default")
+GRAPH = "schedule"
 
 
 @register_pass
@@ -44,10 +50,6 @@ class Speculate(Pass):
     target: str = "target"
 
     def run(self, module) -> None:
-        self.build(module).to_graph(module)
-
-    def build(self, module) -> Schedule:
-        from speccc.hw import load_hw
         self._check_options()
         graphs = module.graphs
         if self.target not in graphs:
@@ -65,20 +67,25 @@ class Speculate(Pass):
             if vd != vt:
                 raise SpecccError(f"draft and target vocabularies differ (draft {vd} tokens, "
                                   f"target {vt}): speculative decoding needs one tokenizer")
+        from speccc.hw import load_hw
         channels = load_hw(self.hw).pim.channels
         groups, draft_on, target_on = self._groups(channels, module if spec else None)
-        return Schedule(kind=self.schedule, gamma=self.gamma, draft=self.draft,
-                        target=self.target, hw=self.hw, placement=self.placement,
-                        batch=self.batch, groups=groups, draft_on=draft_on,
-                        target_on=target_on, p_accept=self.p_accept,
-                        p_recovery=self.p_recovery, p_decay=self.p_decay,
-                        max_inflight=self.max_inflight)
+        graphs.pop(GRAPH, None)
+        g = Graph(GRAPH)
+        module.add_graph(g)
+        g.attrs = {"schedule": self.schedule, "draft": self.draft, "target": self.target,
+                   "hw": self.hw, "placement": self.placement, "batch": self.batch,
+                   "groups": list(groups), "channels": [list(c) for c in groups.values()]}
+        emit = _Emitter(g)
+        prefill = emit("spec.prefill", model=self.target, on=[NPU])
+        last = PROGRAMS[self.schedule](self, emit, prefill, [draft_on], target_on)
+        g.set_outputs([last], ["done"])
 
     def _check_options(self) -> None:
         def bad(msg):
             raise SpecccError(f"speculate: {msg}")
-        if self.schedule not in KINDS:
-            bad(f"schedule must be one of {', '.join(KINDS)}, got {self.schedule!r}")
+        if self.schedule not in PROGRAMS:
+            bad(f"schedule must be one of {', '.join(PROGRAMS)}, got {self.schedule!r}")
         if self.gamma < 1:
             bad(f"gamma must be >= 1 (tokens drafted per verify), got {self.gamma}")
         if self.placement not in PLACEMENTS:
@@ -123,3 +130,60 @@ class Speculate(Pass):
         wt = modelinfo.weight_bytes(module.graphs[self.target])
         share = round(channels * wd / max(wd + wt, 1))
         return max(1, min(share, channels - self.stages))
+
+
+class _Emitter:
+    """`emit(name, *deps, **attrs)` appends a spec op after `deps`; returns its token."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def __call__(self, name, *deps, **attrs):
+        return self.graph.create(name, list(deps), attrs).result
+
+
+# One builder per schedule: (pass, emit, prefill token, draft group, target stages) ->
+# the token of the program's spec.step. The runtime executes what these write.
+def _none(p, emit, prefill, dft, tgt):
+    v = emit("spec.verify", prefill, model=p.target, on=tgt, positions=1, kind="nonspec")
+    acc = emit("spec.accept", emit("spec.kv", v, model=p.target, on=tgt, action="append"))
+    return emit("spec.step", emit("spec.kv", acc, model=p.target, on=tgt, action="rollback"))
+
+
+def _serial(p, emit, prefill, dft, tgt, overlap=False):
+    d = emit("spec.draft", prefill, model=p.draft, on=dft, tokens=p.gamma)
+    v = emit("spec.verify", d, model=p.target, on=tgt, positions=p.gamma + 1)
+    if overlap:   # the next block, drafted while v runs, assuming all gamma are accepted
+        pre = emit("spec.draft", d, model=p.draft, on=dft, tokens=p.gamma + 1,
+                   speculative=True)
+    acc = emit("spec.accept", emit("spec.kv", v, model=p.target, on=tgt, action="append"))
+    deps = [emit("spec.kv", acc, model=p.target, on=tgt, action="rollback")]
+    if overlap:
+        deps.append(emit("spec.cancel", acc, pre, what="the next draft unless all were "
+                         "accepted and the bonus token equals its first token"))
+    deps.append(emit("spec.kv", acc, model=p.draft, on=dft, action="rollback"))
+    return emit("spec.step", *deps)
+
+
+def _overlap(p, emit, prefill, dft, tgt):
+    return _serial(p, emit, prefill, dft, tgt, overlap=True)
+
+
+def _pipeinfer(p, emit, prefill, dft, tgt):
+    ns = emit("spec.verify", prefill, model=p.target, on=tgt, positions=1, kind="nonspec",
+              wait=False)
+    d = emit("spec.draft", ns, model=p.draft, on=dft, tokens=p.gamma, cutoff=True)
+    cp = emit("spec.kv", d, model=p.target, on=tgt, action="copy")
+    v = emit("spec.verify", d, cp, model=p.target, on=tgt, positions=p.gamma, chained=True,
+             wait=False)
+    burst = emit("spec.burst", ns, v, max_inflight=p.max_inflight, p_accept=p.p_accept,
+                 p_recovery=p.p_recovery, p_decay=p.p_decay)
+    acc = emit("spec.accept", burst, oldest=True)
+    can = emit("spec.cancel", acc, what="in-flight runs whose assumed path disagrees or "
+               "that lie behind the frontier")
+    commit = emit("spec.kv", acc, model=p.target, on=tgt, action="copy")
+    return emit("spec.step", can, emit("spec.kv", commit, model=p.target, on=tgt,
+                                       action="rollback"))
+
+
+PROGRAMS = {"none": _none, "serial": _serial, "overlap": _overlap, "pipeinfer": _pipeinfer}

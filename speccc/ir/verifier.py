@@ -2,7 +2,8 @@
 
 Checks: the graph is acyclic; every op is in the op table with the right arity and
 attribute schema; every operand is defined in this graph; declared result types equal
-what the op table infers; outputs are defined. Raises VerifyError naming the op.
+what the op table infers; an op's own `verify` hook holds (op table `extra`);
+outputs are defined. Raises VerifyError naming the op.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def verify_graph(g: Graph) -> None:
         od = lookup(op.name, op.where())
         check_arity(od, len(op.operands), op.where())
         check_attrs(od, op.attrs, op.where())
+        if "verify" in od.extra:   # op-specific well-formedness (e.g. schedule programs)
+            od.extra["verify"](op)
         for i, v in enumerate(op.operands):
             if v.graph is not g or not g.nx.has_node(v.producer):
                 raise VerifyError(f"{op.name}: operand {i} is not defined in @{g.name}",

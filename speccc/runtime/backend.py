@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speccc.runtime.modelinfo import kv_pairs, logits_output
+from speccc.modelinfo import kv_pairs, logits_output
 
 
 @dataclass

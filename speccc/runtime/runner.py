@@ -16,8 +16,8 @@ import weakref
 from dataclasses import dataclass
 
 from speccc.errors import SpecccError
-from speccc.runtime import modelinfo
-from speccc.runtime.schedule import GRAPH, Schedule
+from speccc import modelinfo
+from speccc.runtime.program import GRAPH, Program
 
 
 @dataclass
@@ -92,9 +92,13 @@ def _check(cfg: RunConfig, module, sched, meta):
         if empty:
             raise SpecccError(f"@{empty[0]} has no weight data (shapes-only model): pass "
                               "--acceptance A to drive a synthetic acceptance process")
-    if sched.batch > 1 and (not synthetic or sched.kind not in ("none", "serial")):
-        raise SpecccError("--batch > 1 is supported with --acceptance (synthetic "
-                          "requests) and --schedule none|serial")
+    if sched.batch > 1:
+        from speccc.runtime.batch import batch_unsupported
+        why = "" if synthetic else "functional models"
+        why = why or batch_unsupported(sched)
+        if why:
+            raise SpecccError(f"--batch > 1 is supported with --acceptance (synthetic "
+                              f"requests) and --schedule none|serial; this run has {why}")
     vocab = modelinfo.vocab(module.graphs[sched.target])
     prompt = list(cfg.prompt) if cfg.prompt is not None else [
         1 + i % (vocab - 1) for i in range(cfg.prompt_len)]
@@ -144,40 +148,48 @@ def _costs(graph, hw, sched, stages, cfg):
 
 
 def simulate(module, cfg: RunConfig, meta: dict | None = None):
-    """Execute the module's @schedule; returns (report dict, engine)."""
+    """Execute the module's @schedule program; returns (report dict, engine)."""
     from speccc.hw import load_hw
     from speccc.runtime.backend import FunctionalBackend, SyntheticBackend
-    from speccc.runtime.batch import BatchSerial
-    from speccc.runtime.controller import CANCELLED, Overlap, Serial
     from speccc.runtime.engine import Engine
     from speccc.runtime.metrics import report
-    from speccc.runtime.pipeinfer import PipeInfer
     from speccc.runtime.sampling import Decider
+    from speccc.runtime.session import CANCELLED
     if GRAPH not in module.graphs:
         raise SpecccError("module has no @schedule: run the speculate pass first "
                           "(-p 'speculate{schedule=serial,gamma=4}')")
-    sched = Schedule.from_graph(module.graphs[GRAPH])
-    prompt, ctx, vocab = _check(cfg, module, sched, meta)
-    hw = load_hw(sched.hw)
-    costs = {"target": _costs(module.graphs[sched.target], hw, sched, sched.target_on, cfg)}
-    if sched.speculative:
-        costs["draft"] = _costs(module.graphs[sched.draft], hw, sched, [sched.draft_on], cfg)
+    program = Program.from_graph(module.graphs[GRAPH])
+    for model in [program.target] + ([program.draft] if program.speculative else []):
+        if model not in module.graphs:
+            raise SpecccError(f"@{GRAPH} runs @{model} but the module has no such graph")
+    prompt, ctx, vocab = _check(cfg, module, program, meta)
+    hw = load_hw(program.hw)
+    costs = {"target": _costs(module.graphs[program.target], hw, program,
+                              program.on(program.target), cfg)}
+    if program.speculative:
+        costs["draft"] = _costs(module.graphs[program.draft], hw, program,
+                                program.on(program.draft), cfg)
     if cfg.acceptance is not None:
         backend = SyntheticBackend(cfg.acceptance, len(prompt), cfg.seed)
     else:
-        backend = FunctionalBackend(module, sched, Decider(cfg.temperature, cfg.seed))
-    engine = Engine(sched.resources)
-    logits_t = dict(zip(*[module.graphs[sched.target].output_names,
-                          module.graphs[sched.target].outputs]))[
-        modelinfo.logits_output(module.graphs[sched.target])].type
-    cls = BatchSerial if sched.batch > 1 else {
-        "none": Serial, "serial": Serial, "overlap": Overlap, "pipeinfer": PipeInfer}[sched.kind]
-    session = cls(sched, engine, backend, costs, hw, prompt, cfg.max_new_tokens, ctx,
-                  logits_t.dtype.itemsize_bits // 8, vocab)
-    session.start()
+        backend = FunctionalBackend(module, program, Decider(cfg.temperature, cfg.seed))
+    engine = Engine(program.resources)
+    logits_t = dict(zip(*[module.graphs[program.target].output_names,
+                          module.graphs[program.target].outputs]))[
+        modelinfo.logits_output(module.graphs[program.target])].type
+    if program.batch > 1:
+        from speccc.runtime.batch import BATCH_SEMANTICS, BatchMachine
+        machine_cls, handlers = BatchMachine, BATCH_SEMANTICS
+    else:
+        from speccc.runtime.machine import Machine
+        from speccc.runtime.semantics import SEMANTICS
+        machine_cls, handlers = Machine, SEMANTICS
+    machine = machine_cls(program, handlers, engine, backend, costs, hw, prompt,
+                          cfg.max_new_tokens, ctx, logits_t.dtype.itemsize_bits // 8, vocab)
+    machine.start()
     engine.run()
-    session.set_status(range(len(session.drafted)), CANCELLED)  # drafted, never verified
+    machine.set_status(range(len(machine.drafted)), CANCELLED)  # drafted, never verified
     mode = "synthetic" if cfg.acceptance is not None else "functional"
     extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
-             "prompt_tokens": len(prompt), "max_context": ctx, "placement": sched.placement}
-    return report(session, engine, sched, extra), engine
+             "prompt_tokens": len(prompt), "max_context": ctx, "placement": program.placement}
+    return report(machine, engine, program, extra), engine

@@ -1,8 +1,10 @@
-"""Schedule policies: when to draft, verify, accept, roll back and cancel.
+"""The state of one generation and the actions schedule ops are made of.
 
-`Session` holds the generation state (committed tokens, the target's canonical KV, draft
-token bookkeeping) and the helpers every policy shares; `Serial` (and `none`, which is
-Serial without a draft) and `Overlap` live here, PipeInfer in pipeinfer.py.
+`Session` holds the committed tokens, the target's canonical KV, the status of every
+drafted token and the emission times, and launches the engine runs the schedule ops ask
+for (prefill, a draft, a target run, a KV operation). It decides nothing about *when*:
+that is the @schedule program (speccc/runtime/machine.py walks it, semantics.py gives
+each op's meaning).
 
 Verification is one rule for every schedule: a target run over input positions
 [start, start+T) is *valid* when its assumed path agrees with the committed tokens and it
@@ -18,13 +20,14 @@ PENDING, ACCEPTED, REJECTED, CANCELLED = "pending", "accepted", "rejected", "can
 
 
 class Session:
-    def __init__(self, sched, engine, backend, costs: dict, hw, prompt, max_new: int,
+    def __init__(self, program, engine, backend, costs: dict, hw, prompt, max_new: int,
                  max_context: int | None, logit_bytes: int, vocab: int):
-        self.sched, self.engine, self.backend, self.costs, self.hw = (
-            sched, engine, backend, costs, hw)
+        self.program, self.engine, self.backend, self.costs, self.hw = (
+            program, engine, backend, costs, hw)
+        self.batch = program.batch
         self.committed = list(prompt)
         self.n_prompt, self.max_new, self.max_context = len(prompt), max_new, max_context
-        self.row_bytes = logit_bytes * vocab * sched.batch
+        self.row_bytes = logit_bytes * vocab * program.batch
         self.emit_times: list[float] = []
         self.drafted: list[str] = []          # status of every drafted token
         self.verifies: list[tuple] = []       # (candidates m, accepted k) per valid verify
@@ -77,7 +80,7 @@ class Session:
         """Target prompt pass (on the NPU); its logits give the first token."""
         prompt = self.committed
         tok, kv = self.backend.prefill(prompt)
-        specs = [self.link("h2d tokens", 8 * len(prompt) * self.sched.batch),
+        specs = [self.link("h2d tokens", 8 * len(prompt) * self.batch),
                  *self.costs["target"].forward(len(prompt), 0, prefill=True),
                  self.link("d2h logits", self.row_bytes)]
 
@@ -95,7 +98,7 @@ class Session:
         cost = self.costs["draft"]
         specs = cost.kv("rollback", prop.rolled_back)
         for T, P in prop.forwards:
-            specs += [self.link("h2d tokens", 8 * T * self.sched.batch),
+            specs += [self.link("h2d tokens", 8 * T * self.batch),
                       *cost.forward(T, P, prefill=P == 0),
                       self.link("d2h logits", self.row_bytes)]
         ids = list(range(len(self.drafted), len(self.drafted) + len(prop.tokens)))
@@ -107,7 +110,7 @@ class Session:
                       ids=None, qs=None, pre=(), **meta):
         rows, state = self.backend.verify(base, start, inputs)
         T = len(inputs)
-        specs = [*pre, self.link("h2d tokens", 8 * T * self.sched.batch),
+        specs = [*pre, self.link("h2d tokens", 8 * T * self.batch),
                  *self.costs["target"].forward(T, start, prefill=start == 0),
                  self.link("d2h logits", self.row_bytes * T)]
         return self.engine.launch(kind, "target", specs, on_done, start=start,
@@ -145,95 +148,3 @@ class Session:
         out = list(cands[:k]) + [nxt]
         self.emit(out)
         return out
-
-
-class Serial(Session):
-    """Draft gamma tokens, verify gamma+1 positions, roll back; `none` drafts nothing."""
-
-    def start(self) -> None:
-        self.prefill(self.step)
-
-    def step(self) -> None:
-        if self.finished:
-            return
-        k = self.room(self.sched.gamma) if self.sched.speculative else 0
-        if k == 0:
-            return self.verify([], [], [])
-        self.launch_draft(self.committed, k, self.drafted_block)
-
-    def drafted_block(self, drun) -> None:
-        prop = drun.meta["proposal"]
-        self.verify(prop.tokens, drun.meta["ids"], prop.qs)
-
-    def verify(self, drafts, ids, qs):
-        c = self.committed
-        kind = "verify" if drafts else "nonspec"
-        return self.launch_target(kind, len(c) - 1, [c[-1], *drafts], self.canonical, c[:-1],
-                                  self.verified, ids=[None, *ids], qs=[None, *qs])
-
-    def verified(self, run) -> None:
-        self.consume(run)
-        self.commit(run)
-        self.step()
-
-    def commit(self, run) -> None:
-        """The run's cache becomes canonical up to the frontier; rejected rows cleared."""
-        state, n = run.meta["state"], len(self.committed)
-        self.kv_op("target", "rollback", state.length - (n - 1))
-        self.canonical = state.truncate(n - 1)
-
-
-class Overlap(Serial):
-    """Serial on disjoint channel groups, plus the next draft while the verify is in
-    flight (assuming every token is accepted: it drafts a guess of the bonus token and
-    gamma tokens after it); kept only when the verify accepts all and its bonus token
-    equals the guess, else cancelled mid-draft."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.pre = None          # the speculative next draft
-        self.waiting = False     # verify done, valid pre-draft still running
-
-    def verify(self, drafts, ids, qs):
-        run = super().verify(drafts, ids, qs)
-        if drafts:
-            path = self.committed + list(drafts)
-            k = self.sched.gamma + 1
-            if self.max_context is not None:
-                k = min(k, self.max_context - len(path))
-            if k > 0:
-                self.pre = self.launch_draft(path, k, self.pre_done, kind="predraft")
-        return run
-
-    def verified(self, run) -> None:
-        self.consume(run)
-        self.commit(run)
-        pre, self.pre = self.pre, None
-        if self.finished:
-            return
-        if pre is not None and self.pre_valid(pre):
-            if pre.done:
-                return self.go(pre)
-            self.pre, self.waiting = pre, True
-            return
-        if pre is not None:
-            self.cancel(pre, "verify rejected a token or the bonus differs")
-        self.step()
-
-    def pre_valid(self, pre) -> bool:
-        toks = pre.meta["proposal"].tokens
-        return bool(toks) and self.committed == pre.meta["path"] + toks[:1]
-
-    def pre_done(self, pre) -> None:
-        if self.waiting and pre is self.pre:
-            self.pre, self.waiting = None, False
-            self.go(pre)
-
-    def go(self, pre) -> None:
-        prop, ids = pre.meta["proposal"], pre.meta["ids"]
-        self.set_status(ids[:1], ACCEPTED)   # the guessed bonus token was the target's
-        k = min(self.room(self.sched.gamma), len(prop.tokens) - 1)
-        self.set_status(ids[1 + k:], CANCELLED)
-        if k == 0:
-            return self.step()
-        self.verify(prop.tokens[1:1 + k], ids[1:1 + k], prop.qs[1:1 + k])

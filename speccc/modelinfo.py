@@ -1,5 +1,5 @@
-"""What the runtime needs to know about a decode graph: its logits, KV pairs, vocabulary,
-weight bytes and context length."""
+"""What passes and the runtime need to know about a decode graph: its logits, KV pairs,
+vocabulary, weight bytes and context length."""
 from __future__ import annotations
 
 from dataclasses import dataclass
