@@ -25,7 +25,7 @@ class Step:
     name: str
     attrs: dict
     operands: tuple[int, ...]
-    loc: str
+    loc: str = field(default="", compare=False)   # where it was written (errors)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The speculate pass: the @schedule graph it writes round-trips through IR text, the
-runtime executes what the graph says, and bad options are clear errors."""
+"""The speculate pass: the @schedule program it writes round-trips through IR text, the
+runtime reads resources and parameters from the program, and bad options are clear
+errors. (Editing programs: test_rt_program.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -11,12 +12,12 @@ from speccc.ir.printer import print_module
 from speccc.ir.verifier import verify
 from speccc.passmanager import PassManager
 from speccc.runtime.runner import RunConfig, simulate
-from speccc.runtime.schedule import Schedule
+from speccc.runtime.program import Program
 
 
 def speculate(m, spec):
     PassManager.parse(f"speculate{{{spec}}}").run(m)
-    return Schedule.from_graph(m.graphs["schedule"])
+    return Program.from_graph(m.graphs["schedule"])
 
 
 @pytest.mark.parametrize("spec", ["schedule=none", "schedule=serial,gamma=2",
@@ -28,7 +29,7 @@ def test_schedule_round_trips_through_text(pairs, spec):
     text = print_module(m)
     m2 = parse_module(text)
     verify(m2)
-    assert Schedule.from_graph(m2.graphs["schedule"]) == s
+    assert Program.from_graph(m2.graphs["schedule"]) == s
     assert print_module(m2) == text
 
 
@@ -38,20 +39,19 @@ def test_channel_groups(pairs):
     s = speculate(m, "schedule=serial,draft_channels=3")
     assert s.groups == {"pim.draft": [0, 1, 2], "pim.target": [3, 4, 5, 6, 7]}
     s = speculate(m, "schedule=pipeinfer,draft_channels=2,stages=2")
-    assert s.target_on == ["pim.target0", "pim.target1"]
+    assert s.on("target") == ["pim.target0", "pim.target1"]
+    assert s.on("draft") == ["pim.draft"]
     assert s.groups["pim.target0"] == [2, 3, 4] and s.groups["pim.target1"] == [5, 6, 7]
 
 
-def test_runtime_executes_the_graph_not_the_options(pairs):
-    """Edit gamma in the printed schedule: the runtime follows the text."""
-    m = pairs("llama-tiny", 0, 0.0)  # identical logits: every draft accepted
-    speculate(m, "schedule=serial,gamma=2")
-    text = print_module(m).replace("gamma = 2,", "gamma = 5,")
-    m2 = parse_module(text)
-    for g in ("draft", "target"):
-        m2.stores[g] = m.stores[g]
-    rep, _ = simulate(m2, RunConfig(prompt=[3, 4], max_new_tokens=13, cost_model="roofline"))
-    assert rep["gamma"] == 5 and rep["mean_acceptance_length"] == 6.0
+def test_program_parameters_come_from_its_ops(pairs):
+    m = pairs()
+    s = speculate(m, "schedule=serial,gamma=3")
+    assert (s.kind, s.gamma, s.speculative) == ("serial", 3, True)
+    s = speculate(m, "schedule=none")
+    assert (s.gamma, s.speculative) == (0, False)
+    s = speculate(m, "schedule=overlap,gamma=2")
+    assert s.gamma == 2   # its speculative draft (3 tokens) is not a block size
 
 
 @pytest.mark.parametrize("spec,needle", [
