@@ -35,8 +35,13 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
 
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
-@click.option("--target", required=True, type=click.Path(), help="Target model (.onnx).")
+@click.option("--target", type=click.Path(), help="Target model (.onnx).")
 @click.option("--draft", type=click.Path(), help="Draft model (.onnx).")
+@click.option("--module", "module_path", type=click.Path(dir_okay=False),
+              help="Run the @schedule program of this .ir file as written (e.g. "
+              "OUT/ir/module.ir from `speccc compile --draft`, edited or not). Its "
+              "@target/@draft are used unless --target/--draft give the models (with "
+              "weights); schedule options (--schedule, --gamma, ...) do not apply.")
 @click.option("--prompt-ids", help="Prompt token ids, e.g. 1,2,3.")
 @click.option("--prompt-len", type=int, default=8, show_default=True,
               help="Without --prompt-ids: a synthetic prompt of this many tokens.")
@@ -75,7 +80,7 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
+def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
         acceptance, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
         p_decay, max_inflight, placement, passes, max_context, cost_model, granularity,
         trace_path, print_schedule, as_json):
@@ -91,17 +96,22 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
     from speccc.runtime.runner import RunConfig, load_pair, simulate
-    _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
-    extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
-    module, meta = load_pair(target, draft if schedule != "none" else None,
-                             shapes_only=acceptance is not None)
     opts = dict(schedule=schedule, gamma=gamma, hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
                 p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight)
-    spec = ",".join(f"{k}={v}" for k, v in opts.items())
-    if extra is not None:
-        extra.run(module)
-    PassManager.parse(f"speculate{{{spec}}}").run(module)
+    if module_path is not None:
+        module, meta = _module_run(module_path, target, draft, acceptance, passes, opts)
+    else:
+        if target is None:
+            raise SpecccError("give --target MODEL.onnx (and --draft), or --module FILE.ir")
+        _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
+        extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
+        module, meta = load_pair(target, draft if schedule != "none" else None,
+                                 shapes_only=acceptance is not None)
+        spec = ",".join(f"{k}={v}" for k, v in opts.items())
+        if extra is not None:
+            extra.run(module)
+        PassManager.parse(f"speculate{{{spec}}}").run(module)
     if print_schedule:
         from speccc.ir.printer import print_graph
         click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
@@ -117,6 +127,31 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
         click.echo(json.dumps(rep, indent=1))
         return
     _table(rep, target, draft)
+
+
+def _module_run(path, target, draft, acceptance, passes, opts):
+    """(module, meta) for `run --module`: the file's @schedule, over the file's models or
+    the ONNX models given."""
+    from click.core import ParameterSource
+
+    from speccc.ir.parser import parse_file
+    from speccc.runtime.program import GRAPH
+    from speccc.runtime.runner import load_pair
+    ctx = click.get_current_context()
+    given = [f"--{k.replace('_', '-')}" for k in [*opts, "passes"]
+             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+    if given:
+        raise SpecccError(f"--module runs the schedule written in {path}; "
+                          f"{', '.join(given)} do not apply (edit the file instead)")
+    text = parse_file(path)
+    if GRAPH not in text.graphs:
+        raise SpecccError("has no @schedule graph (write one with `speccc compile T --draft "
+                          "D -o OUT` or `speccc opt -p speculate`)", location=str(path))
+    if target is None:
+        return text, {}
+    module, meta = load_pair(target, draft, shapes_only=acceptance is not None)
+    module.add_graph(text.graphs[GRAPH])
+    return module, meta
 
 
 def _fmt(v, digits=3):

@@ -122,3 +122,50 @@ def test_error_plot_bad_trace(tmp_path):
     p.write_text("{}")
     assert_error(cli("plot", p, "-o", tmp_path / "x.png"), "not a speccc trace")
     assert not (tmp_path / "x.png").exists()
+
+
+def _module_ir(files, tmp_path, spec):
+    """@draft, @target and @schedule of the pair as one .ir file."""
+    from speccc.ir.printer import print_module
+    from speccc.passmanager import PassManager
+    from speccc.runtime.runner import load_pair
+    module, _ = load_pair(files / "target.onnx", files / "draft.onnx")
+    PassManager.parse(f"speculate{{{spec}}}").run(module)
+    path = tmp_path / "module.ir"
+    path.write_text(print_module(module))
+    return path
+
+
+def test_run_module_runs_the_written_schedule(files, tmp_path):
+    path = _module_ir(files, tmp_path, "schedule=serial,gamma=2")
+    models = ["--target", files / "target.onnx", "--draft", files / "draft.onnx"]
+    args = ["--prompt-ids", "1,2,3", "--max-new-tokens", 10, "--cost-model", "roofline",
+            "--json"]
+    written = json.loads(cli("run", "--module", path, *models, *args).stdout)
+    same = json.loads(cli(*pair_args(files, "--gamma", 2, *args[:-3], "--json")).stdout)
+    assert written["tokens"] == same["tokens"] and written["time_ms"] == same["time_ms"]
+    path.write_text(path.read_text().replace("tokens = 2}", "tokens = 1}")
+                    .replace("positions = 3}", "positions = 2}"))
+    edited = json.loads(cli("run", "--module", path, *models, *args).stdout)
+    assert edited["gamma"] == 1 and edited["tokens"] == same["tokens"]
+    assert edited["verifies"] > same["verifies"]
+    # without --target the file's own (weightless) graphs run synthetically
+    synth = cli("run", "--module", path, "--acceptance", 0.5, "--max-new-tokens", 8,
+                "--cost-model", "roofline", "--json")
+    assert synth.exit_code == 0, synth.output
+    assert json.loads(synth.stdout)["mode"] == "synthetic"
+
+
+def test_run_module_bad_input(files, tmp_path):
+    path = _module_ir(files, tmp_path, "schedule=serial,gamma=2")
+    assert_error(cli("run", "--module", path, "--gamma", 3), "--gamma do not apply")
+    assert_error(cli("run", "--module", path, "--max-new-tokens", 4),
+                 "has no weight data")
+    bare = tmp_path / "bare.ir"
+    bare.write_text(path.read_text().split("graph @schedule")[0])
+    assert_error(cli("run", "--module", bare, "--acceptance", 0.5), "has no @schedule graph")
+    path.write_text(path.read_text().replace('on = ["pim"], positions', 'on = ["gpu"], '
+                                             'positions'))
+    assert_error(cli("run", "--module", path, "--acceptance", 0.5), "unknown resource 'gpu'",
+                 "module.ir:")
+    assert_error(cli("run", "--max-new-tokens", 4), "give --target")
