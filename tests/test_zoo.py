@@ -264,3 +264,16 @@ def test_save_roundtrip(tmp_path):
     zoo.save(m, tmp_path / "m.onnx")
     back = onnx.load(tmp_path / "m.onnx", load_external_data=False)
     assert back.SerializeToString() == m.SerializeToString()
+
+
+@pytest.mark.parametrize("flag,elem", [("fp32", onnx.TensorProto.FLOAT),
+                                       ("fp16", onnx.TensorProto.FLOAT16)])
+def test_cli_dtype(tmp_path, flag, elem):
+    from cli_helpers import invoke
+    out = tmp_path / "m.onnx"
+    r = invoke("zoo", "llama-tiny", "--dtype", flag, "-o", out)
+    assert r.exit_code == 0, r.output
+    m = onnx.load(out)
+    assert {t.data_type for t in m.graph.initializer if t.dims and
+            t.data_type != onnx.TensorProto.INT64} == {elem}
+    assert m.graph.output[0].type.tensor_type.elem_type == elem

@@ -45,6 +45,9 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
     return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
 
 
+ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpec.dtype
+
+
 @main.command(short_help="Build a model in code (tiny, pairs, real-size shapes).")
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
@@ -59,7 +62,10 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
 @click.option("--kv-heads", type=int)
 @click.option("--ffn", type=int)
 @click.option("--vocab", type=int)
-@click.option("--seed", type=int)
+@click.option("--seed", type=int, help="Seed of the random weights (default: the preset's).")
+@click.option("--dtype", type=click.Choice(list(ZOO_DTYPES)), default=None,
+              help="Weight and activation dtype (default: the preset's, fp32). PIM "
+                   "presets compute in 16-bit words; fp16 models are costed as stored.")
 @click.option("--shapes-only", is_flag=True, help="Declare weights without data.")
 @click.option("--pair", type=click.Path(file_okay=False), default=None,
               help="Instead write a draft/target pair (draft.onnx, target.onnx) to this dir.")
@@ -68,13 +74,13 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
 @click.option("--residual-scale", type=float, default=0.1, show_default=True,
               help="With --pair: scale of the extra layers (0 = identical logits).")
 def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, seed,
-        shapes_only, pair, extra_layers, residual_scale):
+        dtype, shapes_only, pair, extra_layers, residual_scale):
     """Build a model in code: tiny random decoders, draft/target pairs, real-size shapes.
 
     \b
     speccc zoo --list
     speccc zoo llama-tiny -o tiny.onnx --mode prefill
-    speccc zoo llama2-7b -o 7b.onnx            # shapes-only, no weight bytes
+    speccc zoo llama2-7b -o 7b.onnx --dtype fp16   # shapes-only, no weight bytes
     speccc zoo llama-tiny --pair pair/ --residual-scale 0.05
     """
     from speccc import zoo as zoo_lib
@@ -88,8 +94,8 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
     if not name:
         raise SpecccError("zoo: give a model NAME (see `speccc zoo --list`)")
     overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads,
-                 kv_heads=kv_heads, ffn=ffn, vocab=vocab, seed=seed, mode=mode).items()
-                 if v is not None}
+                 kv_heads=kv_heads, ffn=ffn, vocab=vocab, seed=seed, mode=mode,
+                 dtype=ZOO_DTYPES.get(dtype)).items() if v is not None}
     if shapes_only:
         overrides["weights"] = False
     if pair:

@@ -164,6 +164,8 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
             raise SpecccError(f"@{GRAPH} runs @{model} but the module has no such graph")
     prompt, ctx, vocab = _check(cfg, module, program, meta)
     hw = load_hw(program.hw)
+    from speccc.runtime.capacity import check_fits
+    check_fits(module, program, hw, len(prompt) + cfg.max_new_tokens, program.batch)
     costs = {"target": _costs(module.graphs[program.target], hw, program,
                               program.on(program.target), cfg)}
     if program.speculative:

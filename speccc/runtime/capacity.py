@@ -1,0 +1,55 @@
+"""Does a run fit its hardware? The models' weights and KV caches against the DRAM of the
+PIM channels each model owns (SpecPIM splits channels between draft and target).
+
+Counted as compile's `place` stores them: floating-point weights and KV as the preset's
+16-bit words, integer (quantized) weights as their bytes; the KV cache for `context`
+positions of each of `batch` requests. `place` also rounds every matrix up to whole bank
+rows, so a model within a few percent of the capacity may pass here and fail `compile`.
+"""
+from __future__ import annotations
+
+from speccc import modelinfo
+from speccc.errors import SpecccError
+
+WORD = 2   # bytes per PIM word (fp16/bf16)
+
+
+def _stored(t) -> int:
+    n = t.numel()
+    if not isinstance(n, int):
+        return 0
+    return n * WORD if t.dtype.is_float else int(t.nbytes())
+
+
+def model_bytes(graph, context: int, batch: int) -> tuple[int, int]:
+    """(weight bytes, KV bytes) of `graph` as PIM stores them."""
+    weights = sum(_stored(op.result.type) for op in graph.ops() if op.name == "weight")
+    outs = dict(zip(graph.output_names, graph.outputs))
+    kv = 0
+    for pair in modelinfo.kv_pairs(graph):
+        t = outs[pair.present].type
+        kv += pair.token_bytes * 8 // t.dtype.itemsize_bits * (WORD if t.dtype.is_float
+                                                               else t.dtype.itemsize_bits // 8)
+    return weights, kv * context * batch
+
+
+def check_fits(module, program, hw, context: int, batch: int) -> None:
+    """Raise a SpecccError with the numbers when some channel set cannot hold its models."""
+    per_channel = hw.derived()["capacity_bytes"] / hw.pim.channels
+    models = [program.target] + ([program.draft] if program.speculative else [])
+    by_channels: dict[tuple, list[str]] = {}
+    for name in models:
+        chans = tuple(sorted({c for g in program.on(name) for c in program.groups.get(g, [])}))
+        by_channels.setdefault(chans, []).append(name)
+    for chans, names in by_channels.items():
+        parts = [model_bytes(module.graphs[n], context, batch) for n in names]
+        need = sum(w + k for w, k in parts)
+        cap = per_channel * len(chans)
+        if need > cap:
+            what = " + ".join(f"@{n} {w / 2**30:.2f} GiB weights + {k / 2**30:.2f} GiB KV"
+                              for n, (w, k) in zip(names, parts))
+            raise SpecccError(
+                f"does not fit {hw.name}: {what} ({context} positions x {batch} "
+                f"request(s), 16-bit words) = {need / 2**30:.2f} GiB, but its "
+                f"{len(chans)} of {hw.pim.channels} PIM channels hold {cap / 2**30:.2f} GiB; "
+                "use a larger --hw preset, a shorter context or a smaller batch")
