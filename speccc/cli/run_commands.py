@@ -120,6 +120,8 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
                     temperature=temperature, granularity=granularity,
                     cost_model=cost_model, max_context=max_context)
     rep, engine = simulate(module, cfg, meta)
+    for w in rep["warnings"]:
+        click.echo(f"speccc: warning: {w}", err=True)
     if trace_path:
         write_text_atomic(trace_path, dumps_trace(engine, {"report": {
             k: v for k, v in rep.items() if k != "tokens"}}))

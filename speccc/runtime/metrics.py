@@ -55,7 +55,24 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "utilization": engine.utilization(horizon),
         "channel_groups": {k: len(v) for k, v in sched.groups.items()},
     }
+    out["warnings"] = _warnings(session, sched, status)
     out.update(extra or {})
+    return out
+
+
+def _warnings(session, sched, status) -> list[str]:
+    """Runs that did not exercise what they claim, each in one line."""
+    out = []
+    if sched.speculative and not session.drafted:
+        cutoffs = [s.attrs for s in sched.steps if s.name == "spec.burst"]
+        why = (f"every draft stopped at the confidence cutoff (p_accept="
+               f"{cutoffs[0]['p_accept']:g}; the highest draft confidence was "
+               f"{session.max_confidence:.3g}): lower --p-accept" if cutoffs else
+               "no draft was launched")
+        out.append(f"schedule {sched.kind} drafted nothing: {why}")
+    elif sched.speculative and not session.verifies:
+        out.append(f"schedule {sched.kind} verified no draft token "
+                   f"({status.get('cancelled', 0)} drafted tokens were cancelled)")
     return out
 
 

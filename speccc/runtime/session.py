@@ -33,6 +33,7 @@ class Session:
         self.verifies: list[tuple] = []       # (candidates m, accepted k) per valid verify
         self.canonical = None                 # target KV covering committed[:-1]
         self.done_time: float | None = None
+        self.max_confidence = 0.0             # highest draft top-1 probability seen
 
     # ------------------------------------------------------------ state ----------
     @property
@@ -93,7 +94,9 @@ class Session:
 
     def launch_draft(self, path, k_max: int, on_done, cutoff: float | None = None,
                      kind: str = "draft", **meta):
-        stop = (lambda c: c < cutoff) if cutoff is not None else (lambda c: False)
+        def stop(conf) -> bool:
+            self.max_confidence = max(self.max_confidence, conf)
+            return cutoff is not None and conf < cutoff
         prop = self.backend.draft(path, k_max, stop)
         cost = self.costs["draft"]
         specs = cost.kv("rollback", prop.rolled_back)

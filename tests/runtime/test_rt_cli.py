@@ -169,3 +169,15 @@ def test_run_module_bad_input(files, tmp_path):
     assert_error(cli("run", "--module", path, "--acceptance", 0.5), "unknown resource 'gpu'",
                  "module.ir:")
     assert_error(cli("run", "--max-new-tokens", 4), "give --target")
+
+
+def test_run_that_drafted_nothing_warns(files):
+    r = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 6,
+                       "--schedule", "pipeinfer", "--p-accept", 0.99, "--json"))
+    assert r.exit_code == 0, r.output
+    warn = [line for line in r.stderr.splitlines() if line.startswith("speccc: warning:")]
+    assert len(warn) == 1 and "pipeinfer drafted nothing" in warn[0] and "p_accept=0.99" \
+        in warn[0], r.stderr
+    assert json.loads(r.stdout)["warnings"] == [warn[0].removeprefix("speccc: warning: ")]
+    ok = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 6, "--json"))
+    assert json.loads(ok.stdout)["warnings"] == [] and "warning" not in ok.stderr
