@@ -70,8 +70,8 @@ def _warnings(session, sched, status) -> list[str]:
                f"{session.max_confidence:.3g}): lower --p-accept" if cutoffs else
                "no draft was launched")
         out.append(f"schedule {sched.kind} drafted nothing: {why}")
-    elif sched.speculative and not session.verifies:
-        out.append(f"schedule {sched.kind} verified no draft token "
+    elif sched.speculative and not status.get("accepted") and not status.get("rejected"):
+        out.append(f"schedule {sched.kind} checked no draft token "
                    f"({status.get('cancelled', 0)} drafted tokens were cancelled)")
     return out
 
