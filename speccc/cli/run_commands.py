@@ -56,7 +56,9 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="0: greedy; > 0: sampling with rejection sampling.")
 @click.option("--batch", type=int, default=1, show_default=True,
-              help="Concurrent requests (with --acceptance; none/serial).")
+              help="Requests decoded together in lockstep, each with its own tokens, KV "
+              "and acceptance (every schedule but pipeinfer); functional runs give each "
+              "the prompt.")
 @click.option("--draft-channels", type=int, default=0, show_default=True,
               help="PIM channels of the draft (0: serial shares all, others auto).")
 @click.option("--stages", type=int, default=1, show_default=True,

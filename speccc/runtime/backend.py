@@ -58,10 +58,12 @@ def common_prefix(a, b) -> int:
 
 
 class _DraftCursor:
-    """The draft's cache and the tokens it covers; rolls back to what a new path shares."""
+    """The draft's cache and the tokens it covers (one per request); rolls back to what a
+    new path shares."""
 
-    def __init__(self, backend):
-        self.backend, self.kv, self.covered = backend, backend.empty("draft"), []
+    def __init__(self, backend, lane: int = 0):
+        self.backend, self.lane = backend, lane
+        self.kv, self.covered = backend.empty("draft"), []
 
     def propose(self, path, k_max: int, stop) -> Proposal:
         keep = min(common_prefix(self.covered, path), len(path) - 1)
@@ -70,7 +72,8 @@ class _DraftCursor:
         feed, out = list(path[keep:]), Proposal([], [], [], [], rolled)
         for _ in range(k_max):
             P = self.kv.length
-            tok, conf, q, self.kv = self.backend.draft_step(self.kv, feed, P, path, out)
+            tok, conf, q, self.kv = self.backend.draft_step(self.kv, feed, P, path, out,
+                                                            self.lane)
             out.forwards.append((len(feed), P))
             self.covered += feed
             if stop(conf):
@@ -86,10 +89,10 @@ class _DraftCursor:
 class FunctionalBackend:
     functional = True
 
-    def __init__(self, module, sched, decider):
+    def __init__(self, module, sched, deciders):
         from speccc.ir.interpreter import Plan
         from speccc.runtime.runner import memo
-        self.decider = decider
+        self.deciders = deciders   # one per request (its own random streams)
         self.models = {}
         for role, name in (("target", sched.target), ("draft", sched.draft)):
             if role == "draft" and not sched.speculative:
@@ -105,7 +108,8 @@ class FunctionalBackend:
                 empty[p.past] = (np.zeros(shape, t.dtype.numpy), p.axis)
             plan = memo(g, ("plan", len(g)), lambda g=g: Plan(g))
             self.models[role] = (plan, pairs, logits_output(g), empty)
-        self.cursor = _DraftCursor(self) if sched.speculative else None
+        self.cursors = ([_DraftCursor(self, b) for b in range(len(deciders))]
+                        if sched.speculative else [])
 
     def empty(self, role: str) -> KV:
         return KV(0, dict(self.models[role][3]))
@@ -122,23 +126,23 @@ class FunctionalBackend:
         return out[logits][0], KV(start + T, arrays)
 
     # -- what the controllers call ------------------------------------------------
-    def prefill(self, prompt):
+    def prefill(self, prompt, lane: int = 0):
         logits, kv = self.forward("target", self.empty("target"), list(prompt), 0)
-        return self.decider.target_token(logits[-1]), kv
+        return self.deciders[lane].target_token(logits[-1]), kv
 
-    def draft(self, path, k_max: int, stop) -> Proposal:
-        return self.cursor.propose(path, k_max, stop)
+    def draft(self, path, k_max: int, stop, lane: int = 0) -> Proposal:
+        return self.cursors[lane].propose(path, k_max, stop)
 
-    def draft_step(self, kv, feed, P, path, out):
+    def draft_step(self, kv, feed, P, path, out, lane: int = 0):
         logits, kv = self.forward("draft", kv, feed, P)
-        tok, conf, q = self.decider.draft_token(logits[-1])
+        tok, conf, q = self.deciders[lane].draft_token(logits[-1])
         return tok, conf, q, kv
 
     def verify(self, base: KV, start: int, inputs):
         return self.forward("target", base, list(inputs), start)
 
-    def accept(self, rows, i0: int, cands, qs) -> tuple[int, int]:
-        return self.decider.accept(rows[i0:i0 + len(cands) + 1], cands, qs)
+    def accept(self, rows, i0: int, cands, qs, lane: int = 0) -> tuple[int, int]:
+        return self.deciders[lane].accept(rows[i0:i0 + len(cands) + 1], cands, qs)
 
 
 class SyntheticBackend:
@@ -149,9 +153,9 @@ class SyntheticBackend:
     functional = False
     CONCENTRATION = 2.0  # confidence ~ Beta(c*a, c*(1-a)): mean a, informative
 
-    def __init__(self, acceptance: float, n_prompt: int, seed: int = 0):
+    def __init__(self, acceptance: float, n_prompt: int, seed: int = 0, batch: int = 1):
         self.alpha, self.n_prompt, self.seed = acceptance, n_prompt, seed
-        self.cursor = _DraftCursor(self)
+        self.cursors = [_DraftCursor(self, b) for b in range(batch)]
         self._draws: dict = {}
 
     def empty(self, role: str) -> KV:
@@ -167,21 +171,21 @@ class SyntheticBackend:
             self._draws[key] = (conf, bool(rng.random() < conf))
         return self._draws[key]
 
-    def prefill(self, prompt):
+    def prefill(self, prompt, lane: int = 0):
         return 0, KV(len(prompt))
 
-    def draft(self, path, k_max: int, stop) -> Proposal:
-        return self.cursor.propose(path, k_max, stop)
+    def draft(self, path, k_max: int, stop, lane: int = 0) -> Proposal:
+        return self.cursors[lane].propose(path, k_max, stop)
 
-    def draft_step(self, kv, feed, P, path, out):
-        conf, right = self.draw(len(path))
+    def draft_step(self, kv, feed, P, path, out, lane: int = 0):
+        conf, right = self.draw(len(path), lane)
         right = right and not any(path[self.n_prompt:])
         return (0 if right else 1), conf, None, KV(P + len(feed))
 
     def verify(self, base: KV, start: int, inputs):
         return None, KV(start + len(inputs))
 
-    def accept(self, rows, i0: int, cands, qs) -> tuple[int, int]:
+    def accept(self, rows, i0: int, cands, qs, lane: int = 0) -> tuple[int, int]:
         k = 0
         while k < len(cands) and cands[k] == 0:
             k += 1

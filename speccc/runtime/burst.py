@@ -12,12 +12,15 @@ reaches 1 (then a new burst starts at iter 0). Within a run the draft stops when
 top-1 probability falls below the cutoff. An accept that commits nothing resumes the
 burst; with nothing in flight and no tip the iteration starts over.
 
+A burst runs one request (batch 1): its in-flight queue, tips and partitions are that
+request's (`lane0`).
+
 One deviation from the original: when a draft yields no token and p_decay is 0, the burst
 waits for the next result instead of re-drafting the same path (same answer).
 """
 from __future__ import annotations
 
-from speccc.runtime.semantics import Block, commit
+from speccc.runtime.semantics import Accepts, Blocks, commit
 
 
 class Burst:
@@ -64,7 +67,7 @@ class Burst:
                 return None if m.inflight else m.start_iteration()
             k = self.draft_step.attrs["tokens"]
             if m.max_context is not None:
-                k = min(k, m.max_context - len(tip.meta["path"]))
+                k = min(k, m.max_context - len(_lane(tip)["path"]))
             if k <= 0:
                 return
             self.busy, self.tip, self.k = True, tip, k
@@ -78,7 +81,7 @@ class Burst:
 
     def round_done(self, m) -> None:
         self.busy = False
-        if not m.values.get(self.draft_step.index).tokens:
+        if not m.values.get(self.draft_step.index)[0].tokens:
             self.n_rejected += 1
             self.blocked = self.p_decay == 0
         elif not m.finished:
@@ -88,26 +91,27 @@ class Burst:
     # ------------------------------------------------------------ body ops ---------
     def draft(self, m, step) -> None:
         cutoff = self.cutoff() if step.attrs.get("cutoff") else None
-        m.launch_draft(self.tip.meta["path"], self.k,
-                       lambda run: m.complete(step.index, Block.of(run)), cutoff=cutoff,
+        m.launch_draft([(m.lane0, _lane(self.tip)["path"], self.k)],
+                       lambda run: m.complete(step.index, Blocks.of(run)), cutoff=cutoff,
                        tip=self.tip)
 
-    def copy_in(self, m, block: Block) -> list:
-        if not block.tokens:
+    def copy_in(self, m, blocks: Blocks) -> list:
+        if not blocks[0].tokens:
             return []
-        return m.costs["target"].kv("copy", len(self.tip.meta["path"]) - m.canonical.length)
+        return m.costs["target"].kv("copy", len(_lane(self.tip)["path"])
+                                    - m.lane0.canonical.length)
 
     def verify(self, m, step, args) -> None:
-        block = next(v for v in args if isinstance(v, Block))
+        block = next(v for v in args if isinstance(v, Blocks))[0]
         copy = next((v for v in args if isinstance(v, list)), [])
         if not block.tokens or m.finished:
             return m.complete(step.index)
         from speccc.runtime.semantics import on_result
-        tip = self.tip
+        tip = _lane(self.tip)
         self.free -= 1
-        run = m.launch_target("spec", len(tip.meta["path"]), block.tokens, tip.meta["state"],
-                              tip.meta["path"], lambda run: on_result(m), ids=block.ids,
-                              qs=block.qs, pre=copy)
+        run = m.launch_target("spec", [(m.lane0, len(tip["path"]), block.tokens, tip["state"],
+                                        tip["path"], block.ids, block.qs)],
+                              lambda run: on_result(m), pre=copy)
         m.inflight.append(run)
         m.complete(step.index, run)
 
@@ -119,14 +123,19 @@ class Burst:
         if run in m.dropped:
             m.dropped.discard(run)
             return self.resume(m, step)
-        accepted = commit(m, run)
+        accepted = commit(m, run, m.lane0)
         if accepted is None:
             return self.resume(m, step)
         self.n_rejected = 0
-        m.complete(step.index, accepted)
+        m.complete(step.index, Accepts({0: accepted}))
 
     def resume(self, m, step) -> None:
         """The accept committed nothing: the burst goes on where it was."""
         m.reopen(step.index)
         m.done.discard(self.index)
         self.pump(m)
+
+
+def _lane(run) -> dict:
+    """The (only) request's part of a run."""
+    return run.meta["lanes"][0]

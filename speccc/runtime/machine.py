@@ -23,7 +23,7 @@ class Machine(Session):
         self.values: dict[int, object] = {}   # op index -> its result this iteration
         self.done: set[int] = set()
         self.fired: set[int] = set()
-        self.active = set(program.prologue) | set(program.body)
+        self.live_ops = set(program.prologue) | set(program.body)
         self.carry: dict = {}     # state handlers keep across iterations (by name)
         self.watch: dict = {}     # op index -> callback when it completes (burst rounds)
         self.inflight: deque = deque()   # target runs not waited for (verify wait=false)
@@ -61,10 +61,10 @@ class Machine(Session):
         """Fire one round of `burst`'s body; `on_round_done` when its last op completes."""
         body = self.program.bodies[burst]
         self.reopen(*body)
-        self.active |= set(body)
+        self.live_ops |= set(body)
 
         def round_done():
-            self.active -= set(body)
+            self.live_ops -= set(body)
             on_round_done()
         self.watch[self.steps[burst].operands[1]] = round_done
         self._pump()
@@ -80,7 +80,7 @@ class Machine(Session):
         self._pumping = True
         try:
             while True:
-                ready = [i for i in sorted(self.active) if self._ready(i)]
+                ready = [i for i in sorted(self.live_ops) if self._ready(i)]
                 if not ready:
                     return
                 i = ready[0]

@@ -1,6 +1,8 @@
 """Metrics of a finished run (vLLM / llama.cpp conventions) and its Chrome/Perfetto trace.
 
-tokens_per_s: generated tokens / time of the last one (prefill included);
+A batch report's figures are aggregates over its requests (tokens: the sum; acceptance:
+over every request's verifies; tokens, ttft and itl: request 0's) and `requests` holds each
+request's own. tokens_per_s: generated tokens / time of the last one (prefill included);
 decode_tokens_per_s: (tokens - 1) / (last - first token time); ttft: first token time;
 itl: mean inter-token latency (last - first) / (tokens - 1); mean_acceptance_length:
 1 + accepted / verifies over valid verifies that had draft candidates; per-position
@@ -15,9 +17,10 @@ from collections import Counter
 
 
 def report(session, engine, sched, extra: dict | None = None) -> dict:
-    times = session.emit_times           # emission time of each token (of request 0)
+    lane = session.lane0
+    times = lane.emit_times              # emission time of each token (of request 0)
     gen = len(times)
-    total = getattr(session, "total_tokens", gen * sched.batch)
+    total = sum(ln.generated for ln in session.lanes)
     t_end = session.done_time if session.done_time is not None else (times[-1] if times
                                                                       else engine.now)
     span = (times[-1] - times[0]) if gen > 1 else 0.0
@@ -36,7 +39,7 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
     out = {
         "schedule": sched.kind, "gamma": sched.gamma, "hw": sched.hw, "batch": sched.batch,
         "generated_tokens": total,
-        "tokens": session.committed[session.n_prompt:],
+        "tokens": lane.committed[lane.n_prompt:],
         "time_ms": t_end / 1e6,
         "tokens_per_s": total / (t_end * 1e-9) if t_end > 0 else None,
         "decode_tokens_per_s": (gen - 1) / (span * 1e-9) * total / gen if span > 0 else None,
@@ -55,9 +58,23 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "utilization": engine.utilization(horizon),
         "channel_groups": {k: len(v) for k, v in sched.groups.items()},
     }
+    if len(session.lanes) > 1:
+        out["requests"] = [_request(ln) for ln in session.lanes]
     out["warnings"] = _warnings(session, sched, status)
     out.update(extra or {})
     return out
+
+
+def _request(lane) -> dict:
+    """One request's own figures (a batch report's `requests`)."""
+    ver, t = lane.verifies, lane.emit_times
+    accepted = sum(k for _, k in ver)
+    return {"tokens": lane.committed[lane.n_prompt:], "generated_tokens": lane.generated,
+            "ttft_ms": t[0] / 1e6 if t else None,
+            "time_ms": lane.done_time / 1e6 if lane.done_time is not None else None,
+            "verifies": len(ver),
+            "mean_acceptance_length": 1 + accepted / len(ver) if ver else None,
+            "acceptance_rate": accepted / sum(m for m, _ in ver) if ver else None}
 
 
 def _warnings(session, sched, status) -> list[str]:

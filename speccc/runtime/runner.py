@@ -24,6 +24,7 @@ from speccc.runtime.program import GRAPH, Program
 class RunConfig:
     max_new_tokens: int = 32
     prompt: list | None = None       # token ids (default: 1..prompt_len)
+    prompts: list | None = None      # one prompt per request (batch); else `prompt` for all
     prompt_len: int = 8
     acceptance: float | None = None  # synthetic acceptance process (no functional run)
     seed: int = 0
@@ -93,30 +94,37 @@ def _check(cfg: RunConfig, module, sched, meta):
             raise SpecccError(f"@{empty[0]} has no weight data (shapes-only model): pass "
                               "--acceptance A to drive a synthetic acceptance process")
     if sched.batch > 1:
-        from speccc.runtime.batch import batch_unsupported
-        why = "" if synthetic else "functional models"
-        why = why or batch_unsupported(sched)
-        if why:
-            raise SpecccError(f"--batch > 1 is supported with --acceptance (synthetic "
-                              f"requests) and --schedule none|serial; this run has {why}")
+        bursts = [s for s in sched.steps if s.name == "spec.burst"]
+        if bursts:
+            raise SpecccError("--batch > 1 runs lockstep programs; a spec.burst (pipeinfer) "
+                              "keeps one request's in-flight queue", location=bursts[0].loc)
     vocab = modelinfo.vocab(module.graphs[sched.target])
-    prompt = list(cfg.prompt) if cfg.prompt is not None else [
-        1 + i % (vocab - 1) for i in range(cfg.prompt_len)]
+    prompts = [list(p) for p in cfg.prompts] if cfg.prompts is not None else [
+        list(cfg.prompt) if cfg.prompt is not None else
+        [1 + i % (vocab - 1) for i in range(cfg.prompt_len)]] * sched.batch
+    if synthetic and len({len(p) for p in prompts}) > 1:
+        raise SpecccError("--acceptance runs synthetic requests of one prompt length")
+    if len(prompts) != sched.batch:
+        raise SpecccError(f"{len(prompts)} prompts for a batch of {sched.batch} requests")
+    ctx = cfg.max_context if cfg.max_context is not None else context_limit(module, sched,
+                                                                             meta)
+    for prompt in prompts:
+        _check_prompt(prompt, vocab, ctx, cfg.max_new_tokens)
+    return prompts, ctx, vocab
+
+
+def _check_prompt(prompt, vocab: int, ctx: int | None, max_new: int) -> None:
     if not prompt:
         raise SpecccError("the prompt is empty: give --prompt-ids or --prompt-len >= 1")
     bad = [t for t in prompt if not 0 <= t < vocab]
     if bad:
         raise SpecccError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
-    ctx = cfg.max_context if cfg.max_context is not None else context_limit(module, sched,
-                                                                             meta)
     if ctx is not None and len(prompt) > ctx:
         raise SpecccError(f"prompt has {len(prompt)} tokens but the model's context is "
                           f"{ctx} positions")
-    if ctx is not None and len(prompt) + cfg.max_new_tokens > ctx:
+    if ctx is not None and len(prompt) + max_new > ctx:
         raise SpecccError(f"prompt ({len(prompt)} tokens) + --max-new-tokens "
-                          f"{cfg.max_new_tokens} exceeds the model's context of {ctx} "
-                          "positions")
-    return prompt, ctx, vocab
+                          f"{max_new} exceeds the model's context of {ctx} positions")
 
 
 _MEMO: dict = {}   # id(graph) -> (weakref to graph, {key: object})
@@ -162,36 +170,33 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
     for model in [program.target] + ([program.draft] if program.speculative else []):
         if model not in module.graphs:
             raise SpecccError(f"@{GRAPH} runs @{model} but the module has no such graph")
-    prompt, ctx, vocab = _check(cfg, module, program, meta)
+    prompts, ctx, vocab = _check(cfg, module, program, meta)
     hw = load_hw(program.hw)
     from speccc.runtime.capacity import check_fits
-    check_fits(module, program, hw, len(prompt) + cfg.max_new_tokens, program.batch)
+    longest = max(len(p) for p in prompts)
+    check_fits(module, program, hw, longest + cfg.max_new_tokens, program.batch)
     costs = {"target": _costs(module.graphs[program.target], hw, program,
                               program.on(program.target), cfg)}
     if program.speculative:
         costs["draft"] = _costs(module.graphs[program.draft], hw, program,
                                 program.on(program.draft), cfg)
     if cfg.acceptance is not None:
-        backend = SyntheticBackend(cfg.acceptance, len(prompt), cfg.seed)
+        backend = SyntheticBackend(cfg.acceptance, longest, cfg.seed, len(prompts))
     else:
-        backend = FunctionalBackend(module, program, Decider(cfg.temperature, cfg.seed))
+        backend = FunctionalBackend(module, program, [Decider(cfg.temperature, cfg.seed, b)
+                                                      for b in range(len(prompts))])
     engine = Engine(program.resources)
     logits_t = dict(zip(*[module.graphs[program.target].output_names,
                           module.graphs[program.target].outputs]))[
         modelinfo.logits_output(module.graphs[program.target])].type
-    if program.batch > 1:
-        from speccc.runtime.batch import BATCH_SEMANTICS, BatchMachine
-        machine_cls, handlers = BatchMachine, BATCH_SEMANTICS
-    else:
-        from speccc.runtime.machine import Machine
-        from speccc.runtime.semantics import SEMANTICS
-        machine_cls, handlers = Machine, SEMANTICS
-    machine = machine_cls(program, handlers, engine, backend, costs, hw, prompt,
-                          cfg.max_new_tokens, ctx, logits_t.dtype.itemsize_bits // 8, vocab)
+    from speccc.runtime.machine import Machine
+    from speccc.runtime.semantics import SEMANTICS
+    machine = Machine(program, SEMANTICS, engine, backend, costs, hw, prompts,
+                      cfg.max_new_tokens, ctx, logits_t.dtype.itemsize_bits // 8, vocab)
     machine.start()
     engine.run()
     machine.set_status(range(len(machine.drafted)), CANCELLED)  # drafted, never verified
     mode = "synthetic" if cfg.acceptance is not None else "functional"
     extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
-             "prompt_tokens": len(prompt), "max_context": ctx, "placement": program.placement}
+             "prompt_tokens": len(prompts[0]), "max_context": ctx, "placement": program.placement}
     return report(machine, engine, program, extra), engine

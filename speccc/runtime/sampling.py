@@ -44,10 +44,11 @@ class Decider:
     """Greedy (temperature 0) or sampled decisions, with seeded generators for the draft
     and for the target's accept/reject draws (independent streams)."""
 
-    def __init__(self, temperature: float = 0.0, seed: int = 0):
+    def __init__(self, temperature: float = 0.0, seed: int = 0, request: int = 0):
         self.temperature = temperature
-        self.rng_target = np.random.Generator(np.random.PCG64([seed, 0]))
-        self.rng_draft = np.random.Generator(np.random.PCG64([seed, 1]))
+        lane = [request] if request else []   # request 0 keeps the unbatched streams
+        self.rng_target = np.random.Generator(np.random.PCG64([seed, 0, *lane]))
+        self.rng_draft = np.random.Generator(np.random.PCG64([seed, 1, *lane]))
 
     @property
     def greedy(self) -> bool:

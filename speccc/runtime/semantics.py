@@ -21,22 +21,32 @@ from speccc.runtime.session import ACCEPTED, CANCELLED
 
 @dataclass
 class Block:
-    """Draft tokens to verify, with their status ids and draft distributions."""
+    """One lane's draft tokens to verify, with their status ids and draft distributions."""
     tokens: list = field(default_factory=list)
     ids: list = field(default_factory=list)
     qs: list = field(default_factory=list)
 
+
+class Blocks(dict):
+    """A draft op's result: lane index -> Block (lanes that drafted nothing: empty)."""
+
     @staticmethod
-    def of(run) -> "Block":
-        prop = run.meta["proposal"]
-        return Block(prop.tokens, run.meta["ids"], prop.qs)
+    def of(run, lanes=()) -> "Blocks":
+        out = Blocks({lane.index: Block() for lane in lanes})
+        for i, lm in run.meta["lanes"].items():
+            out[i] = Block(lm["proposal"].tokens, lm["ids"], lm["proposal"].qs)
+        return out
 
 
 @dataclass
 class Accepted:
     run: object
-    old: int   # canonical target cache length before the accept
-    n: int     # committed tokens after it
+    old: int   # the lane's canonical target cache length before the accept
+    n: int     # the lane's committed tokens after it
+
+
+class Accepts(dict):
+    """An accept's result: lane index -> Accepted (lanes whose result was invalid: none)."""
 
 
 def _role(m, step) -> str:
@@ -57,30 +67,44 @@ def draft(m, step, args) -> None:
         return burst.draft(m, step)
     pre = m.carry.pop("predraft", None)
     if pre is None:
-        return _fresh_draft(m, step)
+        return _fresh_draft(m, step, m.active())
     if pre.done:
         return _adopt(m, step, pre)
     pre.meta["waiter"] = lambda: _adopt(m, step, pre)
 
 
-def _fresh_draft(m, step) -> None:
-    k = m.room(step.attrs["tokens"])
-    if k == 0:
-        return m.complete(step.index, Block())
-    m.launch_draft(m.committed, k, lambda run: m.complete(step.index, Block.of(run)))
+def _fresh_draft(m, step, lanes, adopted=None) -> None:
+    """Draft a block for `lanes` (on top of blocks already `adopted` for others)."""
+    blocks = Blocks({lane.index: Block() for lane in m.active()})
+    blocks.update(adopted or {})
+    requests = [(lane, lane.committed, m.room(lane, step.attrs["tokens"])) for lane in lanes]
+    requests = [r for r in requests if r[2] > 0]
+    if not requests:
+        return m.complete(step.index, blocks)
+
+    def done(run):
+        blocks.update(Blocks.of(run))
+        m.complete(step.index, blocks)
+    m.launch_draft(requests, done)
 
 
 def _speculative_draft(m, step, args) -> None:
-    """Draft after the operand's block, assuming all of it is accepted: a guess of the
-    bonus token, then more (kept for the next iteration's draft, see `_adopt`)."""
-    block = next(v for v in args if isinstance(v, Block))
-    if block.tokens:
-        path = m.committed + list(block.tokens)
+    """Draft after each lane's block, assuming all of it is accepted: a guess of the bonus
+    token, then more (kept for the next iteration's draft, see `_adopt`)."""
+    blocks = next(v for v in args if isinstance(v, Blocks))
+    requests = []
+    for lane in m.active():
+        block = blocks.get(lane.index)
+        if block is None or not block.tokens:
+            continue
+        path = lane.committed + list(block.tokens)
         k = step.attrs["tokens"]
         if m.max_context is not None:
             k = min(k, m.max_context - len(path))
         if k > 0:
-            m.carry["predraft"] = m.launch_draft(path, k, _predraft_done, kind="predraft")
+            requests.append((lane, path, k))
+    if requests:
+        m.carry["predraft"] = m.launch_draft(requests, _predraft_done, kind="predraft")
     m.complete(step.index)
 
 
@@ -91,20 +115,29 @@ def _predraft_done(run) -> None:
 
 
 def _adopt(m, step, pre) -> None:
-    """A surviving speculative draft: its first token was the bonus (already committed),
-    the rest is this iteration's block."""
-    prop, ids = pre.meta["proposal"], pre.meta["ids"]
-    m.set_status(ids[:1], ACCEPTED)
-    k = min(m.room(step.attrs["tokens"]), len(prop.tokens) - 1)
-    m.set_status(ids[1 + k:], CANCELLED)
-    if k == 0:
-        return _fresh_draft(m, step)
-    m.complete(step.index, Block(prop.tokens[1:1 + k], ids[1:1 + k], prop.qs[1:1 + k]))
+    """A surviving speculative draft: in each lane whose guess held, its first token was
+    the bonus (already committed) and the rest is this iteration's block; other lanes
+    draft afresh."""
+    adopted, fresh = {}, []
+    for lane in m.active():
+        lm = pre.meta["lanes"].get(lane.index)
+        if lm is None or not _pre_valid(lane, lm):
+            fresh.append(lane)
+            continue
+        prop, ids = lm["proposal"], lm["ids"]
+        m.set_status(ids[:1], ACCEPTED)
+        k = min(m.room(lane, step.attrs["tokens"]), len(prop.tokens) - 1)
+        m.set_status(ids[1 + k:], CANCELLED)
+        if k == 0:
+            fresh.append(lane)
+        else:
+            adopted[lane.index] = Block(prop.tokens[1:1 + k], ids[1:1 + k], prop.qs[1:1 + k])
+    _fresh_draft(m, step, fresh, adopted)
 
 
-def _pre_valid(m, pre) -> bool:
-    toks = pre.meta["proposal"].tokens
-    return bool(toks) and m.committed == pre.meta["path"] + toks[:1]
+def _pre_valid(lane, lm) -> bool:
+    toks = lm["proposal"].tokens
+    return bool(toks) and lane.committed == lm["path"] + toks[:1]
 
 
 # ---------------------------------------------------------------- verify ------------
@@ -112,18 +145,21 @@ def verify(m, step, args) -> None:
     a = step.attrs
     if a.get("chained"):
         return m.carry["burst"].verify(m, step, args)
-    block = Block() if a.get("kind") == "nonspec" else next(
-        (v for v in args if isinstance(v, Block)), Block())
-    c = m.committed
+    blocks = Blocks() if a.get("kind") == "nonspec" else next(
+        (v for v in args if isinstance(v, Blocks)), Blocks())
+    requests = []
+    for lane in m.active():
+        block, c = blocks.get(lane.index, Block()), lane.committed
+        requests.append((lane, len(c) - 1, [c[-1], *block.tokens], lane.canonical, c[:-1],
+                         [None, *block.ids], [None, *block.qs]))
+    kind = "verify" if any(b.tokens for b in blocks.values()) else "nonspec"
     if a.get("wait", True):
         def done(run):
             m.complete(step.index, run)
     else:
         def done(run):
             on_result(m)
-    run = m.launch_target("verify" if block.tokens else "nonspec", len(c) - 1,
-                          [c[-1], *block.tokens], m.canonical, c[:-1], done,
-                          ids=[None, *block.ids], qs=[None, *block.qs])
+    run = m.launch_target(kind, requests, done)
     if not a.get("wait", True):
         m.inflight.append(run)
         m.complete(step.index, run)
@@ -141,17 +177,23 @@ def accept(m, step, args) -> None:
     if step.attrs.get("oldest"):
         return m.carry["burst"].accept_oldest(m, step)
     run = next(v for v in args if v is not None and hasattr(v, "meta"))
-    m.complete(step.index, commit(m, run))
+    accepts = Accepts()
+    for lane in m.lanes:
+        if lane.index in run.meta["lanes"]:
+            got = commit(m, run, lane)
+            if got is not None:
+                accepts[lane.index] = got
+    m.complete(step.index, accepts)
 
 
-def commit(m, run) -> Accepted | None:
-    """Accept/reject a finished target run; its cache becomes canonical up to the
-    frontier. None when the run is invalid (nothing committed)."""
-    old = m.canonical.length
-    if m.consume(run) is None:
+def commit(m, run, lane) -> Accepted | None:
+    """Accept/reject the lane's part of a finished target run; its cache becomes
+    canonical up to the frontier. None when the run is invalid (nothing committed)."""
+    old = lane.canonical.length
+    if m.consume(run, lane) is None:
         return None
-    n = len(m.committed)
-    m.canonical = run.meta["state"].truncate(n - 1)
+    n = len(lane.committed)
+    lane.canonical = run.meta["lanes"][lane.index]["state"].truncate(n - 1)
     return Accepted(run, old, n)
 
 
@@ -162,31 +204,51 @@ def kv(m, step, args) -> None:
     cursor rolls back lazily, before its next forward (priced in that draft run); copy
     after a draft block: the cells a chained run builds on, copied into its partition
     (the first tasks of that run); copy after an accept: the accepted cells of a run
-    computed in its own partition, into the canonical cache."""
+    computed in its own partition, into the canonical cache. Entries are per request
+    (the batch's mean)."""
     src, action = args[0] if args else None, step.attrs["action"]
-    if action == "copy" and isinstance(src, Block):
+    if action == "copy" and isinstance(src, Blocks):
         return m.complete(step.index, m.carry["burst"].copy_in(m, src))
-    if isinstance(src, Accepted) and _role(m, step) == "target":
-        if action == "copy" and src.run.kind == "spec":
-            m.kv_op("target", "copy", (src.n - 1) - src.old)
+    if isinstance(src, Accepts) and _role(m, step) == "target":
+        if action == "copy":
+            entries = [(a.n - 1) - a.old for a in src.values() if a.run.kind == "spec"]
         elif action == "rollback":
-            m.kv_op("target", "rollback", src.run.meta["state"].length - (src.n - 1))
+            entries = [a.run.meta["lanes"][i]["state"].length - (a.n - 1)
+                       for i, a in src.items()]
+        else:
+            entries = []
+        if entries:
+            m.kv_op("target", action, _per_request(entries, m.batch))
     m.complete(step.index, src)
+
+
+def _per_request(entries, batch: int):
+    total = sum(entries)
+    return total // batch if total % batch == 0 else total / batch
 
 
 # ---------------------------------------------------------------- cancel ------------
 def cancel(m, step, args) -> None:
     """Cancel what the committed tokens invalidate: a kept speculative draft whose
-    assumption failed; in-flight target runs whose assumed path disagrees (or that lie
-    behind the frontier): speculative ones are cancelled between ops, non-speculative
-    ones run on and their result is dropped (as PipeInfer does)."""
+    guess failed in every lane (lanes where it failed drop their part); in-flight target
+    runs whose assumed path disagrees (or that lie behind the frontier): speculative ones
+    are cancelled between ops, non-speculative ones run on and their result is dropped
+    (as PipeInfer does)."""
     if not m.finished:
         pre = m.carry.get("predraft")
-        if pre is not None and not _pre_valid(m, pre):
-            m.cancel(m.carry.pop("predraft"), "verify rejected a token or the bonus differs")
-    n, c = len(m.committed), m.committed
+        if pre is not None:
+            keep = [i for i, lm in pre.meta["lanes"].items()
+                    if _pre_valid(m.lanes[i], lm)]
+            for i, lm in pre.meta["lanes"].items():
+                if i not in keep and keep:
+                    m.set_status(lm["ids"], CANCELLED)
+            if not keep:
+                m.cancel(m.carry.pop("predraft"), "verify rejected a token or the bonus "
+                         "differs")
+    lane = m.lane0        # in-flight queues are single-request (burst)
+    n, c = len(lane.committed), lane.committed
     for run in list(m.inflight):
-        meta = run.meta
+        meta = run.meta["lanes"][0]
         k = min(len(meta["path"]), n)
         behind = meta["start"] + len(meta["inputs"]) <= n - 1
         if not behind and meta["path"][:k] == c[:k]:

@@ -1,10 +1,12 @@
 """The state of one generation and the actions schedule ops are made of.
 
-`Session` holds the committed tokens, the target's canonical KV, the status of every
-drafted token and the emission times, and launches the engine runs the schedule ops ask
-for (prefill, a draft, a target run, a KV operation). It decides nothing about *when*:
-that is the @schedule program (speccc/runtime/machine.py walks it, semantics.py gives
-each op's meaning).
+`Session` holds one `Lane` per request of the batch (its committed tokens, the target's
+canonical KV, emission times, verifies), the status of every drafted token, and launches
+the engine runs the schedule ops ask for: prefill, a draft, a target run, a KV operation.
+A run serves every lane it is given at once (batch B: weights streamed once for B rows;
+the lanes' lengths are averaged for pricing). It decides nothing about *when*: that is the
+@schedule program (speccc/runtime/machine.py walks it, semantics.py gives each op's
+meaning).
 
 Verification is one rule for every schedule: a target run over input positions
 [start, start+T) is *valid* when its assumed path agrees with the committed tokens and it
@@ -19,41 +21,64 @@ from speccc.runtime.costs import link_task
 PENDING, ACCEPTED, REJECTED, CANCELLED = "pending", "accepted", "rejected", "cancelled"
 
 
+class Lane:
+    """One request: its tokens, the target's canonical cache, its verify outcomes."""
+
+    def __init__(self, index: int, prompt):
+        self.index = index
+        self.committed = list(prompt)
+        self.n_prompt = len(prompt)
+        self.emit_times: list[float] = []
+        self.canonical = None                 # target KV covering committed[:-1]
+        self.verifies: list[tuple] = []       # (candidates m, accepted k) per valid verify
+        self.done_time: float | None = None
+
+    @property
+    def generated(self) -> int:
+        return len(self.committed) - self.n_prompt
+
+
 class Session:
-    def __init__(self, program, engine, backend, costs: dict, hw, prompt, max_new: int,
+    def __init__(self, program, engine, backend, costs: dict, hw, prompts, max_new: int,
                  max_context: int | None, logit_bytes: int, vocab: int):
         self.program, self.engine, self.backend, self.costs, self.hw = (
             program, engine, backend, costs, hw)
-        self.batch = program.batch
-        self.committed = list(prompt)
-        self.n_prompt, self.max_new, self.max_context = len(prompt), max_new, max_context
-        self.row_bytes = logit_bytes * vocab * program.batch
-        self.emit_times: list[float] = []
+        self.lanes = [Lane(i, p) for i, p in enumerate(prompts)]
+        self.batch = len(self.lanes)
+        self.max_new, self.max_context = max_new, max_context
+        self.row_bytes = logit_bytes * vocab * self.batch
         self.drafted: list[str] = []          # status of every drafted token
-        self.verifies: list[tuple] = []       # (candidates m, accepted k) per valid verify
-        self.canonical = None                 # target KV covering committed[:-1]
+        self.verifies: list[tuple] = []       # every lane's verifies
         self.done_time: float | None = None
         self.max_confidence = 0.0             # highest draft top-1 probability seen
 
     # ------------------------------------------------------------ state ----------
     @property
-    def generated(self) -> int:
-        return len(self.committed) - self.n_prompt
+    def lane0(self) -> Lane:
+        return self.lanes[0]
 
     @property
     def finished(self) -> bool:
-        return self.generated >= self.max_new
+        return all(self.lane_finished(lane) for lane in self.lanes)
 
-    def room(self, k: int) -> int:
-        """Draft tokens that still fit the context after the committed tokens."""
+    def lane_finished(self, lane: Lane) -> bool:
+        return lane.generated >= self.max_new
+
+    def active(self) -> list[Lane]:
+        return [lane for lane in self.lanes if not self.lane_finished(lane)]
+
+    def room(self, lane: Lane, k: int) -> int:
+        """Draft tokens that still fit the context after the lane's committed tokens."""
         if self.max_context is None:
             return k
-        return max(0, min(k, self.max_context - len(self.committed)))
+        return max(0, min(k, self.max_context - len(lane.committed)))
 
-    def emit(self, tokens) -> None:
-        tokens = list(tokens)[:self.max_new - self.generated]
-        self.committed += tokens
-        self.emit_times += [self.engine.now] * len(tokens)
+    def emit(self, lane: Lane, tokens) -> None:
+        tokens = list(tokens)[:self.max_new - lane.generated]
+        lane.committed += tokens
+        lane.emit_times += [self.engine.now] * len(tokens)
+        if self.lane_finished(lane) and lane.done_time is None:
+            lane.done_time = self.engine.now
         if self.finished and self.done_time is None:
             self.done_time = self.engine.now
             self.stop()
@@ -66,7 +91,8 @@ class Session:
 
     def cancel(self, run, reason: str) -> None:
         self.engine.cancel(run, reason)
-        self.set_status(run.meta.get("ids", ()), CANCELLED)
+        for lm in run.meta.get("lanes", {}).values():
+            self.set_status(lm["ids"], CANCELLED)
 
     def set_status(self, ids, status, only_pending=True) -> None:
         for i in ids:
@@ -78,76 +104,98 @@ class Session:
         return link_task(self.hw, name, nbytes)
 
     def prefill(self, then) -> None:
-        """Target prompt pass (on the NPU); its logits give the first token."""
-        prompt = self.committed
-        tok, kv = self.backend.prefill(prompt)
-        specs = [self.link("h2d tokens", 8 * len(prompt) * self.batch),
-                 *self.costs["target"].forward(len(prompt), 0, prefill=True),
+        """Target prompt pass (on the NPU); its logits give each lane's first token."""
+        outs = [self.backend.prefill(lane.committed, lane.index) for lane in self.lanes]
+        n = max(lane.n_prompt for lane in self.lanes)
+        specs = [self.link("h2d tokens", 8 * n * self.batch),
+                 *self.costs["target"].forward(n, 0, prefill=True),
                  self.link("d2h logits", self.row_bytes)]
 
         def done(run):
-            self.canonical = kv
-            self.emit([tok])
+            for lane, (tok, kv) in zip(self.lanes, outs):
+                lane.canonical = kv
+                self.emit(lane, [tok])
             if not self.finished:
                 then()
         self.engine.launch("prefill", "target", specs, done)
 
-    def launch_draft(self, path, k_max: int, on_done, cutoff: float | None = None,
+    def launch_draft(self, requests, on_done, cutoff: float | None = None,
                      kind: str = "draft", **meta):
+        """One draft run for `requests` [(lane, path, k_max)]: each lane drafts up to
+        k_max tokens after its path (stopping below `cutoff`); forwards of different
+        lanes at the same step share one batched forward."""
         def stop(conf) -> bool:
             self.max_confidence = max(self.max_confidence, conf)
             return cutoff is not None and conf < cutoff
-        prop = self.backend.draft(path, k_max, stop)
-        cost = self.costs["draft"]
-        specs = cost.kv("rollback", prop.rolled_back)
-        for T, P in prop.forwards:
+        cost, lanes = self.costs["draft"], {}
+        for lane, path, k in requests:
+            prop = self.backend.draft(path, k, stop, lane.index)
+            ids = list(range(len(self.drafted), len(self.drafted) + len(prop.tokens)))
+            self.drafted += [PENDING] * len(ids)
+            lanes[lane.index] = {"path": list(path), "proposal": prop, "ids": ids}
+        props = [lm["proposal"] for lm in lanes.values()]
+        specs = cost.kv("rollback", _mean([p.rolled_back for p in props], self.batch))
+        for step in range(max(len(p.forwards) for p in props)):
+            shapes = [p.forwards[step] for p in props if len(p.forwards) > step]
+            T, P = max(t for t, _ in shapes), round(_mean([q for _, q in shapes]))
             specs += [self.link("h2d tokens", 8 * T * self.batch),
                       *cost.forward(T, P, prefill=P == 0),
                       self.link("d2h logits", self.row_bytes)]
-        ids = list(range(len(self.drafted), len(self.drafted) + len(prop.tokens)))
-        self.drafted += [PENDING] * len(ids)
-        return self.engine.launch(kind, "draft", specs, on_done, path=list(path),
-                                  proposal=prop, ids=ids, **meta)
+        return self.engine.launch(kind, "draft", specs, on_done, lanes=lanes, **meta)
 
-    def launch_target(self, kind: str, start: int, inputs, base, base_path, on_done,
-                      ids=None, qs=None, pre=(), **meta):
-        rows, state = self.backend.verify(base, start, inputs)
-        T = len(inputs)
+    def launch_target(self, kind: str, requests, on_done, pre=(), **meta):
+        """One target run for `requests` [(lane, start, inputs, base cache, base path,
+        ids, qs)]: each lane computes its inputs on its base cache."""
+        lanes = {}
+        for lane, start, inputs, base, base_path, ids, qs in requests:
+            rows, state = self.backend.verify(base, start, inputs)
+            T = len(inputs)
+            lanes[lane.index] = {"start": start, "inputs": list(inputs),
+                                 "path": list(base_path) + list(inputs), "rows": rows,
+                                 "state": state, "ids": ids or [None] * T,
+                                 "qs": qs or [None] * T}
+        T = max(len(lm["inputs"]) for lm in lanes.values())
+        start = round(_mean([lm["start"] for lm in lanes.values()]))
         specs = [*pre, self.link("h2d tokens", 8 * T * self.batch),
                  *self.costs["target"].forward(T, start, prefill=start == 0),
                  self.link("d2h logits", self.row_bytes * T)]
-        return self.engine.launch(kind, "target", specs, on_done, start=start,
-                                  inputs=list(inputs), path=list(base_path) + list(inputs),
-                                  rows=rows, state=state, ids=ids or [None] * T,
-                                  qs=qs or [None] * T, **meta)
+        return self.engine.launch(kind, "target", specs, on_done, lanes=lanes, **meta)
 
-    def kv_op(self, role: str, action: str, entries: int) -> None:
+    def kv_op(self, role: str, action: str, entries: float) -> None:
+        """A KV operation on `entries` positions per request (the batch's mean)."""
         specs = self.costs[role].kv(action, entries)
         if specs:
             self.engine.launch(f"kv_{action}", role, specs)
 
     # ------------------------------------------------------------ verification ---
-    def valid(self, run) -> bool:
-        n, m = len(self.committed), run.meta
-        start, end = m["start"], m["start"] + len(m["inputs"])
-        return start <= n - 1 < end and m["path"][:n] == self.committed
+    def valid(self, lane: Lane, lm: dict) -> bool:
+        n = len(lane.committed)
+        start, end = lm["start"], lm["start"] + len(lm["inputs"])
+        return start <= n - 1 < end and lm["path"][:n] == lane.committed
 
-    def consume(self, run):
-        """Accept/reject a finished target run; emits and returns the tokens, or None
-        when the run is invalid (its draft tokens are then cancelled)."""
-        m = run.meta
-        if not self.valid(run):
+    def consume(self, run, lane: Lane):
+        """Accept/reject the lane's part of a finished target run; emits and returns the
+        tokens, or None when it is invalid (its draft tokens are then cancelled)."""
+        m = run.meta["lanes"][lane.index]
+        if not self.valid(lane, m):
             self.set_status(m["ids"], CANCELLED)
             return None
-        i0 = len(self.committed) - 1 - m["start"]
+        i0 = len(lane.committed) - 1 - m["start"]
         self.set_status(m["ids"][:i0 + 1], ACCEPTED)   # behind the frontier: committed
         cands = m["inputs"][i0 + 1:]
-        k, nxt = self.backend.accept(m["rows"], i0, cands, m["qs"][i0 + 1:])
+        k, nxt = self.backend.accept(m["rows"], i0, cands, m["qs"][i0 + 1:], lane.index)
         ids = m["ids"][i0 + 1:]
         self.set_status(ids[:k], ACCEPTED)
         self.set_status(ids[k:], REJECTED)
         if cands:
+            lane.verifies.append((len(cands), k))
             self.verifies.append((len(cands), k))
         out = list(cands[:k]) + [nxt]
-        self.emit(out)
+        self.emit(lane, out)
         return out
+
+
+def _mean(values, n: int | None = None) -> float:
+    """Mean over `n` lanes (default: the values given); an int when it is one."""
+    total, n = sum(values), n or len(values)
+    return total // n if total % n == 0 else total / n

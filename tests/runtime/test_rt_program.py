@@ -101,6 +101,7 @@ def test_ill_formed_programs_are_located_errors(pairs, old, new, needle):
 
 def test_batch_refuses_programs_it_cannot_batch(pairs):
     m = pairs("llama-tiny", 0, 0.1, weights=False)
-    text = printed(m, "schedule=overlap,gamma=2,batch=2")
-    with pytest.raises(SpecccError, match="speculative = true"):
+    text = printed(m, "schedule=pipeinfer,gamma=2,batch=2")
+    with pytest.raises(SpecccError, match="spec.burst") as e:
         run_text(m, text, acceptance=0.5, prompt=None)
+    assert "edited.ir:" in str(e.value)

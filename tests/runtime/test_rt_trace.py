@@ -31,8 +31,8 @@ def check_trace(trace: dict, rep: dict, engine) -> None:
             assert e0 <= s1 + 1e-6, f"overlap on {names[tid]}: {(s0, e0)} {(s1, e1)}"
     energy = sum(e["args"]["energy_pj"] for e in ev if e["ph"] == "X")
     assert energy / 1e9 == pytest.approx(rep["energy_mj"], rel=1e-9)
-    drafted = sum(len(r.meta["proposal"].tokens) for r in engine.runs
-                  if "proposal" in r.meta)
+    drafted = sum(len(lm["proposal"].tokens) for r in engine.runs
+                  for lm in r.meta.get("lanes", {}).values() if "proposal" in lm)
     assert set(rep["drafted_tokens"]) == {"accepted", "rejected", "cancelled"}
     assert sum(rep["drafted_tokens"].values()) == drafted
     if rep["schedule"] == "serial":   # nothing is speculative beyond the draft itself
