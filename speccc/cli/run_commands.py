@@ -21,11 +21,9 @@ def _ids(text: str | None):
             from None
 
 
-def _check(gamma, acceptance, batch, max_new, draft, schedule):
+def _check(gamma, batch, max_new, draft, schedule):
     if gamma < 1:
         raise SpecccError(f"--gamma must be >= 1 (tokens drafted per verify), got {gamma}")
-    if acceptance is not None and not 0.0 <= acceptance <= 1.0:
-        raise SpecccError(f"--acceptance must be in [0, 1], got {acceptance}")
     if batch < 1:
         raise SpecccError(f"--batch must be >= 1, got {batch}")
     if max_new < 1:
@@ -50,8 +48,12 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
               help="Tokens drafted per verify (draft depth for pipeinfer).")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="serial", show_default=True)
 @click.option("--hw", default="hbm-pim", show_default=True, help="Hardware preset or .toml.")
-@click.option("--acceptance", type=float, help="Synthetic acceptance rate (shapes-only "
-              "models; no functional execution).")
+@click.option("--acceptance", help="Synthetic acceptance (shapes-only models; no "
+              "functional execution): a rate A (every drafted token right with probability "
+              "~A), or A1,A2,... per position in a block (the last repeats).")
+@click.option("--acceptance-trace", type=click.Path(dir_okay=False),
+              help="Replay recorded acceptance instead: a `speccc run --json` report (its "
+              "verify_outcomes), one recorded verify per drafted block.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="0: greedy; > 0: sampling with rejection sampling.")
@@ -83,7 +85,7 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
-        acceptance, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
+        acceptance, acceptance_trace, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
         p_decay, max_inflight, placement, passes, max_context, cost_model, granularity,
         trace_path, print_schedule, as_json):
     """Run speculative decoding of TARGET with DRAFT on a modeled NPU + PIM system.
@@ -98,18 +100,22 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
     from speccc.runtime.runner import RunConfig, load_pair, simulate
+    from speccc.runtime.acceptance import load_trace, parse_alphas
+    alphas = parse_alphas(acceptance) if acceptance is not None else None
+    trace = load_trace(acceptance_trace) if acceptance_trace is not None else None
+    synthetic = alphas is not None or trace is not None
     opts = dict(schedule=schedule, gamma=gamma, hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
                 p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight)
     if module_path is not None:
-        module, meta = _module_run(module_path, target, draft, acceptance, passes, opts)
+        module, meta = _module_run(module_path, target, draft, synthetic, passes, opts)
     else:
         if target is None:
             raise SpecccError("give --target MODEL.onnx (and --draft), or --module FILE.ir")
-        _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
+        _check(gamma, batch, max_new_tokens, draft, schedule)
         extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
         module, meta = load_pair(target, draft if schedule != "none" else None,
-                                 shapes_only=acceptance is not None)
+                                 shapes_only=synthetic)
         spec = ",".join(f"{k}={v}" for k, v in opts.items())
         if extra is not None:
             extra.run(module)
@@ -118,7 +124,8 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
         from speccc.ir.printer import print_graph
         click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
-                    prompt_len=prompt_len, acceptance=acceptance, seed=seed,
+                    prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,
+                    seed=seed,
                     temperature=temperature, granularity=granularity,
                     cost_model=cost_model, max_context=max_context)
     rep, engine = simulate(module, cfg, meta)
@@ -133,7 +140,7 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     _table(rep, target, draft)
 
 
-def _module_run(path, target, draft, acceptance, passes, opts):
+def _module_run(path, target, draft, synthetic, passes, opts):
     """(module, meta) for `run --module`: the file's @schedule, over the file's models or
     the ONNX models given."""
     from click.core import ParameterSource
@@ -153,7 +160,7 @@ def _module_run(path, target, draft, acceptance, passes, opts):
                           "D -o OUT` or `speccc opt -p speculate`)", location=str(path))
     if target is None:
         return text, {}
-    module, meta = load_pair(target, draft, shapes_only=acceptance is not None)
+    module, meta = load_pair(target, draft, shapes_only=synthetic)
     module.add_graph(text.graphs[GRAPH])
     return module, meta
 

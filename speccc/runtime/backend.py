@@ -146,30 +146,22 @@ class FunctionalBackend:
 
 
 class SyntheticBackend:
-    """Draws depend only on (seed, request, position): every schedule sees the same
-    acceptance outcomes (common random numbers), and re-drafting a position after a
-    rollback proposes the same token, as a deterministic draft model would."""
+    """Shapes-only models: the true next token is always 0, and the draft proposes 0 when
+    its path is right and the acceptance process (speccc/runtime/acceptance.py) says its
+    token at that position is right."""
 
     functional = False
-    CONCENTRATION = 2.0  # confidence ~ Beta(c*a, c*(1-a)): mean a, informative
 
-    def __init__(self, acceptance: float, n_prompt: int, seed: int = 0, batch: int = 1):
-        self.alpha, self.n_prompt, self.seed = acceptance, n_prompt, seed
+    def __init__(self, acceptance, n_prompt: int, batch: int = 1):
+        self.acceptance, self.n_prompt = acceptance, n_prompt
         self.cursors = [_DraftCursor(self, b) for b in range(batch)]
-        self._draws: dict = {}
 
     def empty(self, role: str) -> KV:
         return KV(0)
 
-    def draw(self, position: int, request: int = 0) -> tuple[float, bool]:
+    def draw(self, position: int, request: int = 0, index: int = 0) -> tuple[float, bool]:
         """(confidence, right) of the draft token at `position` on a right path."""
-        key = (request, position)
-        if key not in self._draws:
-            rng = np.random.Generator(np.random.PCG64([self.seed, 2, request, position]))
-            a, c = self.alpha, self.CONCENTRATION
-            conf = a if a in (0.0, 1.0) else float(rng.beta(c * a, c * (1 - a)))
-            self._draws[key] = (conf, bool(rng.random() < conf))
-        return self._draws[key]
+        return self.acceptance.draw(request, position, index)
 
     def prefill(self, prompt, lane: int = 0):
         return 0, KV(len(prompt))
@@ -178,7 +170,7 @@ class SyntheticBackend:
         return self.cursors[lane].propose(path, k_max, stop)
 
     def draft_step(self, kv, feed, P, path, out, lane: int = 0):
-        conf, right = self.draw(len(path), lane)
+        conf, right = self.draw(len(path), lane, len(out.tokens))
         right = right and not any(path[self.n_prompt:])
         return (0 if right else 1), conf, None, KV(P + len(feed))
 

@@ -49,6 +49,7 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "mean_acceptance_length": 1 + accepted / len(ver) if ver else None,
         "acceptance_rate": accepted / sum(m for m, _ in ver) if ver else None,
         "per_position_acceptance": positions,
+        "verify_outcomes": [list(v) for v in ver],
         "drafted_tokens": {s: status.get(s, 0) for s in ("accepted", "rejected",
                                                           "cancelled")},
         "runs": dict(sorted(runs.items())),

@@ -26,7 +26,9 @@ class RunConfig:
     prompt: list | None = None       # token ids (default: 1..prompt_len)
     prompts: list | None = None      # one prompt per request (batch); else `prompt` for all
     prompt_len: int = 8
-    acceptance: float | None = None  # synthetic acceptance process (no functional run)
+    acceptance: float | list | None = None   # synthetic acceptance: alpha, or alpha_i per
+                                             # position in a block (no functional run)
+    acceptance_trace: list | None = None     # or replay recorded (candidates, accepted)
     seed: int = 0
     temperature: float = 0.0
     granularity: str = "op"          # op | stage (one task per pipeline stage: faster)
@@ -75,15 +77,17 @@ def context_limit(module, sched, meta: dict | None) -> int | None:
 def _check(cfg: RunConfig, module, sched, meta):
     if cfg.max_new_tokens < 1:
         raise SpecccError(f"--max-new-tokens must be >= 1, got {cfg.max_new_tokens}")
-    if cfg.acceptance is not None and not 0.0 <= cfg.acceptance <= 1.0:
+    if cfg.acceptance is not None and not all(0.0 <= a <= 1.0 for a in _alphas(cfg)):
         raise SpecccError(f"--acceptance must be in [0, 1], got {cfg.acceptance}")
+    if cfg.acceptance is not None and cfg.acceptance_trace is not None:
+        raise SpecccError("give --acceptance or --acceptance-trace, not both")
     if cfg.temperature < 0:
         raise SpecccError(f"--temperature must be >= 0, got {cfg.temperature}")
     if cfg.granularity not in ("op", "stage"):
         raise SpecccError(f"granularity must be op or stage, got {cfg.granularity!r}")
     if not isinstance(cfg.cost_model, dict) and cfg.cost_model not in ("targets", "roofline"):
         raise SpecccError(f"cost model must be targets or roofline, got {cfg.cost_model!r}")
-    synthetic = cfg.acceptance is not None
+    synthetic = _synthetic(cfg)
     if synthetic and cfg.temperature > 0:
         raise SpecccError("--temperature needs functional models; --acceptance drives a "
                           "synthetic acceptance process instead")
@@ -111,6 +115,16 @@ def _check(cfg: RunConfig, module, sched, meta):
     for prompt in prompts:
         _check_prompt(prompt, vocab, ctx, cfg.max_new_tokens)
     return prompts, ctx, vocab
+
+
+def _synthetic(cfg: RunConfig) -> bool:
+    return cfg.acceptance is not None or cfg.acceptance_trace is not None
+
+
+def _alphas(cfg: RunConfig) -> list | None:
+    a = cfg.acceptance
+    return None if a is None else [float(x) for x in (a if isinstance(a, (list, tuple))
+                                                      else [a])]
 
 
 def _check_prompt(prompt, vocab: int, ctx: int | None, max_new: int) -> None:
@@ -180,8 +194,10 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
     if program.speculative:
         costs["draft"] = _costs(module.graphs[program.draft], hw, program,
                                 program.on(program.draft), cfg)
-    if cfg.acceptance is not None:
-        backend = SyntheticBackend(cfg.acceptance, longest, cfg.seed, len(prompts))
+    if _synthetic(cfg):
+        from speccc.runtime.acceptance import acceptance_model
+        model = acceptance_model(_alphas(cfg), cfg.acceptance_trace, cfg.seed)
+        backend = SyntheticBackend(model, longest, len(prompts))
     else:
         backend = FunctionalBackend(module, program, [Decider(cfg.temperature, cfg.seed, b)
                                                       for b in range(len(prompts))])
@@ -196,7 +212,7 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
     machine.start()
     engine.run()
     machine.set_status(range(len(machine.drafted)), CANCELLED)  # drafted, never verified
-    mode = "synthetic" if cfg.acceptance is not None else "functional"
+    mode = "synthetic" if _synthetic(cfg) else "functional"
     extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
              "prompt_tokens": len(prompts[0]), "max_context": ctx, "placement": program.placement}
     return report(machine, engine, program, extra), engine

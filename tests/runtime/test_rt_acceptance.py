@@ -51,3 +51,39 @@ def test_batched_requests_draw_their_own_acceptance(shapes):
     assert rep["mean_acceptance_length"] == pytest.approx(3.36, rel=0.05)
     d = rep["drafted_tokens"]
     assert d["accepted"] + d["rejected"] > 0
+
+
+def test_position_dependent_acceptance(shapes):
+    """alpha_i per position in a block: the measured per-position rates follow them
+    (P(token i accepted | verified) = alpha_i given the tokens before it were right)."""
+    alphas = [0.9, 0.6, 0.3]
+    rep, _ = run(shapes, "schedule=serial,gamma=3", prompt_len=2, acceptance=alphas,
+                 max_new_tokens=1500, max_context=10 ** 6, cost_model=FLAT,
+                 granularity="stage")
+    pos = rep["per_position_acceptance"]
+    expect = [alphas[0], alphas[0] * alphas[1], alphas[0] * alphas[1] * alphas[2]]
+    assert pos == pytest.approx(expect, abs=0.04)
+
+
+def test_trace_replay_reproduces_the_recorded_acceptance(pairs, tmp_path):
+    """A functional run's verify outcomes, replayed on the shapes-only pair under the same
+    schedule, give the same acceptance length and per-position rates."""
+    import json
+
+    from cli_helpers import invoke
+    m = pairs("llama-tiny", 1, 0.3)
+    rec, _ = run(m, "schedule=serial,gamma=4", prompt=[3, 4, 5], max_new_tokens=60)
+    assert rec["drafted_tokens"]["rejected"] > 0
+    path = tmp_path / "rec.json"
+    path.write_text(json.dumps(rec))
+    from speccc.runtime.acceptance import load_trace
+    shapes_only = pairs("llama-tiny", 1, 0.3, weights=False)
+    rep, _ = run(shapes_only, "schedule=serial,gamma=4", prompt=[3, 4, 5],
+                 max_new_tokens=60, acceptance_trace=load_trace(path))
+    assert rep["verify_outcomes"][:10] == rec["verify_outcomes"][:10]
+    assert rep["mean_acceptance_length"] == pytest.approx(rec["mean_acceptance_length"],
+                                                          rel=0.1)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = invoke("run", "--target", "x.onnx", "--acceptance-trace", bad)
+    assert r.exit_code == 2 and "not an acceptance trace" in r.stderr
