@@ -4,6 +4,7 @@ as a program of `spec.*` ops in a `@schedule` graph.
     speculate{schedule=serial,gamma=4}
     speculate{schedule=overlap,gamma=4,draft_channels=2,hw=aim-gddr6}
     speculate{schedule=pipeinfer,gamma=3,p_accept=0.1,p_recovery=0.2,max_inflight=4}
+    speculate{schedule=serial,gamma=8,adaptive=true,p_min=0.3}
 
 Schedules (each one program builder in PROGRAMS): `none` (target only, autoregressive),
 `serial` (draft gamma tokens, verify gamma+1 positions; with draft_channels=N the draft
@@ -11,7 +12,10 @@ and the target own disjoint PIM channel sets, which is SpecPIM), `overlap` (seri
 speculative next draft while the verify is in flight, cancelled when the verify rejects),
 `pipeinfer` (a burst of chained speculative runs with a confidence cutoff, early
 cancellation, one KV partition per in-flight run; `stages` splits the target's channels
-into pipeline stages).
+into pipeline stages). serial/overlap options: `p_min` (a draft stops when its confidence
+falls below it, llama.cpp's --draft-p-min) and `adaptive` (each request drafts the length,
+up to gamma, that maximizes expected tokens per unit time under its running acceptance
+estimate).
 
 Adds: `@schedule`, whose attributes declare the resources (PIM channel groups), the two
 models, the hardware preset, placement and batch, and whose ops are the program the
@@ -43,6 +47,8 @@ class Speculate(Pass):
     p_recovery: float = 0.0
     p_decay: float = 0.0
     max_inflight: int = 4
+    p_min: float = 0.0          # serial/overlap: a draft stops below this confidence
+    adaptive: bool = False      # serial/overlap: per-request draft length (<= gamma)
     hw: str = "hbm-pim"
     placement: str = "auto"
     batch: int = 1
@@ -98,7 +104,9 @@ class Speculate(Pass):
             bad(f"stages={self.stages}: pipeline stages are a pipeinfer option (>= 1)")
         if self.max_inflight < 1:
             bad(f"max_inflight must be >= 1, got {self.max_inflight}")
-        for k in ("p_accept", "p_recovery", "p_decay"):
+        if (self.p_min or self.adaptive) and self.schedule not in ("serial", "overlap"):
+            bad("p_min and adaptive are serial/overlap options (pipeinfer has its cutoff)")
+        for k in ("p_accept", "p_recovery", "p_decay", "p_min"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 bad(f"{k} must be in [0, 1], got {getattr(self, k)}")
 
@@ -151,11 +159,12 @@ def _none(p, emit, prefill, dft, tgt):
 
 
 def _serial(p, emit, prefill, dft, tgt, overlap=False):
-    d = emit("spec.draft", prefill, model=p.draft, on=dft, tokens=p.gamma)
+    knobs = {k: v for k, v in (("p_min", p.p_min), ("adaptive", p.adaptive)) if v}
+    d = emit("spec.draft", prefill, model=p.draft, on=dft, tokens=p.gamma, **knobs)
     v = emit("spec.verify", d, model=p.target, on=tgt, positions=p.gamma + 1)
     if overlap:   # the next block, drafted while v runs, assuming all gamma are accepted
         pre = emit("spec.draft", d, model=p.draft, on=dft, tokens=p.gamma + 1,
-                   speculative=True)
+                   speculative=True, **{k: v for k, v in knobs.items() if k == "p_min"})
     acc = emit("spec.accept", emit("spec.kv", v, model=p.target, on=tgt, action="append"))
     deps = [emit("spec.kv", acc, model=p.target, on=tgt, action="rollback")]
     if overlap:

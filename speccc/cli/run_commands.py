@@ -43,7 +43,8 @@ def _check(gamma, batch, max_new, draft, schedule):
 @click.option("--prompt-ids", help="Prompt token ids, e.g. 1,2,3.")
 @click.option("--prompt-len", type=int, default=8, show_default=True,
               help="Without --prompt-ids: a synthetic prompt of this many tokens.")
-@click.option("--max-new-tokens", type=int, default=32, show_default=True)
+@click.option("--max-new-tokens", type=int, default=32, show_default=True,
+              help="Tokens to generate per request.")
 @click.option("--gamma", type=int, default=4, show_default=True,
               help="Tokens drafted per verify (draft depth for pipeinfer).")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="serial", show_default=True)
@@ -54,7 +55,8 @@ def _check(gamma, batch, max_new, draft, schedule):
 @click.option("--acceptance-trace", type=click.Path(dir_okay=False),
               help="Replay recorded acceptance instead: a `speccc run --json` report (its "
               "verify_outcomes), one recorded verify per drafted block.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of sampling and of synthetic acceptance draws.")
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="0: greedy; > 0: sampling with rejection sampling.")
 @click.option("--batch", type=int, default=1, show_default=True,
@@ -65,9 +67,19 @@ def _check(gamma, batch, max_new, draft, schedule):
               help="PIM channels of the draft (0: serial shares all, others auto).")
 @click.option("--stages", type=int, default=1, show_default=True,
               help="pipeinfer: target pipeline stages (channel groups).")
-@click.option("--p-accept", type=float, default=0.5, show_default=True)
-@click.option("--p-recovery", type=float, default=0.0, show_default=True)
-@click.option("--p-decay", type=float, default=0.0, show_default=True)
+@click.option("--p-accept", type=float, default=0.5, show_default=True,
+              help="pipeinfer: confidence cutoff; a draft stops below p_accept + "
+              "iter*p_recovery - n_rejected*p_decay, and a burst ends when it reaches 1.")
+@click.option("--p-recovery", type=float, default=0.0, show_default=True,
+              help="pipeinfer: cutoff increase per speculative run of a burst.")
+@click.option("--p-decay", type=float, default=0.0, show_default=True,
+              help="pipeinfer: cutoff decrease per draft that yielded no token.")
+@click.option("--p-min", type=float, default=0.0, show_default=True,
+              help="serial/overlap: a draft stops when its confidence (top-1 probability) "
+              "falls below this (0: off).")
+@click.option("--adaptive", is_flag=True, help="serial/overlap: each request drafts the "
+              "length (<= --gamma) that maximizes expected tokens per unit time under its "
+              "running acceptance estimate.")
 @click.option("--max-inflight", type=int, default=4, show_default=True,
               help="pipeinfer: KV partitions = speculative runs in flight.")
 @click.option("--placement", type=click.Choice(["auto", "default"]), default="auto",
@@ -84,10 +96,11 @@ def _check(gamma, batch, max_new, draft, schedule):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
-        acceptance, acceptance_trace, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
-        p_decay, max_inflight, placement, passes, max_context, cost_model, granularity,
-        trace_path, print_schedule, as_json):
+def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma,
+        schedule, hw, acceptance, acceptance_trace, seed, temperature, batch,
+        draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
+        max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
+        print_schedule, as_json):
     """Run speculative decoding of TARGET with DRAFT on a modeled NPU + PIM system.
 
     \b
@@ -106,7 +119,9 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     synthetic = alphas is not None or trace is not None
     opts = dict(schedule=schedule, gamma=gamma, hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
-                p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight)
+                p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight,
+                **({"p_min": p_min} if p_min else {}),
+                **({"adaptive": "true"} if adaptive else {}))
     if module_path is not None:
         module, meta = _module_run(module_path, target, draft, synthetic, passes, opts)
     else:

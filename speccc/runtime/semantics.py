@@ -77,7 +77,7 @@ def _fresh_draft(m, step, lanes, adopted=None) -> None:
     """Draft a block for `lanes` (on top of blocks already `adopted` for others)."""
     blocks = Blocks({lane.index: Block() for lane in m.active()})
     blocks.update(adopted or {})
-    requests = [(lane, lane.committed, m.room(lane, step.attrs["tokens"])) for lane in lanes]
+    requests = [(lane, lane.committed, draft_length(m, step, lane)) for lane in lanes]
     requests = [r for r in requests if r[2] > 0]
     if not requests:
         return m.complete(step.index, blocks)
@@ -85,7 +85,28 @@ def _fresh_draft(m, step, lanes, adopted=None) -> None:
     def done(run):
         blocks.update(Blocks.of(run))
         m.complete(step.index, blocks)
-    m.launch_draft(requests, done)
+    m.launch_draft(requests, done, cutoff=step.attrs.get("p_min") or None)
+
+
+def draft_length(m, step, lane) -> int:
+    """Tokens the lane drafts: `tokens` (within the context), or with `adaptive` the
+    length k <= tokens maximizing expected tokens per unit time, E(k) / t(k), under the
+    lane's running acceptance estimate a = (accepted + 1) / (checked + 2):
+    E(k) = (1 - a^(k+1)) / (1 - a) tokens per verify (Leviathan et al.), and
+    t(k) = k draft forwards + one verify of k + 1 positions, priced by the cost model at
+    the lane's context (a per-request SADDLE-style controller)."""
+    k_max = m.room(lane, step.attrs["tokens"])
+    if not step.attrs.get("adaptive") or k_max <= 1:
+        return k_max
+    checked = sum(min(k + 1, c) for c, k in lane.verifies)
+    a = (sum(k for _, k in lane.verifies) + 1) / (checked + 2)
+    P = len(lane.committed) - 1
+    t_draft = m.forward_ns("draft", 1, P)
+
+    def goodput(k):
+        tokens = (1 - a ** (k + 1)) / (1 - a) if a < 1 else k + 1
+        return tokens / (k * t_draft + m.forward_ns("target", k + 1, P))
+    return max(range(1, k_max + 1), key=goodput)
 
 
 def _speculative_draft(m, step, args) -> None:
@@ -104,7 +125,8 @@ def _speculative_draft(m, step, args) -> None:
         if k > 0:
             requests.append((lane, path, k))
     if requests:
-        m.carry["predraft"] = m.launch_draft(requests, _predraft_done, kind="predraft")
+        m.carry["predraft"] = m.launch_draft(requests, _predraft_done, kind="predraft",
+                                             cutoff=step.attrs.get("p_min") or None)
     m.complete(step.index)
 
 
@@ -126,7 +148,7 @@ def _adopt(m, step, pre) -> None:
             continue
         prop, ids = lm["proposal"], lm["ids"]
         m.set_status(ids[:1], ACCEPTED)
-        k = min(m.room(lane, step.attrs["tokens"]), len(prop.tokens) - 1)
+        k = min(draft_length(m, step, lane), len(prop.tokens) - 1)
         m.set_status(ids[1 + k:], CANCELLED)
         if k == 0:
             fresh.append(lane)

@@ -161,6 +161,13 @@ class Session:
                  self.link("d2h logits", self.row_bytes * T)]
         return self.engine.launch(kind, "target", specs, on_done, lanes=lanes, **meta)
 
+    def forward_ns(self, role: str, T: int, P: int) -> float:
+        """Time of one forward of `role` over T positions after P, with its transfers."""
+        specs = [self.link("h2d tokens", 8 * T * self.batch),
+                 *self.costs[role].forward(T, P, prefill=P == 0),
+                 self.link("d2h logits", self.row_bytes * T)]
+        return sum(s.dur for s in specs)
+
     def kv_op(self, role: str, action: str, entries: float) -> None:
         """A KV operation on `entries` positions per request (the batch's mean)."""
         specs = self.costs[role].kv(action, entries)

@@ -91,6 +91,8 @@ def _check_draft(op) -> None:
     _check_model(op)
     if op.attrs["tokens"] < 1:
         _fail(op, f"tokens must be >= 1, got {op.attrs['tokens']}")
+    if not 0.0 <= op.attrs.get("p_min", 0.0) <= 1.0:
+        _fail(op, f"p_min must be in [0, 1], got {op.attrs['p_min']}")
     if op.attrs.get("speculative") and producing_draft(op) is None:
         _fail(op, "a speculative draft drafts after another spec.draft's tokens; it has "
                   "none before it")
@@ -162,11 +164,13 @@ _SCHEMAS = {
     "spec.prefill": ({"model": Attr("str"), "on": _ON}, _check_prefill,
                      "prompt pass of the target (T = prompt length, P = 0); runs once"),
     "spec.draft": ({"model": Attr("str"), "on": _ON, "tokens": Attr("int"),
-                    "speculative": Attr("bool", False), "cutoff": Attr("bool", False)},
+                    "speculative": Attr("bool", False), "cutoff": Attr("bool", False),
+                    "p_min": Attr("float", 0.0), "adaptive": Attr("bool", False)},
                    _check_draft,
                    "draft up to `tokens` tokens, one forward each; speculative: draft after "
                    "the operand draft's tokens while they are verified; cutoff: stop below "
-                   "the burst's confidence cutoff"),
+                   "the burst's confidence cutoff; p_min: stop below this confidence; "
+                   "adaptive: each request's length from its running acceptance estimate"),
     "spec.verify": ({"model": Attr("str"), "on": _ON, "positions": Attr("int"),
                      "kind": Attr("str", "spec"), "chained": Attr("bool", False),
                      "wait": Attr("bool", True)}, _check_verify,
