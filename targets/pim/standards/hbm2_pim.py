@@ -27,7 +27,7 @@ RULES = (
     *common.BANK_GROUP,
     *common.ROW_OPEN,
     R("tRCD_MAC", "bank", ACTS, MACS, "tRCD_MAC",
-      why="an AB-PIM MAC is a column command: PIMSimulator uses tRCD"),
+      why="an AB-PIM MAC is a column command: the preset gives it the tRCD of a RD"),
     *common.ROW_CLOSE,
     *common.REFRESH,
     *common.PU_REGISTERS,
