@@ -1,7 +1,8 @@
 """Independent checker: re-verifies a flat, cycle-stamped command trace.
 
-It shares only the specification with the emulator (the rule table in timing.py, the
-completion table, the op table in isa.py); the algorithm is separate: the scheduler
+It shares only the specification with the emulator (the preset's DRAM standard in
+standards/, compiled by timing.py: rule table, completion table, command set; the op
+table in isa.py); the algorithm is separate: the scheduler
 pushes `ready` times forward, the checker looks backward at each node's issue history,
 and it keeps its own bank-state machine and its own address decoding.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from speccc.errors import CheckFailed, SpecccError
 from speccc.targets.pim.isa import OPS, ew_slots
 from speccc.targets.pim.listing import Command, Loop, Program, check_ranges
-from speccc.targets.pim.timing import completion_latency, compile_rules
+from speccc.targets.pim.timing import completion_latency, compile_rules, standard_for
 
 REFRESH_POSTPONE = 8          # JEDEC lets a controller postpone up to 8 REFs
 MAX_FLAT = 2_000_000          # flat commands the checker will expand
@@ -50,6 +51,7 @@ class Report:
 class _Checker:
     def __init__(self, hw, name: str):
         self.hw, self.p, self.name = hw, hw.pim, name
+        self.standard = standard_for(hw)
         self.rules = compile_rules(hw)
         self.by_next = defaultdict(list)
         self.by_prev = defaultdict(list)
@@ -130,6 +132,8 @@ class _Checker:
             self.barrier = (e.cycle, e.line)
             return
         kind = OPS[e.op].kind
+        if kind not in self.standard.commands:
+            self.fail(e, f"{e.op} is not a command of {self.standard.name}")
         nodes, ch, pc, banks = self.nodes(e)
         prev = self.last.get(ch)
         if prev is not None and e.cycle < prev[0]:

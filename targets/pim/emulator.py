@@ -48,8 +48,8 @@ class PimResult:
 
 def summarize(hw, sched: Scheduler) -> PimResult:
     p, e = hw.pim, hw.energy
-    totals = [sum(st.cnt[i] for st in sched.chans) for i in range(len(COUNTERS))]
-    c = dict(zip(COUNTERS, totals))
+    per_ch = [st.counters() for st in sched.chans]
+    c = {name: sum(getattr(k, name) for k in per_ch) for name in COUNTERS}
     cycles = sched.cycles()
     ns = cycles * p.timing.tCK_ns
     bits = 8 * p.burst_bytes
@@ -62,8 +62,8 @@ def summarize(hw, sched: Scheduler) -> PimResult:
         "refresh": c["refs"] * e.ref_pj,
     }
     peak_ch = hw.derived()["peak_internal_gbs_per_channel"]      # bytes per ns
-    util = [round(st.cnt[2] * p.burst_bytes / (peak_ch * ns), 6) if ns else 0.0
-            for st in sched.chans]
+    util = [round(k.int_bursts * p.burst_bytes / (peak_ch * ns), 6) if ns else 0.0
+            for k in per_ch]
     return PimResult(hw=hw.name, cycles=cycles, ns=ns, commands=c["cmds"],
                      refreshes=c["refs"], activations=c["act_banks"],
                      bytes_internal=c["int_bursts"] * p.burst_bytes,

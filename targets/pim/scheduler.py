@@ -1,8 +1,9 @@
 """Timing engine: issues every command at its earliest legal cycle, in order per channel.
 
-State per channel: a `ready` vector (earliest cycle per (level node, command kind), filled
-forward from the rule table in timing.py), tFAW histories, open rows, the next refresh due
-time, completion time, and event counters. Channels are independent except at SYNC.
+State per channel (channel.ChannelState): a `ready` vector (earliest cycle per (level
+node, command kind), filled forward from the preset's DRAM standard's rule table, see
+standards/ and timing.py), tFAW histories, open rows, the next refresh due time,
+completion time, and event counters. Channels are independent except at SYNC.
 
 Refresh is the controller's job: when a command would issue at or after the channel's
 due time, PREA (if rows are open), REF and re-activation of the open rows are injected
@@ -24,11 +25,14 @@ from dataclasses import dataclass
 from speccc.errors import SpecccError
 from speccc.targets.pim.isa import OPS, ew_slots, touched_banks
 from speccc.targets.pim.listing import Command, Loop, Program
-from speccc.targets.pim.steady import HAZARD_LEVELS, LoopAccel, analyse
-from speccc.targets.pim.timing import (KINDS, LEVELS, compile_rules, completion_latency,
-                                       level_sizes, touched)
+from speccc.targets.pim.channel import COUNTERS, ChannelState, HazardSlot, ReadyLayout
+from speccc.targets.pim.steady import (HAZARD_LEVELS, CommandPlan, LoopAccel, LoopPlan,
+                                       analyse, compile_operand, operand_value)
+from speccc.targets.pim.timing import (LEVELS, compile_rules, completion_latency, level_sizes,
+                                       standard_for, touched)
 
-COUNTERS = ("cmds", "act_banks", "int_bursts", "ext_bursts", "macs", "pu_elems", "refs")
+__all__ = ["COUNTERS", "Scheduler", "TraceEntry"]
+
 TIMING_OPERANDS = ("ch", "pc", "bank", "sel", "row", "slot", "acc")
 
 
@@ -41,50 +45,9 @@ class TraceEntry:
     auto: bool = False
 
 
-class ChannelState:
-    __slots__ = ("floor", "done", "due", "active", "ready", "win", "rows", "cnt")
-
-    def __init__(self, size: int, nbanks: int, due: int):
-        self.floor, self.done, self.due, self.active = 0, 0, due, False
-        self.ready = [0] * size
-        self.win: dict = {}
-        self.rows = [-1] * nbanks
-        self.cnt = [0] * len(COUNTERS)
-
-    def clone(self) -> "ChannelState":
-        c = ChannelState.__new__(ChannelState)
-        c.floor, c.done, c.due, c.active = self.floor, self.done, self.due, self.active
-        c.ready, c.rows, c.cnt = list(self.ready), list(self.rows), list(self.cnt)
-        c.win = {k: list(v) for k, v in self.win.items()}
-        return c
-
-    def key(self):
-        return (self.floor, self.done, self.due, self.active, self.ready, self.rows,
-                sorted(self.win.items()))
-
-
 class _Sig:
     """Precomputed effect of one concrete command shape (kind + nodes)."""
     __slots__ = ("check", "updates", "wins", "done", "cnt", "banks", "pc")
-
-
-class _CP:
-    __slots__ = ("cmd", "spec", "ops")
-
-
-class _LP:
-    __slots__ = ("var", "count", "body", "ff", "strides", "rep", "kinds", "masks", "settle")
-
-
-def _compile_operand(v):
-    return (v.const, v.terms) if not isinstance(v, str) else (0, ())
-
-
-def _ev(op, env) -> int:
-    const, terms = op
-    for var, c in terms:
-        const += c * env[var]
-    return const
 
 
 class Scheduler(LoopAccel):
@@ -94,20 +57,21 @@ class Scheduler(LoopAccel):
         self.refresh, self.record, self.name = refresh, record, name
         self.accel = accelerate and not record
         self.trace: list[TraceEntry] = []
+        self.standard = standard_for(hw)
         self.rules = compile_rules(hw)
         self.done_lat = completion_latency(hw)
         self.tREFI = self.pim.timing.tREFI
         # history entries older than the longest window latency can no longer bind
         self.win_lat = max([cr.latency for cr in self.rules if cr.rule.window > 1], default=0)
         self.max_lat = max(cr.latency for cr in self.rules)
-        self._layout()
-        self.chans = [ChannelState(self.size, self.pim.banks_per_channel, self.tREFI)
+        self.layout = self._layout()
+        self.chans = [ChannelState(self.layout.size, self.pim.banks_per_channel, self.tREFI)
                       for _ in range(self.pim.channels)]
         self._sigs: dict = {}
         self.touch: list[set] = [set()]
 
     # ------------------------------------------------------------- layout ----
-    def _layout(self) -> None:
+    def _layout(self) -> ReadyLayout:
         """Flat `ready` vector: one block per (level, following kind) that some rule needs;
         hazard levels last so a snapshot can relabel them.
 
@@ -120,7 +84,6 @@ class Scheduler(LoopAccel):
         bank". A rule whose next-set is every kind uses one entry, kind `*`."""
         sizes = level_sizes(self.pim)
         p = self.pim
-        self.per_pc = {lvl: sizes[lvl] // p.pseudo_channels for lvl in LEVELS}
         self.groups: dict = {}            # level -> {frozenset(units): group id}
         self.member: dict = {}            # level -> unit -> [group ids]
         self.meets: dict = {}             # level -> group id -> [group ids sharing a unit]
@@ -141,13 +104,13 @@ class Scheduler(LoopAccel):
             self.member[lvl] = {u: [i for i, g in enumerate(gs) if u in g] for u in range(sizes[lvl])}
             self.meets[lvl] = {i: [k for k, h in enumerate(gs) if g & h] for i, g in enumerate(gs)}
             nodes[lvl] = sizes[lvl] + 2 * len(gs)
-        self.base: dict = {}
-        self.decode: list = []          # for hazard entries: (level, kind, pc, index)
-        self.fixed_kind: list = []      # kind of every non-hazard entry
-        off = 0
+        base: dict = {}
+        hazards: list = []              # what each hazard entry gates
+        fixed_kind: list = []           # kind of every non-hazard entry
+        off = fixed = 0
         for hazard in (False, True):
             if hazard:
-                self.fixed = off
+                fixed = off
             for lvl in LEVELS:
                 if (lvl in HAZARD_LEVELS) != hazard:
                     continue
@@ -155,17 +118,17 @@ class Scheduler(LoopAccel):
                                 for k in self._next_kinds(cr.rule)})
                 per_pc = sizes[lvl] // p.pseudo_channels
                 for k in kinds:
-                    self.base[(lvl, k)] = off
+                    base[(lvl, k)] = off
                     if hazard:
-                        self.decode += [(lvl, k, n // per_pc, n % per_pc) for n in range(sizes[lvl])]
+                        hazards += [HazardSlot(lvl, k, n // per_pc, n % per_pc) for n in range(sizes[lvl])]
                     else:
-                        self.fixed_kind += [k] * nodes[lvl]
+                        fixed_kind += [k] * nodes[lvl]
                     off += nodes[lvl]
-        self.size = off
+        return ReadyLayout(off, fixed, tuple(fixed_kind), tuple(hazards), base,
+                           {lvl: sizes[lvl] // p.pseudo_channels for lvl in LEVELS})
 
-    @staticmethod
-    def _next_kinds(rule) -> tuple:
-        return ("*",) if set(rule.next) == set(KINDS) else rule.next
+    def _next_kinds(self, rule) -> tuple:
+        return ("*",) if set(rule.next) == set(self.standard.commands) else rule.next
 
     def _reads(self, lvl: str, units: tuple) -> list:
         g = self.groups[lvl].get(frozenset(units)) if len(units) > 1 else None
@@ -198,8 +161,9 @@ class Scheduler(LoopAccel):
         accs = (acc,) if kind in ("MAC", "MACab", "RDMAC", "AF", "EWMUL", "EWADD") else ()
         nodes = touched(pim, kind, pc, banks, slots, accs)
         sig = _Sig()
-        sig.check = tuple(sorted({self.base[(lvl, k)] + n for lvl in LEVELS for k in (kind, "*")
-                                  if (lvl, k) in self.base for n in self._reads(lvl, nodes[lvl])}))
+        base = self.layout.base
+        sig.check = tuple(sorted({base[(lvl, k)] + n for lvl in LEVELS for k in (kind, "*")
+                                  if (lvl, k) in base for n in self._reads(lvl, nodes[lvl])}))
         upd: dict[int, int] = {}
         wins = []
         for cr in self.rules:
@@ -208,13 +172,13 @@ class Scheduler(LoopAccel):
                 continue
             if r.window > 1:
                 for n in nodes[r.level]:
-                    idxs = [self.base[(r.level, f)] + x for f in r.next
+                    idxs = [base[(r.level, f)] + x for f in r.next
                             for x in self._reads(r.level, (n,))]
                     wins.append(((cr.index, n), r.window, cr.latency, tuple(idxs)))
                 continue
             for n in self._writes(r.level, nodes[r.level]):
                 for f in self._next_kinds(r):
-                    i = self.base[(r.level, f)] + n
+                    i = base[(r.level, f)] + n
                     upd[i] = max(upd.get(i, 0), cr.latency)
         sig.updates = tuple(upd.items())
         sig.wins = tuple(wins)
@@ -242,25 +206,30 @@ class Scheduler(LoopAccel):
         out = []
         for node in body:
             if isinstance(node, Command):
-                cp = _CP()
+                cp = CommandPlan()
                 cp.cmd, cp.spec = node, OPS[node.op]
-                cp.ops = {n: _compile_operand(v) for n, v in node.args if n in TIMING_OPERANDS}
+                if cp.spec.kind != "SYNC" and cp.spec.kind not in self.standard.commands:
+                    raise SpecccError(f"{node.op} is not a command of {self.standard.name} "
+                                      f"({self.hw.name})",
+                                      location=f"{self.name}:{node.line}:{node.col}")
+                cp.ops = {n: compile_operand(v) for n, v in node.args if n in TIMING_OPERANDS}
                 out.append(cp)
             elif isinstance(node, Loop):
-                lp = _LP()
+                lp = LoopPlan()
                 lp.var, lp.count, lp.body = node.var, node.count, self._plan(node.body)
-                lp.ff, lp.strides, lp.rep, lp.kinds = analyse(lp, TIMING_OPERANDS)
-                lp.masks, lp.settle = None, 0
+                facts = analyse(lp, TIMING_OPERANDS)
+                lp.ff, lp.strides, lp.rep, lp.kinds = facts.steady, facts.strides, facts.replicate, facts.kinds
+                lp.view, lp.settle = None, 0
                 out.append(lp)
         return out
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        self._run(self._plan(program.body), {})
+        self.run_plans(self._plan(program.body), {})
 
-    def _run(self, plans, env) -> None:
+    def run_plans(self, plans, env) -> None:
         for p in plans:
-            if isinstance(p, _CP):
+            if isinstance(p, CommandPlan):
                 self._exec(p, env)
             else:
                 self._loop(p, env)
@@ -269,19 +238,19 @@ class Scheduler(LoopAccel):
         it = ", ".join(f"{k}={v}" for k, v in env.items())
         return f"{self.name}:{cp.cmd.line}:{cp.cmd.col}", (f" [iteration {it}]" if it else "")
 
-    def _exec(self, cp: _CP, env) -> None:
+    def _exec(self, cp: CommandPlan, env) -> None:
         spec = cp.spec
         if spec.kind == "SYNC":
             return self._sync(cp)
         ops = cp.ops
-        ch = _ev(ops["ch"], env)
-        bank = _ev(ops["bank"], env) if "bank" in ops else None
+        ch = operand_value(ops["ch"], env)
+        bank = operand_value(ops["bank"], env) if "bank" in ops else None
         pc = bank // self.pim.banks_per_pc if bank is not None else \
-            (_ev(ops["pc"], env) if "pc" in ops else 0)
-        sel = _ev(ops["sel"], env) if "sel" in ops else 0
-        slot = _ev(ops["slot"], env) if "slot" in ops else 0
-        acc = _ev(ops["acc"], env) if "acc" in ops else 0
-        row = _ev(ops["row"], env) if "row" in ops else -1
+            (operand_value(ops["pc"], env) if "pc" in ops else 0)
+        sel = operand_value(ops["sel"], env) if "sel" in ops else 0
+        slot = operand_value(ops["slot"], env) if "slot" in ops else 0
+        acc = operand_value(ops["acc"], env) if "acc" in ops else 0
+        row = operand_value(ops["row"], env) if "row" in ops else -1
         sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc)
         st = self.chans[ch]
         self._check_state(st, spec, sig, row, cp, env, ch)
@@ -377,6 +346,8 @@ class Scheduler(LoopAccel):
         self._issue(ch, st, sig, spec, t, row, True, None, args)
 
     def _do_refresh(self, ch: int) -> None:
+        """The standards' "all-bank" refresh style (spec.REFRESH_STYLES), the only one
+        the controller implements: Standard refuses any other."""
         st, pim = self.chans[ch], self.pim
         per, S = pim.banks_per_pc, pim.pu.banks_per_pu
         reopen = []
@@ -411,14 +382,7 @@ class Scheduler(LoopAccel):
             self._do_refresh(ch)
             before, cnt0 = list(st.ready), list(st.cnt)
             self._do_refresh(ch)
-            k = n - 2
-            shift = k * self.tREFI
-            st.ready = [x + shift if x != y else x for x, y in zip(st.ready, before)]
-            for h in st.win.values():
-                h[:] = [x + shift for x in h]
-            st.floor += shift
-            st.due += shift
-            st.cnt = [c + (c - c0) * k for c, c0 in zip(st.cnt, cnt0)]
+            st.repeat(before, cnt0, n - 2, self.tREFI)
 
     # --------------------------------------------------------------- sync ----
     def _sync(self, cp) -> None:

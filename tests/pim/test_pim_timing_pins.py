@@ -1,0 +1,31 @@
+"""Pinned timing figures: the GEMV of benchmarks/bench_pim_gemv.py on every preset.
+
+These are the numbers the timing engine gave before the rule tables were split per DRAM
+standard (targets/pim/standards/), recorded by benchmarks/pim_fingerprint.py. A change
+to a standard's table, the scheduler or the loop accelerator that moves one of them
+changes what every report says; update a pin only with the reason in the commit.
+The full fingerprint (every report.json number and listing hash of llama-tiny and
+LLaMA-2-7B) is `python benchmarks/pim_fingerprint.py -o F --compare OLD`.
+"""
+import pytest
+
+from speccc.hw import load_hw
+from speccc.targets.pim.emulator import time_program
+from speccc.targets.pim.gemv import gemv_program
+from speccc.targets.pim.layout import plan_matrix
+
+# cycles, commands, refreshes, activated banks, internal / external bytes, energy pJ
+PINS = {
+    "aim-gddr6": (7445, 78912, 0, 16896, 33554432, 360448, 177725092),
+    "hbm-pim": (37480, 156880, 144, 35072, 33554432, 659456, 193040410),
+    "hbm3-pim": (8083, 45216, 32, 34816, 33554432, 425984, 173926564),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINS))
+def test_gemv_4096x4096_timing_is_pinned(name):
+    hw = load_hw(name)
+    r = time_program(gemv_program(hw, plan_matrix(hw, 4096, 4096)), hw)
+    got = (r.cycles, r.commands, r.refreshes, r.activations, r.bytes_internal,
+           r.bytes_external, round(r.energy_total_pj))
+    assert got == PINS[name]
