@@ -21,15 +21,36 @@ def _ids(text: str | None):
             from None
 
 
-def _check(gamma, batch, max_new, draft, schedule):
-    if gamma < 1:
+def _configs(schedule: str, gamma: str) -> list[tuple[str, int]]:
+    """(schedule, gamma) pairs to run: `--schedule a,b --gamma 2,4` is their product
+    (none once); comparing several adds none as the reference."""
+    names = [t.strip() for t in schedule.split(",") if t.strip()]
+    bad = [n for n in names if n not in SCHEDULES]
+    if bad or not names:
+        raise SpecccError(f"--schedule takes {', '.join(SCHEDULES)} (comma-separated to "
+                          f"compare), got {schedule!r}")
+    try:
+        gammas = [int(t) for t in gamma.split(",") if t.strip()]
+    except ValueError:
+        raise SpecccError(f"--gamma expects integers (comma-separated to compare), got "
+                          f"{gamma!r}") from None
+    if not gammas or min(gammas) < 1:
         raise SpecccError(f"--gamma must be >= 1 (tokens drafted per verify), got {gamma}")
+    out = [(n, g) for n in dict.fromkeys(names) for g in (gammas[:1] if n == "none"
+                                                             else gammas)]
+    if len(out) > 1 and "none" not in names:
+        out.insert(0, ("none", gammas[0]))
+    return out
+
+
+def _check(configs, batch, max_new, draft):
     if batch < 1:
         raise SpecccError(f"--batch must be >= 1, got {batch}")
     if max_new < 1:
         raise SpecccError(f"--max-new-tokens must be >= 1, got {max_new}")
-    if draft is None and schedule != "none":
-        raise SpecccError(f"--schedule {schedule} needs --draft MODEL.onnx")
+    spec = [s for s, _ in configs if s != "none"]
+    if draft is None and spec:
+        raise SpecccError(f"--schedule {spec[0]} needs --draft MODEL.onnx")
 
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
@@ -45,9 +66,12 @@ def _check(gamma, batch, max_new, draft, schedule):
               help="Without --prompt-ids: a synthetic prompt of this many tokens.")
 @click.option("--max-new-tokens", type=int, default=32, show_default=True,
               help="Tokens to generate per request.")
-@click.option("--gamma", type=int, default=4, show_default=True,
-              help="Tokens drafted per verify (draft depth for pipeinfer).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="serial", show_default=True)
+@click.option("--gamma", default="4", show_default=True,
+              help="Tokens drafted per verify (draft depth for pipeinfer); 2,4,8 compares.")
+@click.option("--schedule", default="serial", show_default=True,
+              help=f"One of {', '.join(SCHEDULES)}; several, comma-separated, run with "
+              "common random numbers and print one comparison table (none is the "
+              "reference).")
 @click.option("--hw", default="hbm-pim", show_default=True, help="Hardware preset or .toml.")
 @click.option("--acceptance", help="Synthetic acceptance (shapes-only models; no "
               "functional execution): a rate A (every drafted token right with probability "
@@ -108,6 +132,8 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     speccc run --target pair/target.onnx --draft pair/draft.onnx --prompt-ids 1,2,3 \\
         --max-new-tokens 32 --gamma 4 --schedule serial --trace t.json
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --schedule overlap
+    speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \
+        --schedule none,serial,overlap,pipeinfer --gamma 2,4,8      # one comparison table
     """
     from speccc.driver import write_text_atomic
     from speccc.passmanager import PassManager
@@ -117,45 +143,92 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     alphas = parse_alphas(acceptance) if acceptance is not None else None
     trace = load_trace(acceptance_trace) if acceptance_trace is not None else None
     synthetic = alphas is not None or trace is not None
-    opts = dict(schedule=schedule, gamma=gamma, hw=hw, batch=batch, placement=placement,
+    configs = _configs(schedule, gamma)
+    opts = dict(hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
                 p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight,
                 **({"p_min": p_min} if p_min else {}),
                 **({"adaptive": "true"} if adaptive else {}))
     if module_path is not None:
-        module, meta = _module_run(module_path, target, draft, synthetic, passes, opts)
+        module, meta = _module_run(module_path, target, draft, synthetic, passes,
+                                   ["schedule", "gamma", *opts])
+        configs = [None]
     else:
         if target is None:
             raise SpecccError("give --target MODEL.onnx (and --draft), or --module FILE.ir")
-        _check(gamma, batch, max_new_tokens, draft, schedule)
+        _check(configs, batch, max_new_tokens, draft)
         extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
-        module, meta = load_pair(target, draft if schedule != "none" else None,
+        needs_draft = any(s != "none" for s, _ in configs)
+        module, meta = load_pair(target, draft if needs_draft else None,
                                  shapes_only=synthetic)
-        spec = ",".join(f"{k}={v}" for k, v in opts.items())
         if extra is not None:
             extra.run(module)
-        PassManager.parse(f"speculate{{{spec}}}").run(module)
-    if print_schedule:
-        from speccc.ir.printer import print_graph
-        click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
                     prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,
-                    seed=seed,
-                    temperature=temperature, granularity=granularity,
+                    seed=seed, temperature=temperature, granularity=granularity,
                     cost_model=cost_model, max_context=max_context)
-    rep, engine = simulate(module, cfg, meta)
-    for w in rep["warnings"]:
-        click.echo(f"speccc: warning: {w}", err=True)
-    if trace_path:
-        write_text_atomic(trace_path, dumps_trace(engine, {"report": {
-            k: v for k, v in rep.items() if k != "tokens"}}))
+    reports = []
+    for config in configs:
+        if config is not None:
+            spec = ",".join(f"{k}={v}" for k, v in dict(
+                schedule=config[0], gamma=config[1], **opts).items())
+            PassManager.parse(f"speculate{{{spec}}}").run(module)
+        if print_schedule:
+            from speccc.ir.printer import print_graph
+            click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
+        rep, engine = simulate(module, cfg, meta)
+        label = f"[{rep['schedule']} gamma {rep['gamma']}] " if len(configs) > 1 else ""
+        for w in rep["warnings"]:
+            click.echo(f"speccc: warning: {label}{w}", err=True)
+        if trace_path:
+            path = trace_path if len(configs) == 1 else _suffixed(trace_path, rep)
+            write_text_atomic(path, dumps_trace(engine, {"report": {
+                k: v for k, v in rep.items() if k != "tokens"}}))
+        reports.append(rep)
     if as_json:
-        click.echo(json.dumps(rep, indent=1))
-        return
-    _table(rep, target, draft)
+        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
+    elif len(reports) == 1:
+        _table(reports[0], target, draft)
+    else:
+        _compare_table(reports)
 
 
-def _module_run(path, target, draft, synthetic, passes, opts):
+def _suffixed(path: str, rep: dict) -> str:
+    """t.json -> t.serial-g4.json, t.none.json (one trace per compared run)."""
+    from pathlib import Path
+    p = Path(path)
+    tag = rep["schedule"] + (f"-g{rep['gamma']}" if rep["schedule"] != "none" else "")
+    return str(p.with_name(f"{p.stem}.{tag}{p.suffix}"))
+
+
+def _compare_table(reports: list[dict]) -> None:
+    """One row per run; speed (tokens/s) and energy per token also as multiples of the
+    first row's (schedule none)."""
+    from rich.console import Console
+    from rich.table import Table
+    ref = reports[0]
+    first = ref["hw"]
+    t = Table(title=f"speccc run: schedules compared on {first} ({ref['mode']}, "
+              f"{ref['generated_tokens']} tokens, common random numbers)")
+    for col in ("schedule", "γ", "tokens/s", "×none", "accept len", "mJ/token", "×none",
+                "busiest"):
+        t.add_column(col, justify="left" if col in ("schedule", "busiest") else "right",
+                     no_wrap=True)
+    for r in reports:
+        busy = max(r["utilization"].items(), key=lambda kv: kv[1])
+        t.add_row(r["schedule"], str(r["gamma"]) if r["schedule"] != "none" else "-",
+                  _fmt(r["tokens_per_s"]), _ratio(r["tokens_per_s"], ref["tokens_per_s"]),
+                  _fmt(r["mean_acceptance_length"]), _fmt(r["energy_per_token_mj"]),
+                  _ratio(r["energy_per_token_mj"], ref["energy_per_token_mj"]),
+                  f"{busy[0]} {busy[1]:.0%}")
+    Console().print(t)
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _module_run(path, target, draft, synthetic, passes, schedule_options):
     """(module, meta) for `run --module`: the file's @schedule, over the file's models or
     the ONNX models given."""
     from click.core import ParameterSource
@@ -164,7 +237,7 @@ def _module_run(path, target, draft, synthetic, passes, opts):
     from speccc.runtime.program import GRAPH
     from speccc.runtime.runner import load_pair
     ctx = click.get_current_context()
-    given = [f"--{k.replace('_', '-')}" for k in [*opts, "passes"]
+    given = [f"--{k.replace('_', '-')}" for k in [*schedule_options, "passes"]
              if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
     if given:
         raise SpecccError(f"--module runs the schedule written in {path}; "

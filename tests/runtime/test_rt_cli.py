@@ -181,3 +181,23 @@ def test_run_that_drafted_nothing_warns(files):
     assert json.loads(r.stdout)["warnings"] == [warn[0].removeprefix("speccc: warning: ")]
     ok = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 6, "--json"))
     assert json.loads(ok.stdout)["warnings"] == [] and "warning" not in ok.stderr
+
+
+def test_compare_schedules_in_one_run(files, tmp_path):
+    trace = tmp_path / "t.json"
+    r = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 10,
+                       "--schedule", "serial,overlap", "--gamma", "2,3", "--trace", trace,
+                       "--json"))
+    assert r.exit_code == 0, r.output
+    reps = json.loads(r.stdout)
+    assert [(x["schedule"], x["gamma"]) for x in reps] == [
+        ("none", 0), ("serial", 2), ("serial", 3), ("overlap", 2), ("overlap", 3)]
+    assert all(x["tokens"] == reps[0]["tokens"] for x in reps)   # lossless, one prompt
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "t.none.json", "t.overlap-g2.json", "t.overlap-g3.json", "t.serial-g2.json",
+        "t.serial-g3.json"]
+    table = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 10,
+                           "--schedule", "none,serial"))
+    assert table.exit_code == 0 and "schedules compared" in table.stdout
+    assert_error(cli(*pair_args(files, "--schedule", "serial,fast")), "--schedule takes")
+    assert_error(cli(*pair_args(files, "--gamma", "2,x")), "--gamma expects integers")
