@@ -292,15 +292,22 @@ def _table(rep: dict, target, draft) -> None:
     con.print(t)
 
 
-@main.command("plot", short_help="Draw a --trace file as a timeline PNG.")
-@click.argument("trace", type=click.Path())
+@main.command("plot", short_help="Draw --trace files as one timeline PNG.")
+@click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG file to write.")
 @click.option("--title", default="", help="Plot title.")
-def plot(trace, output, title):
-    """Draw the timeline of a `speccc run --trace` file (one row per resource)."""
+@click.option("--window", help="Zoom to START:END milliseconds.")
+def plot(traces, output, title, window):
+    """Draw `speccc run --trace` files on one time axis: one panel per trace, one row per
+    resource, a tick per emitted token; cancelled work hatched.
+
+    \b
+    speccc run ... --schedule none,serial,overlap --trace t.json   # t.none.json, ...
+    speccc plot t.none.json t.serial-g4.json t.overlap-g4.json -o cmp.png --window 0:5
+    """
     from speccc.driver import write_bytes_atomic
-    from speccc.runtime.plot import load_trace, plot_trace
-    data = plot_trace(load_trace(trace), title)
+    from speccc.runtime.plot import load_trace, parse_window, plot_traces
+    data = plot_traces([load_trace(t) for t in traces], title, parse_window(window))
     write_bytes_atomic(output, data)
     click.echo(f"wrote {output}")

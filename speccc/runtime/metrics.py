@@ -44,6 +44,7 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "tokens_per_s": total / (t_end * 1e-9) if t_end > 0 else None,
         "decode_tokens_per_s": (gen - 1) / (span * 1e-9) * total / gen if span > 0 else None,
         "ttft_ms": times[0] / 1e6 if times else None,
+        "token_times_ms": [t / 1e6 for t in times],
         "itl_ms": span / (gen - 1) / 1e6 if gen > 1 else None,
         "verifies": len(ver),
         "mean_acceptance_length": 1 + accepted / len(ver) if ver else None,

@@ -201,3 +201,19 @@ def test_compare_schedules_in_one_run(files, tmp_path):
     assert table.exit_code == 0 and "schedules compared" in table.stdout
     assert_error(cli(*pair_args(files, "--schedule", "serial,fast")), "--schedule takes")
     assert_error(cli(*pair_args(files, "--gamma", "2,x")), "--gamma expects integers")
+
+
+def test_plot_overlays_runs_on_one_axis(files, tmp_path):
+    trace = tmp_path / "t.json"
+    r = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 8,
+                       "--schedule", "none,overlap", "--trace", trace))
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "cmp.png"
+    r = cli("plot", tmp_path / "t.none.json", tmp_path / "t.overlap-g4.json", "-o", png,
+            "--window", "0:0.01")
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / "t.none.json").read_text())
+    assert len(data["otherData"]["report"]["token_times_ms"]) == 8
+    assert_error(cli("plot", tmp_path / "t.none.json", "-o", png, "--window", "3:1"),
+                 "--window START must be below END")
