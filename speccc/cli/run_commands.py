@@ -289,6 +289,9 @@ def _table(rep: dict, target, draft) -> None:
     rows += [(f"utilization {r}", f"{u:.1%}") for r, u in rep["utilization"].items()]
     for k, v in rows:
         t.add_row(k, _fmt(v))
+    t.caption = ("acceptance rate: accepted / verified drafted tokens (a rejection rejects "
+                 "the rest of its block, so it is below --acceptance); see "
+                 "docs/schedules.md, Report")
     con.print(t)
 
 
