@@ -139,32 +139,18 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
 
 
 def emulator_overrides(graph, hw, mode: str) -> dict:
-    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through its
-    codegen kernel on one shared emulator (the whole model's placement is loaded into
-    one device; weights are laid out on an op's first call)."""
+    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through the PIM
+    target's emulator (one shared device holding the whole model's placement)."""
     from speccc.costmodel import default_device
-    from speccc.targets.pim.codegen import kernel_for
-    from speccc.targets.pim.emulator import PimEmulator
-    emu = PimEmulator(hw, mode=mode)
-    loaded: set = set()
-    kernels: dict = {}
+    from speccc.targets import target
+    emulation = target("pim").emulator(hw, mode)
     out = {}
     number = 0
     for op in graph.ops():
         i, number = number, number + len(op.results)
-        if default_device(op) != "pim":
-            continue
-
-        def fn(ins, attrs, op=op, label=f"{graph.name}.{i:04d}.{op.name}"):
-            shapes = tuple(tuple(np.shape(a)) for a in ins)
-            k = kernels.get((id(op), shapes))
-            if k is None:
-                k = kernels[id(op), shapes] = kernel_for(op.name, op.attrs, hw, list(shapes),
-                                                         label=label)
-            outs = k.run(emu, list(ins), load=id(op) not in loaded)
-            loaded.add(id(op))
-            return outs
-        out[op] = fn
+        if default_device(op) == "pim":
+            label = f"{graph.name}.{i:04d}.{op.name}"
+            out[op] = lambda ins, attrs, op=op, label=label: emulation.run(op, ins, label)
     return out
 
 
@@ -262,7 +248,7 @@ def lower_module(module: Module, hw, bindings: Mapping[str, int]) -> tuple[dict,
     from speccc.targets.pim.codegen import (Timer, kernel_for, normalized_attrs, program_io,
                                             roofline)
     model = costmodel.CostModel(hw)
-    rooflines = getattr(costmodel, "ROOFLINE", costmodel.ESTIMATORS)
+    rooflines = costmodel.roofline_estimators()
     timer = Timer(hw)
     npu_ghz = hw.npu.clock_mhz / 1000
     listings: list = []

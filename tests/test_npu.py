@@ -195,11 +195,11 @@ def test_emit_listings_for_the_npu_ops_of_a_graph(tmp_path):
     assert "2 ops" in (tmp_path / "npu" / "g" / "index.txt").read_text()
 
 
-def test_registered_as_the_npu_estimator_with_the_roofline_kept():
-    costmodel.load_estimators()
-    assert costmodel.ESTIMATORS["npu"] is npu_cost
-    assert costmodel.ROOFLINE["npu"] is costmodel.roofline_npu
+def test_the_npu_target_costs_with_its_model_and_the_roofline_kept():
+    from speccc.targets import target
     hw = load_hw("hbm-pim")
+    assert target("npu").cost(hw, _linear(1, 64, 64), {}) == npu_cost(hw, _linear(1, 64, 64), {})
+    assert costmodel.roofline_estimators()["npu"] is costmodel.roofline_npu
     op = _linear(1, 4096, 4096)
     refined = costmodel.CostModel(hw).op_cost(op, "npu", {})
     roof = costmodel.roofline_npu(hw, op, {})
