@@ -28,7 +28,8 @@ Devices: `devices=A:B` partitions between any two registered targets the `cost` 
 priced (default npu:pim; the mappings name npu and pim); the graph attribute records
 `devices` when it is not the default pair.
 Rewrites: every non-glue op gets `device` ("npu"/"pim"), `cost_ns`/`cost_pj` and
-`region`; the graph gets `partition` (policy, totals, baselines). Regions are convex
+`region`; the graph gets `partition` (policy, totals, baselines). The report reads
+lowered graphs too (a kernel op counts as the op it lowered). Regions are convex
 groups of same-device ops, merged in topological order only when the contracted region
 graph stays acyclic (checked with networkx), so each region can run as one device
 program. `partition_report(graph)` turns the attributes into the table for report.json.
@@ -39,6 +40,7 @@ import networkx as nx
 
 from speccc.costmodel import is_glue, transfer_cost
 from speccc.errors import SpecccError
+from speccc.ir.ops.kernel import lowered_name
 from speccc.passes._partition_solve import INF, SOLVERS, Problem, evaluate
 from speccc.passes.cost import (DEFAULT_DEVICES, annotate, cost_devices, graph_setting,
                                  round6, setting_attrs)
@@ -52,10 +54,11 @@ GEMM_KINDS = {"linear", "matmul", "gemm", "gated_mlp", "attention", "matmul_nbit
 def is_decode_gemm(op) -> bool:
     """SpecPIM's unit of mapping: a GEMM over stored weights (q/k/v/o, FFN, lm_head) or
     attention (score q.K^T and context p.V); a matmul of activations is not one."""
-    if op.name in ("matmul", "gemm"):
+    kind = lowered_name(op)
+    if kind in ("matmul", "gemm"):
         w = op.operands[1]
         return w.op is not None and w.op.name == "weight"
-    return op.name in GEMM_KINDS
+    return kind in GEMM_KINDS
 
 
 # ------------------------------------------------------------------ the op DAG ---
@@ -167,7 +170,7 @@ def _groups(graph, ops, producers, mapping, bindings, ns):
         return group, fixed
     group = {op: i for i, op in enumerate(ops)}
     rule = {"all-npu": lambda op: 0, "all-pim": lambda op: 1, "specpim": lambda op: 0,
-            "attacc": lambda op: 1 if op.name == "attention" else 0}.get(mapping)
+            "attacc": lambda op: 1 if lowered_name(op) == "attention" else 0}.get(mapping)
     fixed = {group[op]: (rule(op) if rule else None) for op in ops}
     return group, fixed
 
@@ -294,7 +297,7 @@ def partition_report(graph) -> dict:
     gemm_of = {group[op]: op for op in ops if is_decode_gemm(op)}
     rows = []
     for i, op in enumerate(graph.ops()):
-        row = {"index": i, "op": op.name, "loc": op.loc, "device": "host"}
+        row = {"index": i, "op": lowered_name(op), "loc": op.loc, "device": "host"}
         if is_glue(op):
             rows.append({**row, "reason": "glue: view / layout / KV append, no kernel"})
             continue

@@ -6,7 +6,8 @@
 A new target is one folder (a class implementing `Target`) and one `register(...)` line
 here, or in the code that brings it (tests/gpu_target.py registers a GPU roofline).
 """
-from speccc.targets.interface import (Kernel, KernelTiming, PlaceRequest, Target,  # noqa: F401
+from speccc.targets.interface import (Kernel, KernelTiming, NoPlacement, PlaceRequest,  # noqa: F401
+                                      Target,
                                       kernel_timing, register, target, targets, unregister)
 from speccc.targets.npu.target import NpuTarget
 from speccc.targets.pim.target import PimTarget

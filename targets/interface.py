@@ -10,6 +10,7 @@ registry passes and the runtime ask.
     kernel = lowering.lower(op, number)  # Kernel: kernel-op attributes + listing texts
     t.emulator(hw, mode).run(op, inputs, label)   # execute functionally (exec --on emulator)
     t.time(kernel_op)                  # KernelTiming read back from a lowered op
+    t.describe(kernel_op)              # the target's own report fields (PIM: phases, placement)
 
 A target is one folder under targets/ (or any module, see tests/gpu_target.py) with a
 class implementing `Target`, registered once with `register(...)`; speccc/targets
@@ -67,6 +68,8 @@ class Target(Protocol):
 
     def time(self, kernel_op) -> KernelTiming: ...
 
+    def describe(self, kernel_op) -> dict: ...
+
 
 _TARGETS: dict[str, Target] = {}
 
@@ -106,7 +109,11 @@ def kernel_timing(kernel_op) -> KernelTiming:
 
 
 class NoPlacement:
-    """Mixin for targets that keep no data of their own (place is a no-op)."""
+    """Mixin for targets that keep no data of their own and report nothing beyond the
+    common timing figures (place is a no-op, describe is empty)."""
 
     def place(self, module, hw, request: PlaceRequest) -> None:
         return None
+
+    def describe(self, kernel_op) -> dict:
+        return {}

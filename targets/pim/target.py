@@ -8,6 +8,7 @@
 | `lowering(hw, bindings).lower(op, site)` | one listing per phase, timed by the emulator | `codegen.py`, `Timer` |
 | `emulator(hw, mode).run(op, inputs, label)` | the kernel on the functional emulator | `emulator.py` |
 | `time(kernel_op)` | totals of a `pim.kernel`'s phases | `speccc.targets.interface` |
+| `describe(kernel_op)` | report fields: phases, placement | |
 
 A lowered op becomes `pim.kernel` with, per phase (listing), `phases`, `listings` (paths
 of the listing texts in the module's listing store: `pim/GRAPH.NNNN.OP.PHASE.pim`, NNNN
@@ -115,3 +116,17 @@ class PimTarget:
 
     def time(self, kernel_op):
         return kernel_timing(kernel_op)
+
+    def describe(self, kernel_op) -> dict:
+        """Per phase (listing) its figures, and the op's placement (`pim_channels` as
+        [first channel, count])."""
+        a = kernel_op.attrs
+        out = {"phases": [{"phase": phase, "listing": a["listings"][i],
+                           **{k: a[k][i] for k in PHASE_STATS}}
+                          for i, phase in enumerate(a["phases"])]}
+        for k, v in a.items():
+            if k.startswith("pim_") and k != "pim_channels":
+                out[k] = v
+        if "pim_channels" in a:
+            out["pim_channels"] = [a["pim_channels"][0], len(a["pim_channels"])]
+        return out
