@@ -205,7 +205,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     through the same pipeline; `draft_channels=N` places it on PIM channels [0, N) and
     the target on the rest (`place{split=draft:N}`, SpecPIM), else both share them."""
     from speccc.ir.printer import print_graph
-    from speccc.passes.lower_pim import LowerPim
+    from speccc.passes._lower import LowerPass
     from speccc.report import compile_report
     if draft_channels is not None and draft is None:
         raise SpecccError("--draft-channels needs a --draft model")
@@ -237,7 +237,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     tail.run(module)
     pm.passes += tail_passes
     pm.timings += tail.timings
-    first_lowering = next(i for i, p in enumerate(pm.passes) if isinstance(p, LowerPim))
+    first_lowering = next(i for i, p in enumerate(pm.passes) if isinstance(p, LowerPass))
     specs = [s for s, _ in pm.timings]
     report = {"model": str(model_path), "bindings": dict(bindings),
               "pipeline": specs[:first_lowering], "lowering": specs[first_lowering:],

@@ -33,11 +33,8 @@ KERNEL_ATTRS = {
     "efficiency": Attr("float", None),  # roofline_ns / total ns
     "timing": Attr("str"),              # emulator (PIM), roofline (NPU's tiled model)
 }
-# the kernel ops of each target (a new target adds its line here or defines its own)
-KERNEL_OPS = {
-    "pim.kernel": "an op lowered to PIM command listings, timed by the emulator",
-    "npu.kernel": "an op lowered to an NPU program, timed by the tiling model",
-}
+# name -> doc of every kernel op (define_kernel_op adds to it)
+KERNEL_OPS: dict[str, str] = {}
 
 
 def lowered_name(op) -> str:
@@ -71,6 +68,11 @@ def _cost(ctx, out):
     return od.cost(inner, out) if od.cost is not None else default_cost(inner, out)
 
 
-for _name, _doc in KERNEL_OPS.items():
-    define(_name, (0, None), _infer, _ref, attrs=KERNEL_ATTRS, cost=_cost, doc=_doc,
-           wraps="op")
+def define_kernel_op(name: str, doc: str) -> None:
+    """A target's kernel op ("gpu.kernel"): a target with lowering defines its own."""
+    define(name, (0, None), _infer, _ref, attrs=KERNEL_ATTRS, cost=_cost, doc=doc, wraps="op")
+    KERNEL_OPS[name] = doc
+
+
+define_kernel_op("pim.kernel", "an op lowered to PIM command listings, timed by the emulator")
+define_kernel_op("npu.kernel", "an op lowered to an NPU program, timed by the tiling model")
