@@ -89,6 +89,6 @@ class Canonicalize(Pass):
     summary = "one spelling per computation: drop no-ops, rsqrt forms, binary chains"
 
     def run_on_graph(self, graph) -> None:
-        self.counts = apply_rules(graph, RULES)
+        apply_rules(graph, RULES)
         graph.remove_dead()  # constants only the removed forms used
 

@@ -8,25 +8,27 @@ layout permutations, KV-cache appends) gets
     cost_ns = [npu, pim]     latency in ns on each device
     cost_pj = [npu, pim]     energy in pJ
 
+one entry per device of `devices` (registered targets, speccc.targets; default npu:pim;
+`cost{devices=npu:gpu}` prices a target a plugin registered; the graph then records
+`cost_devices`, absent for the default pair),
 for the hardware description `hw` (preset name or .toml path) with the symbolic dims
 bound by `bind` (the types themselves stay symbolic); the graph gets `cost_hw` and
 `cost_bind` attributes so `partition` uses the same setting. Glue ops get no cost.
-NPU numbers come from the NPU target's tiling model (targets/npu, ESTIMATORS["npu"]);
-PIM numbers from the PIM emulator run on the op's actual GEMV shapes
-(passes/_cost_pim.py, ESTIMATORS["pim"]), and `inf` for ops PIM cannot run: no PIM
-lowering (`targets.pim.codegen.unsupported_reason`) or a matrix that does not fit.
+Each number is the target's own `cost` (NPU: its tiling model, targets/npu; PIM: the
+emulator run on the op's actual GEMV shapes, targets/pim/cost.py), and `inf` where the
+target cannot run the op (`can_lower` false: e.g. no PIM lowering) or it does not fit.
 Guarantees: nothing else in the IR changes; numbers are deterministic (6 significant
 digits); emulator results are cached per (hw, kind, shape) for the process.
 """
 from __future__ import annotations
 
 from speccc.costmodel import CostModel, is_glue
-from speccc.ir.types import dim_eval
-from speccc.passes._cost_pim import gemv_run, pim_cost, pim_run  # noqa: F401  (re-exported)
 from speccc.passes.infer_shapes import parse_bindings
 from speccc.passmanager import Pass, register_pass
+from speccc.targets import target
 
 DEFAULT_HW = "hbm-pim"
+DEFAULT_DEVICES = ["npu", "pim"]
 
 
 def round6(x: float) -> float:
@@ -48,29 +50,37 @@ def setting_attrs(hw, bindings) -> tuple[str, list[str]]:
     return hw.source or hw.name, [f"{k}={v}" for k, v in bindings.items()]
 
 
-def pim_lowerable(op, bindings) -> bool:
-    from speccc.targets.pim.codegen import unsupported_reason
-    shapes = [[dim_eval(d, bindings) for d in v.type.shape] for v in op.operands]
-    return unsupported_reason(op.name, op.attrs, shapes) is None
+def cost_devices(graph) -> list[str]:
+    """The devices (in order) of the graph's cost_ns / cost_pj entries."""
+    return list(graph.attrs.get("cost_devices") or DEFAULT_DEVICES)
 
 
-def annotate(graph, hw, bindings, model: CostModel | None = None) -> None:
+def device_cost(model: CostModel, op, device: str, bindings) -> tuple[float, float]:
+    """(ns, pJ) of op on device; inf where the target cannot lower it (partition must
+    not choose a device whose codegen cannot emit the op)."""
+    if not target(device).can_lower(op, bindings):
+        return float("inf"), float("inf")
+    c = model.op_cost(op, device, bindings)
+    return c.latency_ns, c.energy_pj
+
+
+def annotate(graph, hw, bindings, model: CostModel | None = None,
+             devices: list[str] | None = None) -> None:
     """Set cost_ns / cost_pj on every kernel op and record the setting on the graph."""
     model = model or CostModel(hw)
+    devices = list(devices or cost_devices(graph))
     for op in graph.ops():
         if is_glue(op):
             for k in ("cost_ns", "cost_pj"):
                 op.attrs.pop(k, None)
             continue
-        npu = model.op_cost(op, "npu", bindings)
-        if pim_lowerable(op, bindings):
-            pim = model.op_cost(op, "pim", bindings)
-            pim_ns, pim_pj = pim.latency_ns, pim.energy_pj
-        else:  # partition must not choose PIM for an op codegen cannot emit
-            pim_ns = pim_pj = float("inf")
-        op.attrs["cost_ns"] = [round6(npu.latency_ns), round6(pim_ns)]
-        op.attrs["cost_pj"] = [round6(npu.energy_pj), round6(pim_pj)]
+        costs = [device_cost(model, op, d, bindings) for d in devices]
+        op.attrs["cost_ns"] = [round6(ns) for ns, _ in costs]
+        op.attrs["cost_pj"] = [round6(pj) for _, pj in costs]
     graph.attrs["cost_hw"], graph.attrs["cost_bind"] = setting_attrs(hw, bindings)
+    graph.attrs.pop("cost_devices", None)
+    if devices != DEFAULT_DEVICES:
+        graph.attrs["cost_devices"] = devices
 
 
 @register_pass
@@ -79,13 +89,8 @@ class Cost(Pass):
     summary = "record per-op latency/energy on [npu, pim] (cost_ns, cost_pj)"
     hw: str = DEFAULT_HW
     bind: list = None
+    devices: list = None   # registered targets, ':'-separated (default npu:pim)
 
     def run_on_graph(self, graph) -> None:
         hw, bindings = graph_setting(graph, self.hw, self.bind or [])
-        annotate(graph, hw, bindings)
-
-
-def register() -> None:
-    """Called by speccc.costmodel.load_estimators: the calibrated PIM model."""
-    from speccc.passes._cost_pim import register as reg
-    reg()
+        annotate(graph, hw, bindings, devices=self.devices or DEFAULT_DEVICES)

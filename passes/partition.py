@@ -24,8 +24,12 @@ and all-PIM under this model. Mappings (the published designs, after ANCHORS.md)
   P=0) run on the NPU;
 - `attacc`: attention on PIM, everything else (FC layers, norms) on the NPU;
 - `all-npu`, `all-pim` (ops PIM cannot hold fall back to the NPU, with the reason).
+Devices: `devices=A:B` partitions between any two registered targets the `cost` pass
+priced (default npu:pim; the mappings name npu and pim); the graph attribute records
+`devices` when it is not the default pair.
 Rewrites: every non-glue op gets `device` ("npu"/"pim"), `cost_ns`/`cost_pj` and
-`region`; the graph gets `partition` (policy, totals, baselines). Regions are convex
+`region`; the graph gets `partition` (policy, totals, baselines). The report reads
+lowered graphs too (a kernel op counts as the op it lowered). Regions are convex
 groups of same-device ops, merged in topological order only when the contracted region
 graph stays acyclic (checked with networkx), so each region can run as one device
 program. `partition_report(graph)` turns the attributes into the table for report.json.
@@ -36,23 +40,25 @@ import networkx as nx
 
 from speccc.costmodel import is_glue, transfer_cost
 from speccc.errors import SpecccError
+from speccc.ir.ops.kernel import lowered_name
 from speccc.passes._partition_solve import INF, SOLVERS, Problem, evaluate
-from speccc.passes.cost import annotate, graph_setting, round6, setting_attrs
+from speccc.passes.cost import (DEFAULT_DEVICES, annotate, cost_devices, graph_setting,
+                                 round6, setting_attrs)
 from speccc.passmanager import Pass, register_pass
 
 POLICIES = ("greedy", "dp", "mincut", "fixed")
 MAPPINGS = ("specpim", "attacc", "all-npu", "all-pim")
-DEVICES = ("npu", "pim")
 GEMM_KINDS = {"linear", "matmul", "gemm", "gated_mlp", "attention", "matmul_nbits"}
 
 
 def is_decode_gemm(op) -> bool:
     """SpecPIM's unit of mapping: a GEMM over stored weights (q/k/v/o, FFN, lm_head) or
     attention (score q.K^T and context p.V); a matmul of activations is not one."""
-    if op.name in ("matmul", "gemm"):
+    kind = lowered_name(op)
+    if kind in ("matmul", "gemm"):
         w = op.operands[1]
         return w.op is not None and w.op.name == "weight"
-    return op.name in GEMM_KINDS
+    return kind in GEMM_KINDS
 
 
 # ------------------------------------------------------------------ the op DAG ---
@@ -136,7 +142,18 @@ def is_prefill(graph, bindings) -> bool:
     return not graph.attrs.get("kv_cache") or bindings.get("P", 1) == 0
 
 
-def _groups(graph, ops, producers, mapping, bindings):
+def pair_costs(graph, devices, key: str = "cost_ns") -> dict:
+    """{op: [cost on devices[0], cost on devices[1]]} from the cost pass's columns."""
+    have = cost_devices(graph)
+    missing = [d for d in devices if d not in have]
+    if missing:
+        raise SpecccError(f"partition: no costs for {', '.join(missing)} (the cost pass "
+                          f"priced {':'.join(have)}; run cost{{devices={':'.join(devices)}}})")
+    cols = [have.index(d) for d in devices]
+    return {op: [op.attrs[key][c] for c in cols] for op in graph.ops() if key in op.attrs}
+
+
+def _groups(graph, ops, producers, mapping, bindings, ns):
     """(group of each op, fixed device per group or None) for a mapping."""
     if mapping == "specpim" and not is_prefill(graph, bindings):
         pos = {op: i for i, op in enumerate(ops)}
@@ -144,7 +161,7 @@ def _groups(graph, ops, producers, mapping, bindings):
         def fuse(v, group_of):
             # elementwise work rides with its GEMM; an op PIM cannot run (a norm: cost
             # inf on PIM) is its own group, else it would pin the GEMM to the NPU
-            if is_decode_gemm(v) or not producers[v] or v.attrs["cost_ns"][1] == INF:
+            if is_decode_gemm(v) or not producers[v] or ns[v][1] == INF:
                 return []
             return [group_of(max(producers[v], key=pos.get))]
         group = convex_groups(ops, producers, fuse)
@@ -153,19 +170,20 @@ def _groups(graph, ops, producers, mapping, bindings):
         return group, fixed
     group = {op: i for i, op in enumerate(ops)}
     rule = {"all-npu": lambda op: 0, "all-pim": lambda op: 1, "specpim": lambda op: 0,
-            "attacc": lambda op: 1 if op.name == "attention" else 0}.get(mapping)
+            "attacc": lambda op: 1 if lowered_name(op) == "attention" else 0}.get(mapping)
     fixed = {group[op]: (rule(op) if rule else None) for op in ops}
     return group, fixed
 
 
-def build_problem(graph, hw, bindings, mapping=None):
+def build_problem(graph, hw, bindings, mapping=None, devices=DEFAULT_DEVICES):
     ops, producers, values = dataflow(graph, bindings)
-    group, fixed = _groups(graph, ops, producers, mapping, bindings)
+    ns = pair_costs(graph, devices)
+    group, fixed = _groups(graph, ops, producers, mapping, bindings, ns)
     n = len(set(group.values()))
     cost = [[0.0, 0.0] for _ in range(n)]
     for op in ops:
         for d in (0, 1):
-            cost[group[op]][d] += op.attrs["cost_ns"][d]
+            cost[group[op]][d] += ns[op][d]
     fix = [fixed[g] for g in range(n)]
     for g in range(n):                       # cannot hold it in the banks: NPU
         if fix[g] == 1 and cost[g][1] == INF:
@@ -183,17 +201,22 @@ def build_problem(graph, hw, bindings, mapping=None):
 
 
 # ------------------------------------------------------------------ the pass -----
-def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_states=20000):
+def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_states=20000,
+                    devices=DEFAULT_DEVICES):
+    devices = list(devices)
     hw_attr, bind_attr = setting_attrs(hw, bindings)
     stale = (graph.attrs.get("cost_hw"), list(graph.attrs.get("cost_bind") or [])) != \
-        (hw_attr, bind_attr)
+        (hw_attr, bind_attr) or not set(devices) <= set(cost_devices(graph))
     if stale or any("cost_ns" not in op.attrs for op in graph.ops() if not is_glue(op)):
-        annotate(graph, hw, bindings)
-    problem, group, ops, producers, values = build_problem(graph, hw, bindings, mapping)
+        priced = cost_devices(graph)
+        annotate(graph, hw, bindings, devices=priced + [d for d in devices if d not in priced])
+    problem, group, ops, producers, values = build_problem(graph, hw, bindings, mapping,
+                                                           devices)
+    ns, pj = pair_costs(graph, devices), pair_costs(graph, devices, "cost_pj")
     solver = "mincut" if policy == "fixed" else policy
     kw = {"max_states": max_states} if solver == "dp" else {}
     sol = SOLVERS[solver](problem, **kw)
-    dev = {op: DEVICES[sol.assign[group[op]]] for op in ops}
+    dev = {op: devices[sol.assign[group[op]]] for op in ops}
     for op in ops:
         op.attrs["device"] = dev[op]
     regions = convex_groups(ops, producers, lambda v, group_of: sorted(
@@ -203,22 +226,25 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
     rg = region_graph(graph)
     if not nx.is_directed_acyclic_graph(rg):      # convex_groups guarantees it
         raise SpecccError(f"partition: device regions form a cycle: {nx.find_cycle(rg)}")
-    base = {m: build_problem(graph, hw, bindings, m)[0] for m in ("all-npu", "all-pim")}
-    compute = [sum(op.attrs["cost_ns"][i] for op in ops if dev[op] == d)
-               for i, d in enumerate(DEVICES)]
+    base = {m: build_problem(graph, hw, bindings, m, devices)[0]
+            for m in ("all-npu", "all-pim")}
+    compute = [sum(ns[op][i] for op in ops if dev[op] == d) for i, d in enumerate(devices)]
     moved = [(u, nb) for u, cons, nb in values if any(dev[c] != dev[u] for c in cons)]
     xfer = [transfer_cost(hw, nb) for _, nb in moved]
-    energy = sum(op.attrs["cost_pj"][DEVICES.index(dev[op])] for op in ops) \
+    energy = sum(pj[op][devices.index(dev[op])] for op in ops) \
         + sum(x.energy_pj for x in xfer)
     graph.attrs["partition"] = [
         ["policy", policy], ["solver", solver], ["mapping", mapping or "none"],
         ["hw", hw_attr], ["bind", ":".join(bind_attr)],
-        ["latency_ns", round6(sol.total)], ["npu_ns", round6(compute[0])], ["pim_ns", round6(compute[1])],
+        ["latency_ns", round6(sol.total)], [f"{devices[0]}_ns", round6(compute[0])],
+        [f"{devices[1]}_ns", round6(compute[1])],
         ["transfer_ns", round6(sum(x.latency_ns for x in xfer))], ["transfers", len(moved)],
         ["transfer_bytes", round6(sum(nb for _, nb in moved))], ["energy_pj", round6(energy)],
         ["regions", len(set(regions.values()))], ["exact", sol.exact],
-        ["all_npu_ns", round6(evaluate(base["all-npu"], base["all-npu"].fixed))],
-        ["all_pim_ns", round6(evaluate(base["all-pim"], base["all-pim"].fixed))]]
+        [f"all_{devices[0]}_ns", round6(evaluate(base["all-npu"], base["all-npu"].fixed))],
+        [f"all_{devices[1]}_ns", round6(evaluate(base["all-pim"], base["all-pim"].fixed))]]
+    if devices != DEFAULT_DEVICES:
+        graph.attrs["partition"].insert(3, ["devices", ":".join(devices)])
     return sol
 
 
@@ -231,6 +257,7 @@ class Partition(Pass):
     hw: str = None
     bind: list = None
     max_states: int = 20000
+    devices: list = None   # two registered targets, ':'-separated (default npu:pim)
 
     def run_on_graph(self, graph) -> None:
         policy = self.policy or ("fixed" if self.mapping else "mincut")
@@ -243,7 +270,11 @@ class Partition(Pass):
             raise SpecccError("partition: policy=fixed needs a mapping "
                               f"({', '.join(MAPPINGS)})")
         hw, bindings = graph_setting(graph, self.hw, self.bind)
-        partition_graph(graph, hw, bindings, policy, self.mapping, self.max_states)
+        devices = self.devices or DEFAULT_DEVICES
+        if len(devices) != 2:
+            raise SpecccError(f"partition: devices names two targets (A:B), got "
+                              f"{':'.join(devices)}")
+        partition_graph(graph, hw, bindings, policy, self.mapping, self.max_states, devices)
 
 
 # ------------------------------------------------------------------ the report ---
@@ -259,19 +290,21 @@ def partition_report(graph) -> dict:
         raise SpecccError(f"@{graph.name} is not partitioned (run the partition pass)")
     hw, bindings = graph_setting(graph, info["hw"], info["bind"].split(":") if info["bind"] else [])
     mapping = None if info["mapping"] == "none" else info["mapping"]
+    devices = info["devices"].split(":") if "devices" in info else DEFAULT_DEVICES
     ops, producers, values = dataflow(graph, bindings)
-    group, fixed = _groups(graph, ops, producers, mapping, bindings)
+    pair = pair_costs(graph, devices)
+    group, fixed = _groups(graph, ops, producers, mapping, bindings, pair)
     gemm_of = {group[op]: op for op in ops if is_decode_gemm(op)}
     rows = []
     for i, op in enumerate(graph.ops()):
-        row = {"index": i, "op": op.name, "loc": op.loc, "device": "host"}
+        row = {"index": i, "op": lowered_name(op), "loc": op.loc, "device": "host"}
         if is_glue(op):
             rows.append({**row, "reason": "glue: view / layout / KV append, no kernel"})
             continue
-        d = DEVICES.index(op.attrs["device"])
-        ns = op.attrs["cost_ns"]
-        row.update(device=op.attrs["device"], npu_ns=ns[0], pim_ns=ns[1],
-                   region=op.attrs.get("region"))
+        d = devices.index(op.attrs["device"])
+        ns = pair[op]
+        row.update({"device": op.attrs["device"], f"{devices[0]}_ns": ns[0],
+                    f"{devices[1]}_ns": ns[1], "region": op.attrs.get("region")})
         g = group[op]
         if ns[1] == INF and d == 0:
             why = "does not fit in the PIM banks"
@@ -282,9 +315,9 @@ def partition_report(graph) -> dict:
         elif mapping == "specpim" and not is_decode_gemm(op) and g in gemm_of:
             why = f"specpim: fused into its preceding GEMM ({gemm_of[g].where()})"
         elif ns[d] <= ns[1 - d]:
-            why = f"faster on {DEVICES[d]} ({ns[d]:.6g} vs {ns[1 - d]:.6g} ns)"
+            why = f"faster on {devices[d]} ({ns[d]:.6g} vs {ns[1 - d]:.6g} ns)"
         else:
-            why = (f"{ns[d] - ns[1 - d]:.6g} ns slower on {DEVICES[d]}, but saves "
+            why = (f"{ns[d] - ns[1 - d]:.6g} ns slower on {devices[d]}, but saves "
                    "activation transfers to its neighbours")
         rows.append({**row, "reason": why})
     return {**info, "ops": rows}

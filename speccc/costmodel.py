@@ -11,13 +11,11 @@ Devices: "npu", "pim", "host" (glue ops: reshapes, shape math, KV concat bookkee
 An op's device comes from its `device` attribute (set by `partition`), else the
 default placement below.
 
-The estimator here is a *roofline*: time = max(flops / peak, bytes / bandwidth), from the
-hardware description alone, a lower bound (no launch overhead, perfect overlap). Targets
-refine it: the NPU target with its tiling model, the PIM target by running the emulator
-on the op's shape (see `passes/cost.py`); they register themselves in ESTIMATORS, so
-callers never change.
-`CostModel()` without explicit estimators loads them first (`load_estimators`); the
-rooflines stay in ROOFLINE as the documented fallback and bound.
+Estimates come from the registered targets (`speccc.targets`: each target's `cost`; the
+NPU's tiling model, the PIM emulator run on the op's shape, the free host), so adding a
+target adds a device here. The *rooflines* below, time = max(flops / peak, bytes /
+bandwidth) from the hardware description alone, are the documented lower bound
+(`roofline_estimators()`; `CostModel(hw, roofline_estimators())` for fast estimates).
 
 Glue ops (`is_glue`: views, shape math, layout permutations absorbed into DMA, and the
 KV-cache concat, an in-place append) default to "host" and cost nothing; moving an
@@ -145,29 +143,21 @@ def transfer_cost(hw: HwConfig, nbytes: float) -> OpCost:
     return OpCost(ns, nbytes * 8 * hw.energy.external_pj_per_bit, nbytes, 0.0, "memory")
 
 
-# device -> estimator; targets may replace entries with better models.
-ESTIMATORS: dict[str, Estimator] = {"npu": roofline_npu, "pim": roofline_pim,
-                                    "host": host_cost}
-# The rooflines, kept whatever ESTIMATORS holds: fallback and lower bound.
-ROOFLINE: dict[str, Estimator] = dict(ESTIMATORS)
-# Modules that register refined estimators when imported (targets' models).
-ESTIMATOR_PROVIDERS = ["speccc.targets.npu.estimator", "speccc.passes.cost"]
+def target_estimators() -> dict[str, Estimator]:
+    """device -> estimator: every registered target's `cost` (speccc.targets)."""
+    from speccc.targets import targets
+    return {name: t.cost for name, t in targets().items()}
 
 
-def load_estimators() -> dict[str, Estimator]:
-    """Import the providers (each calls its `register()`); returns ESTIMATORS."""
-    import importlib
-    for name in ESTIMATOR_PROVIDERS:
-        mod = importlib.import_module(name)
-        if hasattr(mod, "register"):
-            mod.register()
-    return ESTIMATORS
+def roofline_estimators() -> dict[str, Estimator]:
+    """The rooflines alone (hardware description only): the documented lower bound."""
+    return {"npu": roofline_npu, "pim": roofline_pim, "host": host_cost}
 
 
 class CostModel:
     def __init__(self, hw: HwConfig, estimators: Mapping[str, Estimator] | None = None):
         self.hw = hw
-        self.estimators = dict(estimators or load_estimators())
+        self.estimators = dict(estimators or target_estimators())
 
     def op_cost(self, op, device: str, bindings: Mapping[str, int]) -> OpCost:
         if device not in self.estimators:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Mapping
 
@@ -58,10 +57,12 @@ def _bind_pipeline(pipeline: str, bindings: Mapping[str, int]) -> str:
 
 
 def opt_file(path, pipeline: str, **pm_kwargs) -> tuple[str, PassManager]:
+    """Run a pipeline over IR text (or an imported .onnx model); the IR text after."""
+    from speccc.frontend.onnx_import import import_model
     from speccc.ir.parser import parse_file
     from speccc.ir.printer import print_module
     pm = PassManager.parse(pipeline, **pm_kwargs)  # bad pipelines fail before reading
-    module = parse_file(path)
+    module = import_model(path) if str(path).endswith(".onnx") else parse_file(path)
     pm.run(module)
     return print_module(module), pm
 
@@ -139,32 +140,18 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
 
 
 def emulator_overrides(graph, hw, mode: str) -> dict:
-    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through its
-    codegen kernel on one shared emulator (the whole model's placement is loaded into
-    one device; weights are laid out on an op's first call)."""
+    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through the PIM
+    target's emulator (one shared device holding the whole model's placement)."""
     from speccc.costmodel import default_device
-    from speccc.targets.pim.codegen import kernel_for
-    from speccc.targets.pim.emulator import PimEmulator
-    emu = PimEmulator(hw, mode=mode)
-    loaded: set = set()
-    kernels: dict = {}
+    from speccc.targets import target
+    emulation = target("pim").emulator(hw, mode)
     out = {}
     number = 0
     for op in graph.ops():
         i, number = number, number + len(op.results)
-        if default_device(op) != "pim":
-            continue
-
-        def fn(ins, attrs, op=op, label=f"{graph.name}.{i:04d}.{op.name}"):
-            shapes = tuple(tuple(np.shape(a)) for a in ins)
-            k = kernels.get((id(op), shapes))
-            if k is None:
-                k = kernels[id(op), shapes] = kernel_for(op.name, op.attrs, hw, list(shapes),
-                                                         label=label)
-            outs = k.run(emu, list(ins), load=id(op) not in loaded)
-            loaded.add(id(op))
-            return outs
-        out[op] = fn
+        if default_device(op) == "pim":
+            label = f"{graph.name}.{i:04d}.{op.name}"
+            out[op] = lambda ins, attrs, op=op, label=label: emulation.run(op, ins, label)
     return out
 
 
@@ -179,30 +166,54 @@ def unbound_symbols(module: Module) -> set[str]:
     return out
 
 
+def compile_pipeline(pipeline: str | None, bindings: Mapping[str, int], *,
+                     hw: str | None = None, max_context: int = 0, partition: str | None = None,
+                     draft_channels: int | None = None, **pm_kwargs
+                     ) -> tuple[PassManager, list]:
+    """The whole compile as one pass manager: `fold{bind}` + the pipeline (default: the
+    canonical one) + [partition] + place + lower-pim + lower-npu. Returns it and the
+    passes appended to the user's pipeline (run after the bindings check)."""
+    from speccc.passes.lower_npu import LowerNpu
+    from speccc.passes.lower_pim import LowerPim
+    pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings), **pm_kwargs)
+    split = f"draft:{draft_channels}" if draft_channels is not None else ""
+    name = hw or DEFAULT_HW
+    tail = _add_place(pm, name, bindings, max_context, partition=partition, split=split)
+    bind = [f"{k}={v}" for k, v in sorted(bindings.items())]
+    lowering = [cls(hw=name, bind=bind) for cls in (LowerPim, LowerNpu)
+                if not any(isinstance(p, cls) for p in pm.passes)]
+    pm.passes += lowering
+    return pm, tail + lowering
+
+
+def pipeline_text(pm: PassManager) -> str:
+    """The pipeline string `speccc opt -p` takes for these passes."""
+    return ",".join(p.spec() for p in pm.passes)
+
+
 def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str | None,
                   shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
                   partition: str | None = None, draft=None,
                   draft_channels: int | None = None,
                   **pm_kwargs) -> tuple[dict, PassManager]:
-    """Import, run the pipeline (canonical + place), lower every PIM op to listings and
-    time them on the emulator; write OUTDIR/ir/*.ir, OUTDIR/pim/*.pim and
+    """Import, run the compile pipeline (`compile_pipeline`: canonical + place + lower-pim
+    + lower-npu), build the report from the lowered module and write OUTDIR/ir/*.ir (the
+    lowered IR), the listings (OUTDIR/pim/*.pim, OUTDIR/npu/GRAPH/*) and
     OUTDIR/report.json (byte-deterministic). Nothing is written unless all succeeds.
 
     With `draft` (an .onnx model) it is imported as graph @draft next to @target and goes
     through the same pipeline; `draft_channels=N` places it on PIM channels [0, N) and
     the target on the rest (`place{split=draft:N}`, SpecPIM), else both share them."""
     from speccc.ir.printer import print_graph
-    from speccc.targets.pim.listing import format_program
+    from speccc.passes._lower import LowerPass
+    from speccc.report import compile_report
     if draft_channels is not None and draft is None:
         raise SpecccError("--draft-channels needs a --draft model")
     if draft is not None and str(draft).endswith(".ir"):
         raise SpecccError("--draft takes an .onnx model", location=str(draft))
-    hwc = _load_hw(hw)
-    pm = PassManager.parse(_bind_pipeline(pipeline or COMPILE_PIPELINE, bindings),
-                           **pm_kwargs)
-    split = f"draft:{draft_channels}" if draft_channels is not None else ""
-    tail_passes = _add_place(pm, hw or DEFAULT_HW, bindings, max_context,
-                             partition=partition, split=split)
+    pm, tail_passes = compile_pipeline(pipeline, bindings, hw=hw, max_context=max_context,
+                                       partition=partition, draft_channels=draft_channels,
+                                       **pm_kwargs)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise SpecccError("output exists and is not a directory", location=str(out))
@@ -213,7 +224,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
             raise SpecccError("the model already has a graph @draft", location=str(model_path))
         import_model(draft, ImportOptions(shapes_only=shapes_only, graph_name="draft"),
                      module=module)
-    # the pipeline up to the appended partition/place, the bindings check, then those
+    # the pipeline up to the appended passes, the bindings check, then those
     del pm.passes[len(pm.passes) - len(tail_passes):]
     pm.run(module)
     free = unbound_symbols(module)
@@ -222,14 +233,15 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         example = ",".join(f"{s}=1" for s in sorted(free))
         raise SpecccError(f"unbound symbolic dim(s) {names}: costs need numbers; "
                           f"pass --bind {example}", location=str(model_path))
-    if tail_passes:
-        tail = dataclasses.replace(pm, passes=tail_passes, timings=[])
-        tail.run(module)
-        pm.passes += tail_passes
-        pm.timings += tail.timings
-    report, listings = lower_module(module, hwc, bindings)
+    tail = dataclasses.replace(pm, passes=tail_passes, timings=[])
+    tail.run(module)
+    pm.passes += tail_passes
+    pm.timings += tail.timings
+    first_lowering = next(i for i, p in enumerate(pm.passes) if isinstance(p, LowerPass))
+    specs = [s for s, _ in pm.timings]
     report = {"model": str(model_path), "bindings": dict(bindings),
-              "pipeline": [s for s, _ in pm.timings], **report}
+              "pipeline": specs[:first_lowering], "lowering": specs[first_lowering:],
+              **compile_report(module)}
     if draft is not None:
         report["draft"] = str(draft)
         report["draft_channels"] = draft_channels
@@ -237,112 +249,8 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     parts = {g.name: partition_report(g) for g in module if g.attrs.get("partition")}
     if parts:
         report["partition"] = parts
-    files: dict[str, str] = {}
-    for g in module:
-        from speccc.targets.npu.program import npu_listings
-        files[f"ir/{g.name}.ir"] = print_graph(g)
-        files.update(npu_listings(g, hwc, bindings))
-    for rel, prog in listings:
-        files[rel] = format_program(prog)
+    files = {f"ir/{g.name}.ir": print_graph(g) for g in module}
+    files.update(module.listings)
     files["report.json"] = json.dumps(report, indent=1, sort_keys=True) + "\n"
     write_tree(out, files, prune=("pim/*.pim",))
     return report, pm
-
-
-def lower_module(module: Module, hw, bindings: Mapping[str, int]) -> tuple[dict, list]:
-    """Per-op device, timing, bytes, energy, roofline and efficiency; the listings.
-
-    PIM ops: every phase's listing is timed by the emulator (time_program; programs
-    equal up to row numbers and channel offsets are timed once). NPU ops: the cost
-    model's estimator (speccc.costmodel.CostModel). Host ops (views, shape math, KV
-    appends): free. The step time `serial_ns` adds every op's time (no overlap)."""
-    from speccc import costmodel
-    from speccc.ir.opdefs import op_cost
-    from speccc.ir.types import dim_eval
-    from speccc.targets.pim.codegen import (Timer, kernel_for, normalized_attrs, program_io,
-                                            roofline)
-    model = costmodel.CostModel(hw)
-    rooflines = getattr(costmodel, "ROOFLINE", costmodel.ESTIMATORS)
-    timer = Timer(hw)
-    npu_ghz = hw.npu.clock_mhz / 1000
-    listings: list = []
-    graphs: dict = {}
-    summary: dict[tuple, Counter] = defaultdict(Counter)
-    totals: dict[str, Counter] = defaultdict(Counter)
-    for g in module:
-        rows = []
-        number = 0  # the printer's %N of the op's first result (listing names follow it)
-        for op in g.ops():
-            i, number = number, number + len(op.results)
-            c = op_cost(op)
-            device = costmodel.default_device(op)
-            row = {"op": op.name, "id": i, "loc": op.loc, "device": device,
-                   "flops": int(c.flops), "bytes_read": int(c.bytes_read),
-                   "bytes_written": int(c.bytes_written)}
-            if device == "pim":
-                shapes = [[dim_eval(d, bindings) for d in v.type.shape] for v in op.operands]
-                stem = f"pim/{g.name}.{i:04d}.{op.name}"
-                kernel = kernel_for(op.name, op.attrs, hw, shapes, label=stem)
-                twin = kernel_for(op.name, normalized_attrs(op.attrs), hw, shapes, label=stem)
-                phases, tot = [], Counter()
-                for (phase, prog), (_, tprog) in zip(kernel.phases(), twin.phases()):
-                    res = timer.time(tprog)
-                    b_in, b_out = program_io(prog, hw)
-                    rel = f"{stem}.{phase}.pim"
-                    listings.append((rel, prog))
-                    ph = {"phase": phase, "listing": rel, "cycles": res.cycles, "ns": res.ns,
-                          "bytes_in": b_in, "bytes_out": b_out,
-                          "energy_pj": res.energy_total_pj, "commands": res.commands}
-                    phases.append(ph)
-                    tot.update({k: ph[k] for k in ("cycles", "ns", "bytes_in", "bytes_out",
-                                                   "energy_pj")})
-                roof_ns, bound = roofline(hw, kernel.work())
-                row.update({"timing": "emulator", "cycles": tot["cycles"], "ns": tot["ns"],
-                            "bytes_in": tot["bytes_in"], "bytes_out": tot["bytes_out"],
-                            "energy_pj": tot["energy_pj"], "bound": bound,
-                            "roofline_ns": roof_ns,
-                            "efficiency": roof_ns / tot["ns"] if tot["ns"] else None,
-                            "phases": phases})
-                for k, v in op.attrs.items():
-                    if k.startswith("pim_") and k != "pim_channels":
-                        row[k] = v
-                if "pim_channels" in op.attrs:
-                    row["pim_channels"] = [op.attrs["pim_channels"][0],
-                                           len(op.attrs["pim_channels"])]
-            else:
-                oc = model.op_cost(op, device, bindings)
-                roof = rooflines.get(device)
-                roof_ns = (roof(hw, op, bindings).latency_ns
-                           if roof is not None and device != "host" else None)
-                row.update({"timing": "roofline" if device == "npu" else "none",
-                            "cycles": int(round(oc.latency_ns * npu_ghz)), "ns": oc.latency_ns,
-                            "bytes_in": int(c.bytes_read) if device != "host" else 0,
-                            "bytes_out": int(c.bytes_written) if device != "host" else 0,
-                            "energy_pj": oc.energy_pj, "bound": oc.bound,
-                            "roofline_ns": roof_ns,
-                            "efficiency": (roof_ns / oc.latency_ns
-                                           if roof_ns and oc.latency_ns else None)})
-            rows.append(row)
-            s = summary[(op.name, device)]
-            s["count"] += 1
-            for k in ("flops", "bytes_read", "bytes_written", "ns", "energy_pj", "bytes_in",
-                      "bytes_out"):
-                s[k] += row[k]
-            if row.get("roofline_ns"):
-                s["roofline_ns"] += row["roofline_ns"]
-            t = totals[device]
-            t["ops"] += 1
-            for k in ("ns", "energy_pj", "bytes_in", "bytes_out"):
-                t[k] += row[k]
-        graphs[g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", [])}
-    summ = []
-    for (name, device), v in sorted(summary.items(), key=lambda kv: (-kv[1]["ns"],
-                                                                      -kv[1]["flops"], kv[0])):
-        d = {"op": name, "device": device, **v}
-        d["efficiency"] = (v["roofline_ns"] / v["ns"]) if v.get("roofline_ns") and v["ns"] else None
-        summ.append(d)
-    tot = {dev: dict(v) for dev, v in sorted(totals.items())}
-    serial = sum(v["ns"] for v in totals.values())
-    return ({"hw": hw.name, "graphs": graphs, "summary": summ, "totals": tot,
-             "serial_ns": serial, "listings": len(listings),
-             "timed_programs": len(timer.cache)}, listings)

@@ -15,7 +15,8 @@ from speccc.ir.opdefs import lookup
 from speccc.ir.types import DType, TensorType
 from speccc.targets.npu.estimator import npu_cost, npu_kernel_time
 from speccc.targets.npu.kernels import Gemm, Vector
-from speccc.targets.npu.program import emit_npu_listings, kernel_listing
+from speccc.passes._lower import lower_module
+from speccc.targets.npu.program import kernel_listing
 from speccc.targets.npu.semantics import run_op, tiled_matmul
 from speccc.targets.npu.timing import NpuModel, npu_model
 
@@ -179,7 +180,7 @@ def test_listing_shows_loops_dma_and_matmul_and_is_deterministic():
         assert word in text, word
 
 
-def test_emit_listings_for_the_npu_ops_of_a_graph(tmp_path):
+def test_lower_npu_replaces_npu_ops_with_kernels_and_listings():
     hw = load_hw("hbm-pim")
     g = _graph()
     x = g.add_argument("x", TensorType((1, 4, 256), DType.f16))
@@ -188,18 +189,24 @@ def test_emit_listings_for_the_npu_ops_of_a_graph(tmp_path):
     z = g.create("linear", [y, _weight(g, "w2", (512, 256))], {"device": "pim"}).result
     g.set_outputs([g.create("reshape", [z, g.create("const", [], {
         "value": np.array([4, 256], np.int64)}).result]).result], ["y"])
-    paths = emit_npu_listings(g, hw, {}, tmp_path)
-    names = sorted(p.name for p in paths)
-    assert names == ["0000_rmsnorm.npu", "0001_linear.npu", "index.txt"]
-    assert (tmp_path / "npu" / "g" / "0001_linear.npu").read_text().startswith("# speccc NPU program")
-    assert "2 ops" in (tmp_path / "npu" / "g" / "index.txt").read_text()
+    expected = npu_cost(hw, y.op, {}).latency_ns
+    lower_module(g.module, "npu", hw, {})
+    listings = g.module.listings
+    assert sorted(listings) == ["npu/g/0000_rmsnorm.npu", "npu/g/0001_linear.npu",
+                                "npu/g/index.txt"]
+    assert listings["npu/g/0001_linear.npu"].startswith("# speccc NPU program")
+    assert "2 ops" in listings["npu/g/index.txt"]
+    kernels = [op for op in g.ops() if op.name == "npu.kernel"]
+    assert [op.attrs["op"] for op in kernels] == ["rmsnorm", "linear"]
+    assert kernels[1].attrs["listings"] == ["npu/g/0001_linear.npu"]
+    assert kernels[1].attrs["ns"] == [expected]
 
 
-def test_registered_as_the_npu_estimator_with_the_roofline_kept():
-    costmodel.load_estimators()
-    assert costmodel.ESTIMATORS["npu"] is npu_cost
-    assert costmodel.ROOFLINE["npu"] is costmodel.roofline_npu
+def test_the_npu_target_costs_with_its_model_and_the_roofline_kept():
+    from speccc.targets import target
     hw = load_hw("hbm-pim")
+    assert target("npu").cost(hw, _linear(1, 64, 64), {}) == npu_cost(hw, _linear(1, 64, 64), {})
+    assert costmodel.roofline_estimators()["npu"] is costmodel.roofline_npu
     op = _linear(1, 4096, 4096)
     refined = costmodel.CostModel(hw).op_cost(op, "npu", {})
     roof = costmodel.roofline_npu(hw, op, {})

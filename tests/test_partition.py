@@ -18,7 +18,7 @@ from speccc.ir.core import Module
 from speccc.ir.parser import parse_module
 from speccc.ir.printer import print_module
 from speccc.ir.types import DType, TensorType
-from speccc.passes._cost_pim import EXACT_REPS, gemv_program, gemv_run, pim_cost
+from speccc.targets.pim.cost import EXACT_REPS, gemv_program, gemv_run, pim_cost
 from speccc.passes._partition_solve import INF, SOLVERS, Problem, evaluate
 from speccc.passes.partition import (convex_groups, dataflow, is_decode_gemm,
                                      partition_graph, partition_report, region_graph)
@@ -72,8 +72,6 @@ def test_pim_cost_of_linear_and_attention_come_from_gemv_runs():
     c = pim_cost(hw, att, {})
     gemvs = gemv_run(hw, 700, 128, 8, 4).ns + gemv_run(hw, 128, 700, 8, 4).ns
     assert gemvs < c.latency_ns < gemvs * 1.2
-    costmodel.load_estimators()
-    assert costmodel.ESTIMATORS["pim"] is pim_cost
     assert costmodel.CostModel(hw).op_cost(lin, "pim", {}).latency_ns == \
         gemv_run(hw, 11008, 4096, 1, 2).ns
 

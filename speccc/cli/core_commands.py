@@ -242,9 +242,11 @@ def _fmt_ns(ns) -> str:
               help="With --draft: the draft gets PIM channels [0,N), the target the rest "
                    "(SpecPIM's split; default: shared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--print-pipeline", is_flag=True,
+              help="Print the whole pipeline (a `speccc opt -p` string) and exit.")
 @pipeline_options
 def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, draft,
-            draft_channels, as_json, print_after, verify_each, time_passes):
+            draft_channels, as_json, print_pipeline, print_after, verify_each, time_passes):
     """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
     PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
 
@@ -253,7 +255,16 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc compile 7b.onnx --bind T=1,P=1024 --hw aim-gddr6 --shapes-only
     speccc compile target.onnx --draft draft.onnx --draft-channels 4 --bind T=1,P=16 \\
         --hw aim-gddr6 -o out                                 # SpecPIM channel split
+    speccc compile tiny.onnx --bind T=1,P=16 --print-pipeline  # the passes, for opt -p
     """
+    if print_pipeline:
+        if draft_channels is not None and draft is None:
+            raise SpecccError("--draft-channels needs a --draft model")
+        pm, _ = driver.compile_pipeline(pipeline, _parse_bind(bind), hw=hw,
+                                        max_context=max_context, partition=partition,
+                                        draft_channels=draft_channels)
+        click.echo(driver.pipeline_text(pm))
+        return
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
                                       hw=hw, max_context=max_context, partition=partition,
                                       draft=draft, draft_channels=draft_channels,

@@ -179,6 +179,15 @@ class Graph:
             self.replace_all_uses(r, n)
         self.erase_op(old)
 
+    def replace_op(self, old: Op, name: str, attrs: Mapping) -> Op:
+        """Replace `old` by an op `name` with the same operands, result types and
+        location, taking `old`'s place in the deterministic order (lowering)."""
+        new = Op(name, list(old.operands), dict(attrs), [r.type for r in old.results], old.loc)
+        new.uid = old.uid
+        self.add_op(new)
+        self.rewrite(old, new.results)
+        return new
+
     def remove_dead(self) -> int:
         """Erase ops whose results are unused and not outputs; returns how many."""
         removed = 0
@@ -239,10 +248,13 @@ class WeightStore:
 @dataclass
 class Module:
     """Named graphs (`@target`, `@draft`, ...), each with its own weight store (a draft
-    and a target name their tensors alike: `model.embed_tokens.weight`)."""
+    and a target name their tensors alike: `model.embed_tokens.weight`), and the listing
+    texts of its kernel ops (`listings`: key -> text; kernel ops name their keys, e.g.
+    "pim/target.0007.linear.gemv.pim"), stored out of line like weights."""
 
     graphs: dict[str, Graph] = field(default_factory=dict)
     stores: dict[str, WeightStore] = field(default_factory=dict)
+    listings: dict[str, str] = field(default_factory=dict)
 
     def weights_of(self, graph_name: str) -> WeightStore:
         return self.stores.setdefault(graph_name, WeightStore())

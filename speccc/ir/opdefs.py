@@ -131,16 +131,26 @@ COMMON_ATTRS: dict[str, Attr] = {
 }
 
 
+def attr_schema(od: OpDef, attrs: dict, loc: str | None = None) -> dict[str, Attr]:
+    """The attributes `od` takes; an op that wraps another (a kernel op: extra `wraps`
+    names the attribute holding the wrapped op's name) also takes the wrapped op's."""
+    key = od.extra.get("wraps")
+    if key is None or not isinstance(attrs.get(key), str):
+        return od.attrs
+    return {**lookup(attrs[key], loc).attrs, **od.attrs}
+
+
 def check_attrs(od: OpDef, attrs: dict, loc: str | None) -> None:
+    schema = attr_schema(od, attrs, loc)
     for k, v in attrs.items():
-        spec = od.attrs.get(k) or COMMON_ATTRS.get(k)
+        spec = schema.get(k) or COMMON_ATTRS.get(k)
         if spec is None:
-            known = ", ".join(sorted(od.attrs)) or "none"
+            known = ", ".join(sorted(schema)) or "none"
             raise VerifyError(f"{od.name}: unknown attribute '{k}' (known: {known})", location=loc)
         if not ATTR_KINDS[spec.kind](v):
             raise VerifyError(f"{od.name}: attribute '{k}' must be {spec.kind}, got {v!r}",
                               location=loc)
-    for k, spec in od.attrs.items():
+    for k, spec in schema.items():
         if spec.required and k not in attrs:
             raise VerifyError(f"{od.name}: missing required attribute '{k}'", location=loc)
 

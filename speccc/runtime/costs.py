@@ -33,14 +33,13 @@ COST_MODELS = ("targets", "roofline")
 
 
 def estimators(name):
-    """`targets`: whatever the targets registered (costmodel.load_estimators);
+    """`targets`: the registered targets' costs (speccc.targets);
     `roofline`: the cost model's own rooflines (fast, hardware description only);
     or a mapping device -> estimator (tests)."""
     if isinstance(name, dict):
         return name
     if name == "roofline":
-        return {"npu": costmodel.roofline_npu, "pim": costmodel.roofline_pim,
-                "host": costmodel.host_cost}
+        return costmodel.roofline_estimators()
     return None
 
 

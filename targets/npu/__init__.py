@@ -2,8 +2,9 @@
 
 - kernels.py    IR op -> Kernel (GEMM and vector stages, operands in DRAM or SRAM)
 - timing.py     tiling search and timing/energy (arrays, SRAM, external bandwidth)
-- estimator.py  `npu_cost`, registered as speccc.costmodel.ESTIMATORS["npu"]
-- program.py    `kernel_listing`, `emit_npu_listings(graph, hw, bindings, outdir)`
+- target.py     `NpuTarget`: the speccc.targets.Target hooks (cost, lowering to `npu.kernel`)
+- estimator.py  `npu_cost`: the target's cost
+- program.py    `format_kernel`, `kernel_listing`: the listing text of one kernel
 - semantics.py  `run_op`: numpy semantics, GEMMs executed tile by tile
 See docs/npu.md.
 """

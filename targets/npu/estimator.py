@@ -1,7 +1,7 @@
-"""The NPU's entry in speccc.costmodel.ESTIMATORS: kernel + tiled timing -> OpCost.
+"""The NPU's cost (NpuTarget.cost): kernel + tiled timing -> OpCost.
 
     from speccc.targets.npu.estimator import npu_cost, npu_kernel_time
-    npu_cost(hw, op, {"T": 1, "P": 128})            # OpCost, as ESTIMATORS["npu"]
+    npu_cost(hw, op, {"T": 1, "P": 128})            # OpCost, as target("npu").cost
     npu_cost(hw, op, b, bw_share=0.5)               # half the DRAM channels busy with PIM
 
 The roofline (speccc.costmodel.roofline_npu) stays the documented bound: this model is
@@ -25,8 +25,3 @@ def npu_cost(hw, op, bindings, bw_share: float = 1.0) -> OpCost:
     flops = dim_eval(op_cost(op).flops, dict(bindings))
     return OpCost(kt.ns, kt.energy_pj, kt.dram_bytes, float(flops), kt.bound)
 
-
-def register() -> None:
-    """Make this model ESTIMATORS["npu"] (the roofline stays in costmodel.ROOFLINE)."""
-    from speccc import costmodel
-    costmodel.ESTIMATORS["npu"] = npu_cost

@@ -1,7 +1,7 @@
-"""Human-readable NPU programs (one per op) and the driver entry that writes them.
+"""Human-readable NPU programs, one per op (lower-npu puts them in the module's listing
+store as npu/<graph>/NNNN_<op>.npu; targets/npu/target.py).
 
     text = kernel_listing(op, hw, {"T": 1, "P": 128})
-    paths = emit_npu_listings(graph, hw, {"T": 1, "P": 128}, "out")  # out/npu/<graph>/*.npu
 
 A listing shows what the timing model charges, stage by stage: the tiling it chose, the
 tile loops, each DMA load/store with its bytes and each MATMUL tile with its cycles
@@ -10,12 +10,9 @@ reading; they are not parsed back. Output is deterministic.
 """
 from __future__ import annotations
 
-from speccc.fileio import write_text_atomic
-
 import math
-from pathlib import Path
 
-from speccc.targets.npu.kernels import GEMM_OPS, Gemm, Kernel, kernel_for
+from speccc.targets.npu.kernels import Gemm, Kernel, kernel_for
 from speccc.targets.npu.timing import NpuModel, npu_model
 
 
@@ -126,34 +123,3 @@ def format_kernel(hw, k: Kernel, title: str, bw_share: float = 1.0) -> str:
 def kernel_listing(op, hw, bindings, title: str | None = None, bw_share: float = 1.0) -> str:
     return format_kernel(hw, kernel_for(hw, op, bindings), title or f"{op.name} ({op.where()})",
                          bw_share)
-
-
-def npu_listings(graph, hw, bindings) -> dict[str, str]:
-    """One listing per NPU op of `graph`, {"npu/<graph>/NNNN_<op>.npu": text}, plus
-    "npu/<graph>/index.txt" (op, location, ns, uJ)."""
-    from speccc.costmodel import default_device, is_glue
-    folder = f"npu/{graph.name}"
-    rows, files = [], {}
-    ops = [op for op in graph.ops() if default_device(op) == "npu" and not is_glue(op)]
-    for i, op in enumerate(ops):
-        k = kernel_for(hw, op, bindings)
-        text = format_kernel(hw, k, f"#{i} {op.name} ({op.where()})")
-        files[f"{folder}/{i:04d}_{op.name}.npu"] = text
-        kt = npu_model(hw).kernel(k)
-        rows.append(f"{i:4d}  {op.name:12s} {kt.ns:12.1f} ns {kt.energy_pj / 1e6:10.3f} uJ  "
-                    f"{'gemm' if op.name in GEMM_OPS else 'vector':6s}  {op.where()}")
-    total = sum(npu_model(hw).kernel(kernel_for(hw, op, bindings)).ns for op in ops)
-    head = [f"# NPU programs of @{graph.name} on {hw.name}, bindings "
-            + ",".join(f"{k}={v}" for k, v in sorted(dict(bindings).items())),
-            f"# {len(ops)} ops, {total / 1e3:.2f} us in sequence", ""]
-    files[f"{folder}/index.txt"] = "\n".join(head + rows) + "\n"
-    return files
-
-
-def emit_npu_listings(graph, hw, bindings, outdir) -> list[Path]:
-    """Write `npu_listings` under OUTDIR; returns the paths written."""
-    paths = []
-    for rel, text in npu_listings(graph, hw, bindings).items():
-        write_text_atomic(Path(outdir) / rel, text)
-        paths.append(Path(outdir) / rel)
-    return paths

@@ -1,6 +1,6 @@
 """Calibrated PIM costs: run the PIM emulator on each op's actual GEMV shapes.
 
-    pim_cost(hw, op, {"T": 1, "P": 128})   # OpCost, registered as ESTIMATORS["pim"]
+    pim_cost(hw, op, {"T": 1, "P": 128})   # OpCost: PimTarget.cost (targets/pim/target.py)
 
 What runs (targets/pim: `plan_matrix` -> `gemv_body` -> `time_program`, timing only):
 - linear / matmul / gemm with a stored 2-D weight: the N x K GEMV, once per row of x
@@ -171,7 +171,7 @@ def pim_run(hw, op, b) -> PimRun | None:
 
 
 def pim_cost(hw, op, bindings) -> OpCost:
-    """ESTIMATORS["pim"]: the emulator-calibrated cost, else the roofline."""
+    """The PIM target's cost: the emulator-calibrated cost, else the roofline."""
     b = dict(bindings)
     try:
         run = pim_run(hw, op, b)
@@ -186,7 +186,3 @@ def pim_cost(hw, op, bindings) -> OpCost:
     bound = "memory" if run.ns <= 1.25 * stream else "overhead"
     return OpCost(run.ns, run.energy_pj, run.bytes_internal + run.bytes_external, flops, bound)
 
-
-def register() -> None:
-    from speccc import costmodel
-    costmodel.ESTIMATORS["pim"] = pim_cost
