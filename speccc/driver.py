@@ -186,6 +186,33 @@ def compile_pipeline(pipeline: str | None, bindings: Mapping[str, int], *,
     return pm, tail + lowering
 
 
+def schedule_module(target, draft, shapes_only: bool, *, hw: str, bindings, partition,
+                    schedule: str, gamma: int, draft_channels: int) -> str:
+    """The text of the module `speccc run --module` runs: @target and @draft after the
+    canonical pipeline with their dims symbolic (the runtime prices every (T, P) a
+    schedule reaches; compile's bound, lowered graphs cannot), the partition's devices,
+    and the `speculate` pass's @schedule program."""
+    from speccc.ir.printer import print_module
+    from speccc.runtime.runner import load_pair
+    module, meta = load_pair(target, draft, shapes_only=shapes_only)
+    for name, props in meta.items():
+        from speccc import modelinfo
+        ctx = modelinfo.max_context(module.graphs[name], props)
+        if ctx is not None:   # keep the context limit the ONNX metadata gave
+            module.graphs[name].attrs["max_context"] = ctx
+    passes = []
+    if partition:
+        from speccc.passes.partition import MAPPINGS
+        how = "mapping" if partition in MAPPINGS else "policy"
+        bind = ":".join(f"{k}={v}" for k, v in sorted(bindings.items()))
+        passes.append(f"partition{{{how}={partition},hw={hw}"
+                      + (f",bind={bind}" if bind else "") + "}")
+    passes.append(f"speculate{{schedule={schedule},gamma={gamma},hw={hw},"
+                  f"draft_channels={draft_channels}}}")
+    PassManager.parse(",".join(passes)).run(module)
+    return print_module(module)
+
+
 def pipeline_text(pm: PassManager) -> str:
     """The pipeline string `speccc opt -p` takes for these passes."""
     return ",".join(p.spec() for p in pm.passes)
@@ -194,8 +221,8 @@ def pipeline_text(pm: PassManager) -> str:
 def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str | None,
                   shapes_only: bool, *, hw: str | None = None, max_context: int = 0,
                   partition: str | None = None, draft=None,
-                  draft_channels: int | None = None,
-                  **pm_kwargs) -> tuple[dict, PassManager]:
+                  draft_channels: int | None = None, schedule: str = "serial",
+                  gamma: int = 4, **pm_kwargs) -> tuple[dict, PassManager]:
     """Import, run the compile pipeline (`compile_pipeline`: canonical + place + lower-pim
     + lower-npu), build the report from the lowered module and write OUTDIR/ir/*.ir (the
     lowered IR), the listings (OUTDIR/pim/*.pim, OUTDIR/npu/GRAPH/*) and
@@ -203,7 +230,9 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
 
     With `draft` (an .onnx model) it is imported as graph @draft next to @target and goes
     through the same pipeline; `draft_channels=N` places it on PIM channels [0, N) and
-    the target on the rest (`place{split=draft:N}`, SpecPIM), else both share them."""
+    the target on the rest (`place{split=draft:N}`, SpecPIM), else both share them; and
+    OUTDIR/ir/module.ir holds @draft, @target and the `schedule` program (`gamma`) as
+    `speccc run --module` runs them (`schedule_module`)."""
     from speccc.ir.printer import print_graph
     from speccc.passes._lower import LowerPass
     from speccc.report import compile_report
@@ -211,6 +240,9 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         raise SpecccError("--draft-channels needs a --draft model")
     if draft is not None and str(draft).endswith(".ir"):
         raise SpecccError("--draft takes an .onnx model", location=str(draft))
+    if draft is not None and schedule in ("overlap", "pipeinfer") and draft_channels is None:
+        raise SpecccError(f"--schedule {schedule} runs the draft on its own PIM channels: "
+                          "give --draft-channels N")
     pm, tail_passes = compile_pipeline(pipeline, bindings, hw=hw, max_context=max_context,
                                        partition=partition, draft_channels=draft_channels,
                                        **pm_kwargs)
@@ -250,6 +282,11 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     if parts:
         report["partition"] = parts
     files = {f"ir/{g.name}.ir": print_graph(g) for g in module}
+    if draft is not None:
+        files["ir/module.ir"] = schedule_module(
+            model_path, draft, shapes_only, hw=hw or DEFAULT_HW, bindings=bindings,
+            partition=partition, schedule=schedule, gamma=gamma,
+            draft_channels=draft_channels or 0)
     files.update(module.listings)
     files["report.json"] = json.dumps(report, indent=1, sort_keys=True) + "\n"
     write_tree(out, files, prune=("pim/*.pim",))

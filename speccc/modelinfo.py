@@ -92,6 +92,8 @@ def max_context(g, metadata: dict | None = None) -> int | None:
     rows = position_table_rows(g)
     if rows is not None:
         return rows
+    if "max_context" in g.attrs:   # recorded when the module was written as IR text
+        return int(g.attrs["max_context"])
     if metadata and "speccc.spec" in metadata:
         import json
         return int(json.loads(metadata["speccc.spec"]).get("max_positions", 0)) or None

@@ -241,12 +241,19 @@ def _fmt_ns(ns) -> str:
 @click.option("--draft-channels", "draft_channels", type=int, default=None, metavar="N",
               help="With --draft: the draft gets PIM channels [0,N), the target the rest "
                    "(SpecPIM's split; default: shared).")
+@click.option("--schedule", type=click.Choice(["none", "serial", "overlap", "pipeinfer"]),
+              default="serial", show_default=True,
+              help="With --draft: the speculative schedule written to OUT/ir/module.ir "
+                   "(overlap and pipeinfer need --draft-channels).")
+@click.option("--gamma", type=int, default=4, show_default=True,
+              help="With --draft: tokens drafted per verify in that schedule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--print-pipeline", is_flag=True,
               help="Print the whole pipeline (a `speccc opt -p` string) and exit.")
 @pipeline_options
 def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, draft,
-            draft_channels, as_json, print_pipeline, print_after, verify_each, time_passes):
+            draft_channels, schedule, gamma, as_json, print_pipeline, print_after,
+            verify_each, time_passes):
     """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
     PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
 
@@ -256,6 +263,8 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc compile target.onnx --draft draft.onnx --draft-channels 4 --bind T=1,P=16 \\
         --hw aim-gddr6 -o out                                 # SpecPIM channel split
     speccc compile tiny.onnx --bind T=1,P=16 --print-pipeline  # the passes, for opt -p
+    speccc run --module out/ir/module.ir --target target.onnx --draft draft.onnx
+                       # runs the schedule compile wrote (draft, target, @schedule)
     """
     if print_pipeline:
         if draft_channels is not None and draft is None:
@@ -268,6 +277,7 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
                                       hw=hw, max_context=max_context, partition=partition,
                                       draft=draft, draft_channels=draft_channels,
+                                      schedule=schedule, gamma=gamma,
                                       **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)

@@ -217,3 +217,27 @@ def test_plot_overlays_runs_on_one_axis(files, tmp_path):
     assert len(data["otherData"]["report"]["token_times_ms"]) == 8
     assert_error(cli("plot", tmp_path / "t.none.json", "-o", png, "--window", "3:1"),
                  "--window START must be below END")
+
+
+def test_compile_writes_the_module_run_executes(files, tmp_path):
+    """compile --draft writes OUT/ir/module.ir (draft, target, @schedule); run --module
+    executes it exactly as the same options given to run."""
+    out = tmp_path / "out"
+    r = cli("compile", files / "target.onnx", "--draft", files / "draft.onnx",
+            "--draft-channels", 2, "--schedule", "overlap", "--gamma", 3,
+            "--bind", "T=1,P=16", "-o", out)
+    assert r.exit_code == 0, r.output
+    text = (out / "ir" / "module.ir").read_text()
+    assert "graph @schedule" in text and "speculative = true" in text
+    args = ["--prompt-ids", "1,2,3", "--max-new-tokens", 10, "--cost-model", "roofline",
+            "--json"]
+    models = ["--target", files / "target.onnx", "--draft", files / "draft.onnx"]
+    ran = json.loads(cli("run", "--module", out / "ir" / "module.ir", *models, *args).stdout)
+    same = json.loads(cli("run", *models, "--schedule", "overlap", "--gamma", 3,
+                          "--draft-channels", 2, *args).stdout)
+    for key in ("tokens", "time_ms", "energy_mj", "runs", "channel_groups"):
+        assert ran[key] == same[key], key
+    assert_error(cli("compile", files / "target.onnx", "--draft", files / "draft.onnx",
+                     "--schedule", "pipeinfer", "--bind", "T=1,P=16", "-o", tmp_path / "x"),
+                 "give --draft-channels N")
+    assert not (tmp_path / "x").exists()
