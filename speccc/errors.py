@@ -25,6 +25,10 @@ class VerifyError(SpecccError):
     """IR that breaks an invariant (arity, types, attributes, acyclicity, dominance)."""
 
 
+class CapacityError(SpecccError):
+    """Data that does not fit the hardware's memory (rows per bank, a channel set)."""
+
+
 class UnsupportedError(SpecccError):
     """Model uses ops/opsets that speccc does not convert (all listed at once)."""
 

@@ -9,7 +9,7 @@ rows, so a model within a few percent of the capacity may pass here and fail `co
 from __future__ import annotations
 
 from speccc import modelinfo
-from speccc.errors import SpecccError
+from speccc.errors import CapacityError
 
 WORD = 2   # bytes per PIM word (fp16/bf16)
 
@@ -34,7 +34,7 @@ def model_bytes(graph, context: int, batch: int) -> tuple[int, int]:
 
 
 def check_fits(module, program, hw, context: int, batch: int) -> None:
-    """Raise a SpecccError with the numbers when some channel set cannot hold its models."""
+    """Raise a CapacityError with the numbers when some channel set cannot hold its models."""
     per_channel = hw.derived()["capacity_bytes"] / hw.pim.channels
     models = [program.target] + ([program.draft] if program.speculative else [])
     by_channels: dict[tuple, list[str]] = {}
@@ -48,7 +48,7 @@ def check_fits(module, program, hw, context: int, batch: int) -> None:
         if need > cap:
             what = " + ".join(f"@{n} {w / 2**30:.2f} GiB weights + {k / 2**30:.2f} GiB KV"
                               for n, (w, k) in zip(names, parts))
-            raise SpecccError(
+            raise CapacityError(
                 f"does not fit {hw.name}: {what} ({context} positions x {batch} "
                 f"request(s), 16-bit words) = {need / 2**30:.2f} GiB, but its "
                 f"{len(chans)} of {hw.pim.channels} PIM channels hold {cap / 2**30:.2f} GiB; "

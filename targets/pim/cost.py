@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 
 from speccc.costmodel import OpCost, roofline_pim
-from speccc.errors import SpecccError
+from speccc.errors import CapacityError, SpecccError
 from speccc.ir.opdefs import op_cost
 from speccc.ir.types import dim_eval
 from speccc.targets.npu.kernels import ACT_OPS
@@ -175,10 +175,8 @@ def pim_cost(hw, op, bindings) -> OpCost:
     b = dict(bindings)
     try:
         run = pim_run(hw, op, b)
-    except SpecccError as err:
-        if "needs rows" in str(err) or "rows per bank" in str(err):
-            return OpCost(INF, INF, 0.0, 0.0, "capacity")   # does not fit in the banks
-        raise
+    except CapacityError:
+        return OpCost(INF, INF, 0.0, 0.0, "capacity")   # does not fit in the banks
     if run is None:
         return roofline_pim(hw, op, b)
     flops = float(dim_eval(op_cost(op).flops, b))

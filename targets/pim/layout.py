@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speccc.errors import SpecccError
+from speccc.errors import CapacityError, SpecccError
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def plan_matrix(hw, M: int, K: int, *, base: int = 0,
         if tiles.external_bytes(hw) < pl.external_bytes(hw):
             pl = tiles
     if base < 0 or base + pl.rows_used > p.rows:
-        raise SpecccError(f"GEMV {M}x{K} needs rows {base}..{base + pl.rows_used - 1} in every "
+        raise CapacityError(f"GEMV {M}x{K} needs rows {base}..{base + pl.rows_used - 1} in every "
                           f"bank, but preset {hw.name} has {p.rows} rows per bank")
     return pl
 

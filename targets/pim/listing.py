@@ -16,7 +16,7 @@ from typing import Iterator, Union
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from speccc.errors import ParseError, SpecccError
+from speccc.errors import CapacityError, ParseError, SpecccError
 from speccc.targets.pim.isa import AF_FUNCTIONS, OPERAND_ORDER, OPS, RANGE_LIMITS, ew_slots
 
 
@@ -421,6 +421,8 @@ def check_ranges(prog: Program, hw) -> None:
             bad = lo if lo < 0 else (hi if hi >= limit else None)
             if bad is not None:
                 shown = f"{bad}" if not v.terms else f"{bad} (from {name}={v})"
-                raise SpecccError(f"{name} {shown} out of range (preset {hw.name} has "
+                # a row beyond the banks: the data does not fit (callers cost it as such)
+                err = CapacityError if name == "row" else SpecccError
+                raise err(f"{name} {shown} out of range (preset {hw.name} has "
                                   f"{limit_fn(pim)} {unit}{note})",
                                   location=f"{prog.name}:{c.line}:{c.col}")

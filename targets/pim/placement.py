@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from speccc.costmodel import default_device
-from speccc.errors import SpecccError
+from speccc.errors import CapacityError, SpecccError
 from speccc.ir.types import dim_eval
 from speccc.targets.pim.codegen import (PLACED_OPS, PLACEMENT_ATTRS, op_dims, op_layouts,
                                         unsupported_reason)
@@ -134,7 +134,7 @@ def place_module(module, hw, request) -> None:
             payload += place_op(op, sizing, request, alloc, memo, ranges[g.name])
     if alloc.high > hw.pim.rows:
         cap = hw.derived()["capacity_bytes"]
-        raise SpecccError(
+        raise CapacityError(
             f"place: the model does not fit {hw.name}: it needs {alloc.high} rows per bank "
             f"but the preset has {hw.pim.rows} ({alloc.placed_bytes / 2**30:.2f} GiB placed, "
             f"{payload / 2**30:.2f} GiB of weights and KV cache as 16-bit words, vs "
