@@ -81,6 +81,10 @@ def _check(configs, batch, max_new, draft):
               "verify_outcomes), one recorded verify per drafted block.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of sampling and of synthetic acceptance draws.")
+@click.option("--numerics", type=click.Choice(["reference", "device"]), default="reference",
+              show_default=True, help="Functional runs: reference computes in fp32; device "
+              "runs PIM ops through the emulator in the preset's MAC precision (slower). "
+              "Lossless means equal to --schedule none under the same numerics.")
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="0: greedy; > 0: sampling with rejection sampling.")
 @click.option("--batch", type=int, default=1, show_default=True,
@@ -121,7 +125,7 @@ def _check(configs, batch, max_new, draft):
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma,
-        schedule, hw, acceptance, acceptance_trace, seed, temperature, batch,
+        schedule, hw, acceptance, acceptance_trace, seed, numerics, temperature, batch,
         draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
         max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
         print_schedule, as_json):
@@ -165,7 +169,8 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
             extra.run(module)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
                     prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,
-                    seed=seed, temperature=temperature, granularity=granularity,
+                    seed=seed, numerics=numerics, temperature=temperature,
+                    granularity=granularity,
                     cost_model=cost_model, max_context=max_context)
     reports = []
     for config in configs:

@@ -89,7 +89,9 @@ class _DraftCursor:
 class FunctionalBackend:
     functional = True
 
-    def __init__(self, module, sched, deciders):
+    def __init__(self, module, sched, deciders, overrides=None):
+        """`overrides`: graph name -> {op: fn} (device numerics: PIM ops through the
+        emulator's functional model)."""
         from speccc.ir.interpreter import Plan
         from speccc.runtime.runner import memo
         self.deciders = deciders   # one per request (its own random streams)
@@ -106,7 +108,10 @@ class FunctionalBackend:
                 shape = [0 if i == p.axis else (d if isinstance(d, int) else 1)
                          for i, d in enumerate(t.shape)]
                 empty[p.past] = (np.zeros(shape, t.dtype.numpy), p.axis)
-            plan = memo(g, ("plan", len(g)), lambda g=g: Plan(g))
+            if overrides:
+                plan = Plan(g, overrides[name])
+            else:
+                plan = memo(g, ("plan", len(g)), lambda g=g: Plan(g))
             self.models[role] = (plan, pairs, logits_output(g), empty)
         self.cursors = ([_DraftCursor(self, b) for b in range(len(deciders))]
                         if sched.speculative else [])

@@ -34,6 +34,8 @@ class RunConfig:
     granularity: str = "op"          # op | stage (one task per pipeline stage: faster)
     cost_model: object = "targets"   # targets | roofline | {device: estimator}
     max_context: int | None = None
+    numerics: str = "reference"      # reference (fp32) | device (PIM ops in the preset's
+                                     # MAC precision, through the emulator)
 
 
 def load_pair(target, draft=None, shapes_only: bool = False):
@@ -85,9 +87,14 @@ def _check(cfg: RunConfig, module, sched, meta):
         raise SpecccError(f"--temperature must be >= 0, got {cfg.temperature}")
     if cfg.granularity not in ("op", "stage"):
         raise SpecccError(f"granularity must be op or stage, got {cfg.granularity!r}")
+    if cfg.numerics not in NUMERICS:
+        raise SpecccError(f"numerics must be {' or '.join(NUMERICS)}, got {cfg.numerics!r}")
     if not isinstance(cfg.cost_model, dict) and cfg.cost_model not in ("targets", "roofline"):
         raise SpecccError(f"cost model must be targets or roofline, got {cfg.cost_model!r}")
     synthetic = _synthetic(cfg)
+    if synthetic and cfg.numerics != "reference":
+        raise SpecccError("--numerics device needs functional models (weights), not "
+                          "--acceptance")
     if synthetic and cfg.temperature > 0:
         raise SpecccError("--temperature needs functional models; --acceptance drives a "
                           "synthetic acceptance process instead")
@@ -115,6 +122,32 @@ def _check(cfg: RunConfig, module, sched, meta):
     for prompt in prompts:
         _check_prompt(prompt, vocab, ctx, cfg.max_new_tokens)
     return prompts, ctx, vocab
+
+
+NUMERICS = ("reference", "device")
+
+
+def device_numerics(module, program, hw, context: int) -> dict:
+    """graph name -> Plan overrides running its PIM ops through the PIM emulator's
+    functional model in the preset's MAC precision. The weights and KV are placed as
+    `compile` places them (the draft on its own channels when the program splits them),
+    for `context` positions."""
+    from speccc.driver import emulator_overrides
+    from speccc.passmanager import PassManager
+    names = [program.target] + ([program.draft] if program.speculative else [])
+    split = ""
+    draft_on = program.on(program.draft) if program.speculative else []
+    if draft_on and draft_on != program.on(program.target):
+        split = f",split={program.draft}:{sum(len(program.groups[g]) for g in draft_on)}"
+    from speccc.ir.core import Module
+    models = Module()
+    for name in names:            # place only the models (not the @schedule)
+        models.graphs[name] = module.graphs[name]
+    PassManager.parse(f"place{{hw={hw.source or hw.name},max_context={context}{split}}}"
+                      ).run(models)
+    for name in names:
+        module.graphs[name].module = module
+    return {name: emulator_overrides(module.graphs[name], hw, "device") for name in names}
 
 
 def _synthetic(cfg: RunConfig) -> bool:
@@ -199,8 +232,13 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
         model = acceptance_model(_alphas(cfg), cfg.acceptance_trace, cfg.seed)
         backend = SyntheticBackend(model, longest, len(prompts))
     else:
+        # drafts and speculative drafts run up to 2*gamma + 1 positions past the tokens
+        reach = longest + cfg.max_new_tokens + 2 * program.gamma + 1
+        overrides = (device_numerics(module, program, hw, reach if ctx is None else
+                                     min(reach, ctx))
+                     if cfg.numerics == "device" else None)
         backend = FunctionalBackend(module, program, [Decider(cfg.temperature, cfg.seed, b)
-                                                      for b in range(len(prompts))])
+                                                      for b in range(len(prompts))], overrides)
     engine = Engine(program.resources)
     logits_t = dict(zip(*[module.graphs[program.target].output_names,
                           module.graphs[program.target].outputs]))[
@@ -214,5 +252,6 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
     machine.set_status(range(len(machine.drafted)), CANCELLED)  # drafted, never verified
     mode = "synthetic" if _synthetic(cfg) else "functional"
     extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
+             "numerics": cfg.numerics if not _synthetic(cfg) else None,
              "prompt_tokens": len(prompts[0]), "max_context": ctx, "placement": program.placement}
     return report(machine, engine, program, extra), engine
