@@ -29,7 +29,9 @@ class ModelSpec:
     probability spread around 0.3-0.8, varied tokens) rather than near-uniform or
     constant:
     embed_std: std of the token embedding (and, at half of it, of GPT-2/OPT's learned
-      positions, the ratio GPT-2 initialises them with). Small next to what the blocks
+      positions, the ratio GPT-2 initialises them with); the default 0.02 is Hugging
+      Face's initializer_range (the zoo used 1.0, making GPT-2/OPT-tiny emit one token
+      forever with confidence 1.0). Small next to what the blocks
       add to the residual stream, as in trained models: with tied embeddings the lm_head
       scores each token by its embedding's overlap with the final hidden state, and an
       embedding that dominates the residual makes the input token win every time (a
@@ -37,7 +39,8 @@ class ModelSpec:
     logit_std: std of the logits over the vocabulary. It sets how peaked the output
       distribution is (over 256 tokens, 1 gives top-1 ~0.04, 4 gives a median ~0.45); it
       is realised as the gain of the final norm, which feeds the lm_head unit-RMS
-      features, so it holds for tied and untied heads alike.
+      features, so it holds for tied and untied heads alike. (The zoo had unit-gain
+      norms and a 1/sqrt(hidden) head: logits of std ~1, llama-tiny's top-1 ~0.04.)
     """
 
     name: str
