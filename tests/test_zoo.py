@@ -195,6 +195,34 @@ def test_pair_eps0_identical_and_eps_lowers_agreement():
     assert near > far and far < 0.9
 
 
+def greedy_confidences(model, prompts=3, n=24):
+    """Top-1 probabilities and tokens of greedy generation from seeded 3-token prompts."""
+    sess, confs, seqs = session(model), [], []
+    for seed in range(prompts):
+        toks = list(np.random.default_rng(seed).integers(0, 256, 3))
+        for _ in range(n):
+            logits, _ = run(sess, toks)
+            p = np.exp(logits[0, -1] - logits[0, -1].max())
+            confs.append(p.max() / p.sum())
+            toks.append(int(p.argmax()))
+        seqs.append(toks[3:])
+    return np.array(confs), seqs
+
+
+# the tied llama is SmolLM2's layout (tie_embeddings with RMSNorm and rotary)
+@pytest.mark.parametrize("name,kw", [(n, {}) for n in TINY]
+                         + [("llama-tiny", {"tie_embeddings": True})], ids=str)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_drafts_are_as_confident_as_small_lms(name, kw, seed):
+    """Top-1 probability spread around 0.3-0.8 as a small trained LM's (not ~1/vocab from
+    logits too flat, not 1.0 from a tied head copying its input), and varied outputs
+    (greedy decoding may fall into a loop, as small LMs' does, but not every time)."""
+    confs, seqs = greedy_confidences(zoo.build(name, seed=seed, **kw))
+    lo, mid, hi = np.percentile(confs, [10, 50, 90])
+    assert 0.3 <= mid <= 0.8 and lo < 0.35 and hi > 0.6, (lo, mid, hi)
+    assert len(set().union(*seqs)) >= 12 and sum(len(set(s)) > 2 for s in seqs) >= 2, seqs
+
+
 def test_pair_gpt2_eps0_identical():
     draft, target = zoo.build_pair("gpt2-tiny", extra_layers=1, residual_scale=0.0)
     ld, _ = run(session(draft), TOKENS)

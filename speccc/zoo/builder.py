@@ -137,19 +137,21 @@ class GraphBuilder:
                 y = self.op("Add", y, self.param(f"{name}.bias", (n_out,), scale=scale))
         return y
 
-    def rmsnorm(self, x: str, name: str, dim: int, eps: float) -> str:
-        """x * 1/sqrt(mean(x^2) + eps) * w, computed in fp32 like HF LlamaRMSNorm."""
+    def rmsnorm(self, x: str, name: str, dim: int, eps: float, *, gain: float = 1.0) -> str:
+        """x * 1/sqrt(mean(x^2) + eps) * w, computed in fp32 like HF LlamaRMSNorm;
+        w ~ gain * N(1, 0.1^2)."""
         with self.scope(name):
-            w = self.param(f"{name}.weight", (dim,), std=0.1, mean=1.0)
+            w = self.param(f"{name}.weight", (dim,), std=0.1, mean=1.0, scale=gain)
             xf = self.to_float(x)
             ms = self.op("ReduceMean", self.op("Pow", xf, self.const(2.0, np.float32)),
                          self.const([-1]), keepdims=1)
             r = self.op("Reciprocal", self.op("Sqrt", self.op("Add", ms, self.const(eps, np.float32))))
             return self.op("Mul", w, self.to_model_dtype(self.op("Mul", xf, r)))
 
-    def layernorm(self, x: str, name: str, dim: int, eps: float) -> str:
+    def layernorm(self, x: str, name: str, dim: int, eps: float, *, gain: float = 1.0) -> str:
+        """LayerNormalization with weight ~ gain * N(1, 0.1^2), bias ~ N(0, 0.02^2)."""
         with self.scope(name):
-            w = self.param(f"{name}.weight", (dim,), std=0.1, mean=1.0)
+            w = self.param(f"{name}.weight", (dim,), std=0.1, mean=1.0, scale=gain)
             b = self.param(f"{name}.bias", (dim,))
             return self.op("LayerNormalization", x, w, b, axis=-1, epsilon=eps)
 

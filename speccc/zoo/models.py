@@ -66,6 +66,14 @@ class _Decoder:
                f"{'weights' if s.weights else 'shapes-only'})")
         return b.model(s.name, doc, {"speccc.spec": json.dumps(s.as_dict(), sort_keys=True)})
 
+    def final_gain(self) -> float:
+        """Gain of the final norm that gives logits of std `logit_std`: the norm outputs
+        unit-RMS features, and a head whose entries have std w yields logits of std
+        w * sqrt(hidden) * gain (tied heads are the embedding, untied ones linear())."""
+        s = self.s
+        head_std = s.embed_std if s.tie_embeddings else s.hidden ** -0.5
+        return s.logit_std / (head_std * s.hidden ** 0.5)
+
     def lm_head(self, x: str, embed: str, name: str) -> str:
         b, s = self.b, self.s
         if s.tie_embeddings:
@@ -76,7 +84,8 @@ class _Decoder:
 class _Llama(_Decoder):
     def embed(self, ids: str, pos: str) -> str:
         b, s = self.b, self.s
-        self.embed_w = b.param("model.embed_tokens.weight", (s.vocab, s.hidden), std=1.0)
+        self.embed_w = b.param("model.embed_tokens.weight", (s.vocab, s.hidden),
+                               std=s.embed_std)
         self.cos, self.sin = b.rope_tables(pos, s.head_dim, s.rope_theta)
         return b.op("Gather", self.embed_w, ids, axis=0)
 
@@ -100,16 +109,17 @@ class _Llama(_Decoder):
 
     def head(self, x: str) -> str:
         s = self.s
-        x = self.b.rmsnorm(x, "model.norm", s.hidden, s.norm_eps)
+        x = self.b.rmsnorm(x, "model.norm", s.hidden, s.norm_eps, gain=self.final_gain())
         return self.lm_head(x, self.embed_w, "lm_head")
 
 
 class _GPT2(_Decoder):
     def embed(self, ids: str, pos: str) -> str:
         b, s = self.b, self.s
-        self.embed_w = b.param("transformer.wte.weight", (s.vocab, s.hidden), std=1.0)
+        self.embed_w = b.param("transformer.wte.weight", (s.vocab, s.hidden),
+                               std=s.embed_std)
         wpe = b.param("transformer.wpe.weight",
-                      (s.max_positions + s.position_offset, s.hidden), std=0.5)
+                      (s.max_positions + s.position_offset, s.hidden), std=s.embed_std / 2)
         if s.position_offset:
             pos = b.op("Add", pos, b.const([s.position_offset]))
         return b.op("Add", b.op("Gather", self.embed_w, ids, axis=0),
@@ -132,7 +142,8 @@ class _GPT2(_Decoder):
 
     def head(self, x: str) -> str:
         s = self.s
-        x = self.b.layernorm(x, "transformer.ln_f", s.hidden, s.norm_eps)
+        x = self.b.layernorm(x, "transformer.ln_f", s.hidden, s.norm_eps,
+                             gain=self.final_gain())
         return self.lm_head(x, self.embed_w, "lm_head")
 
 

@@ -23,6 +23,24 @@ class ModelSpec:
     scaled_layers / residual_scale: the last `scaled_layers` layers have their attention
     and MLP output projections (weights and biases) multiplied by `residual_scale`;
     build_pair uses this for near-identity extra target layers.
+
+    Initialisation (weights=True). A random decoder's output statistics are set by a few
+    scales, chosen so that the tiny models behave like small trained LMs (greedy top-1
+    probability spread around 0.3-0.8, varied tokens) rather than near-uniform or
+    constant:
+    embed_std: std of the token embedding (and, at half of it, of GPT-2/OPT's learned
+      positions, the ratio GPT-2 initialises them with); the default 0.02 is Hugging
+      Face's initializer_range (the zoo used 1.0, making GPT-2/OPT-tiny emit one token
+      forever with confidence 1.0). Small next to what the blocks
+      add to the residual stream, as in trained models: with tied embeddings the lm_head
+      scores each token by its embedding's overlap with the final hidden state, and an
+      embedding that dominates the residual makes the input token win every time (a
+      model that repeats one token forever).
+    logit_std: std of the logits over the vocabulary. It sets how peaked the output
+      distribution is (over 256 tokens, 1 gives top-1 ~0.04, 4 gives a median ~0.45); it
+      is realised as the gain of the final norm, which feeds the lm_head unit-RMS
+      features, so it holds for tied and untied heads alike. (The zoo had unit-gain
+      norms and a 1/sqrt(hidden) head: logits of std ~1, llama-tiny's top-1 ~0.04.)
     """
 
     name: str
@@ -45,6 +63,8 @@ class ModelSpec:
     rope_theta: float = 10000.0
     scaled_layers: int = 0
     residual_scale: float = 1.0
+    embed_std: float = 0.02
+    logit_std: float = 4.0
 
     def __post_init__(self) -> None:
         where = f"zoo model {self.name!r}"
@@ -69,6 +89,9 @@ class ModelSpec:
         if self.arch == "gpt2" and self.kv_heads != self.heads:
             raise SpecccError("gpt2 arch is multi-head: kv_heads must equal heads",
                               location=where)
+        for f in ("embed_std", "logit_std"):
+            if not getattr(self, f) > 0:
+                raise SpecccError(f"{f} must be > 0, got {getattr(self, f)}", location=where)
         if not 0 <= self.scaled_layers <= self.layers:
             raise SpecccError(f"scaled_layers must be in 0..{self.layers}", location=where)
 

@@ -195,12 +195,44 @@ def build_model(family: str):
     return model
 
 
-def _wrapper(family: str, mode: str):
-    """An nn.Module with flat tensor inputs/outputs in the order of input_names/output_names."""
+# Draft/target pairs for speculative decoding (role "draft" / "target"). The tiny init gives
+# logits of std ~INIT_STD * sqrt(HIDDEN) = 0.8: near uniform over 256 tokens, so no draft
+# is ever confident. As speccc.zoo does (ModelSpec.logit_std), the draft raises its final
+# norm's gain until logits have std PAIR_LOGIT_STD, peaked like a small trained LM; the
+# target is the draft with seeded relative noise on every weight matrix, so the two agree
+# on most tokens but not all.
+PAIR_LOGIT_STD = 4.0
+PAIR_NOISE = {"gpt2": 0.1, "llama": 0.1}
+FINAL_NORM = {"gpt2": "transformer.ln_f", "opt": "model.decoder.final_layer_norm"}
+
+
+@functools.lru_cache(maxsize=None)
+def pair_model(family: str, role: str):
+    """The draft or the target of `family`'s pair (a modified copy of build_model)."""
+    import copy
+
+    import torch
+    if role not in ("draft", "target"):
+        raise ValueError(f"role must be draft or target, got {role!r}")
+    model = copy.deepcopy(build_model(family))
+    gen = torch.Generator().manual_seed(SEED + FAMILIES.index(family))
+    with torch.no_grad():
+        norm = model.get_submodule(FINAL_NORM.get(family, "model.norm"))
+        norm.weight.mul_(PAIR_LOGIT_STD / (INIT_STD * HIDDEN ** 0.5))
+        if role == "target":
+            for p in model.parameters():
+                if p.dim() >= 2:
+                    p.add_(torch.randn(p.shape, generator=gen) * p.std() * PAIR_NOISE[family])
+    return model
+
+
+def _wrapper(family: str, mode: str, role: str | None = None):
+    """An nn.Module with flat tensor inputs/outputs in the order of input_names/output_names
+    (the model of build_model, or with `role` the draft or target of pair_model)."""
     import torch
     from transformers import DynamicCache
 
-    model = build_model(family)
+    model = build_model(family) if role is None else pair_model(family, role)
     layers = spec(family).layers
 
     def present(cache, i):
@@ -263,9 +295,9 @@ def versions() -> dict[str, str]:
             "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
 
 
-def fingerprint(family: str, mode: str) -> str:
+def fingerprint(family: str, mode: str, role: str | None = None) -> str:
     blob = json.dumps({
-        "family": family, "mode": mode, "opset": OPSET, "seed": SEED,
+        "family": family, "mode": mode, "role": role, "opset": OPSET, "seed": SEED,
         "attn": ATTN_IMPLEMENTATION, "spec": asdict(spec(family)),
         "config": hf_config(family).to_dict(), "versions": versions(),
         "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
@@ -274,14 +306,16 @@ def fingerprint(family: str, mode: str) -> str:
 
 
 def export(family: str, mode: str, out_dir: str | os.PathLike | None = None, *,
-           force: bool = False) -> Path:
-    """Export (or find in the cache) `family` in `mode`; return the .onnx path.
+           force: bool = False, role: str | None = None) -> Path:
+    """Export (or find in the cache) `family` in `mode` (with `role`: the draft or target
+    of its pair, see pair_model); return the .onnx path.
 
     A JSON sidecar next to it records the export wall time, versions and I/O names.
     """
     _check(family, mode)
     out_dir = Path(out_dir) if out_dir is not None else cache_root()
-    path = out_dir / f"{family}-{mode}-{fingerprint(family, mode)}.onnx"
+    name = f"{family}-{role}" if role else family
+    path = out_dir / f"{name}-{mode}-{fingerprint(family, mode, role)}.onnx"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and not force:
         return path
@@ -290,7 +324,7 @@ def export(family: str, mode: str, out_dir: str | os.PathLike | None = None, *,
     import torch
     from torch.export import Dim
 
-    wrapper = _wrapper(family, mode)
+    wrapper = _wrapper(family, mode, role)
     T, P = _TRACE_T[mode], (_TRACE_P if mode == "decode" else 0)
     example = make_inputs(family, mode, T, P, seed=SEED)
     args = tuple(torch.from_numpy(example[n]) for n in input_names(family, mode))
