@@ -41,7 +41,7 @@ def test_adaptive_drafts_longer_when_drafting_is_cheap_and_accepted(shapes):
 
 
 def test_adaptive_overlap_is_lossless(pairs):
-    m = pairs("llama-tiny", 1, 0.3)
+    m = pairs("llama-tiny", 1, 0.6)
     ref, _ = run(m, "schedule=none", prompt=[3, 4, 5], max_new_tokens=16)
     rep, _ = run(m, "schedule=overlap,gamma=6,adaptive=true", prompt=[3, 4, 5],
                  max_new_tokens=16)
