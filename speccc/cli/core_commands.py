@@ -6,11 +6,15 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
-from speccc import driver
 from speccc.cli.main import main
 from speccc.errors import SpecccError
+
+# speccc.driver (and with it numpy, networkx, onnx) is imported inside each command, not
+# here: `speccc --help` imports this module (tests/test_startup.py pins the cost). Two of
+# its constants are needed to declare options; tests/test_startup.py checks they agree.
+DEFAULT_HW = "hbm-pim"                # driver.DEFAULT_HW
+PRECISIONS = ("fp32", "fp16")         # tuple(driver.PRECISIONS)
 
 
 def _echo_ir(spec: str, module) -> None:
@@ -149,6 +153,7 @@ def opt(file, pipeline, output, list_passes, print_after, verify_each, time_pass
         return
     if not file:
         raise SpecccError("opt: give an IR FILE (or --list-passes)")
+    from speccc import driver
     text, pm = driver.opt_file(file, pipeline, **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
@@ -175,7 +180,7 @@ def hw_options(fn):
     fn = click.option("--max-context", type=int, default=0, metavar="N",
                       help="KV tokens the PIM cache has room for (default: P+T).")(fn)
     fn = click.option("--hw", "hw", default=None, metavar="PRESET|FILE.toml",
-                      help=f"Hardware description (default: {driver.DEFAULT_HW}; "
+                      help=f"Hardware description (default: {DEFAULT_HW}; "
                            "see `speccc hw list`).")(fn)
     return fn
 
@@ -190,7 +195,7 @@ def hw_options(fn):
               default="reference", show_default=True,
               help="reference: numpy semantics; emulator: PIM ops through codegen and the "
                    "functional PIM emulator, the rest through the reference.")
-@click.option("--precision", type=click.Choice(list(driver.PRECISIONS)), default="fp32",
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
               show_default=True, help="With --on emulator: fp32 oracle, or the preset's "
                                       "16-bit formats (fp16; bf16 on aim-gddr6).")
 @hw_options
@@ -206,6 +211,8 @@ def exec_(model, inputs_path, output, backend, precision, hw, max_context, bind,
     speccc exec m.onnx --inputs in.npz -o out.npz --on reference
     speccc exec m.onnx --inputs in.npz -o out.npz --on emulator --precision fp16 --hw aim-gddr6
     """
+    import numpy as np
+    from speccc import driver
     outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
                                     backend=backend, hw=hw, precision=precision,
                                     max_context=max_context,
@@ -254,6 +261,7 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc compile target.onnx --draft draft.onnx --draft-channels 4 --bind T=1,P=16 \\
         --hw aim-gddr6 -o out                                 # SpecPIM channel split
     """
+    from speccc import driver
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
                                       hw=hw, max_context=max_context, partition=partition,
                                       draft=draft, draft_channels=draft_channels,
