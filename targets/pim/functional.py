@@ -12,6 +12,10 @@ mode="fp32" is a precision oracle, not a device: every word, product and sum sta
 so a GEMV equals numpy's fp32 result up to summation order. Addresses and timing are
 the same in both modes.
 Functional effects happen in program order; timing never changes values.
+
+Two engines compute the same bits: "loop" (default, vectorised.py) runs loop bodies as
+numpy over their iterations; "command" steps through every command instance and is the
+oracle the tests compare it with.
 """
 from __future__ import annotations
 
@@ -43,10 +47,19 @@ AF = {
 }
 
 
+ENGINES = ("loop", "command")
+DEFAULT_ENGINE = "loop"
+
+
 class FunctionalState:
-    def __init__(self, hw, mode: str = "device"):
+    def __init__(self, hw, mode: str = "device", engine: str | None = None):
         if mode not in ("device", "fp32"):
             raise SpecccError(f"unknown precision mode {mode!r} (device or fp32)")
+        engine = engine or DEFAULT_ENGINE
+        if engine not in ENGINES:
+            raise SpecccError(f"unknown functional engine {engine!r} ({' or '.join(ENGINES)})")
+        self.engine = engine
+        self._vector = None
         p = hw.pim
         self.hw, self.pim, self.mode = hw, p, mode
         self.store = "fp32" if mode == "fp32" else p.pu.mul_dtype
@@ -82,7 +95,12 @@ class FunctionalState:
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        self._body(program.body, {}, program.name)
+        if self.engine == "command":
+            return self._body(program.body, {}, program.name)
+        if self._vector is None:
+            from speccc.targets.pim.vectorised import VectorEngine
+            self._vector = VectorEngine(self)
+        self._vector.run(program)
 
     def _body(self, body, env, name) -> None:
         for node in body:
