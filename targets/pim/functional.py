@@ -66,6 +66,7 @@ class FunctionalState:
         self.accd = "fp32" if mode == "fp32" else p.pu.acc_dtype
         self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
         self.rows: dict[tuple[int, int, int], np.ndarray] = {}
+        self.version = 0        # bumped whenever bank contents change (vectorised.py caches rows)
         self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots, p.pu.lanes), np.float32)
         self.acc = np.zeros((p.channels, p.pseudo_channels, p.pu.acc_regs, p.pus_per_pc,
                              p.acc_lanes), np.float32)
@@ -82,6 +83,7 @@ class FunctionalState:
             if a.shape != shape:
                 raise SpecccError(f"memory image row {key}: shape {a.shape}, expected {shape}")
             self.rows[tuple(key)] = round_to(self.store, a)
+        self.version += 1
 
     def set_input(self, data) -> None:
         """Host input stream, read by WRGB/WR in bursts of `lanes` words (zero-padded)."""
@@ -132,6 +134,7 @@ class FunctionalState:
             r = self.rows.get(key)
             r = self.rows[key] = r.copy() if r is not None else self._zero_row.copy()
             r[a["col"]] = self._burst(a["src"], c, name)
+            self.version += 1
         elif kind == "RD":
             self.host_out[a["dst"]] = self.row(ch, a["bank"], a["row"])[a["col"]].copy()
         elif kind in ("MAC", "MACab"):

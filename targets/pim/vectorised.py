@@ -40,7 +40,8 @@ REPEAT_OK = ("WRGB", "WR", "RD", "MAC", "MACab")     # repeated keys handled in 
 
 class VecCmd:
     """All instances of one command in a region, in program order."""
-    __slots__ = ("cmd", "kind", "n", "ops", "path", "its", "keys", "banks", "plan")
+    __slots__ = ("cmd", "kind", "n", "ops", "path", "its", "keys", "banks", "plan", "rows",
+                 "gather", "stacked")
 
     def rank(self, depth: int) -> np.ndarray:
         """Mixed-radix index of each instance over the first `depth` enclosing loops."""
@@ -196,6 +197,14 @@ def _prepare(st, v: VecCmd) -> None:
         acc = v.keys["acc"].reshape(-1)
         occ = _occurrences(acc)
         v.plan = [np.flatnonzero(occ == k) for k in range(int(occ.max()) + 1)] if len(occ) else []
+        # the bank rows the MACs read: distinct (ch, bank, row) once, then numpy indexing
+        nb = v.banks.shape[1]
+        rk = list(zip(np.repeat(o["ch"], nb).tolist(), v.banks.reshape(-1).tolist(),
+                      np.repeat(o["row"], nb).tolist()))
+        uniq = {k: i for i, k in enumerate(dict.fromkeys(rk))}
+        v.rows = list(uniq)
+        v.gather = (np.fromiter((uniq[k] for k in rk), np.int64, len(rk)), np.repeat(o["col"], nb))
+        v.stacked = (-1, None)
     elif v.kind == "WRGB":
         v.plan = _last_of_each(v.keys["gb"].reshape(-1))
     else:
@@ -264,6 +273,7 @@ def _wr(st, v, name) -> None:
         r = st.rows.get(key)
         r = st.rows[key] = r.copy() if r is not None else st._zero_row.copy()
         r[col] = vals[i]
+    st.version += 1
 
 
 def _rd(st, v, name) -> None:
@@ -275,14 +285,13 @@ def _rd(st, v, name) -> None:
 def _mac(st, v, name) -> None:
     from speccc.targets.pim.functional import round_to
     p, o = st.pim, v.ops
-    ch, pc, row, col = o["ch"], _pc(st, o), o["row"], o["col"]
-    # gather the bank columns: one lookup per distinct row, then numpy indexing
-    rk = list(zip(np.repeat(ch, v.banks.shape[1]).tolist(), v.banks.reshape(-1).tolist(),
-                  np.repeat(row, v.banks.shape[1]).tolist()))
-    uniq = {k: i for i, k in enumerate(dict.fromkeys(rk))}
-    rows = np.stack([st.row(*k) for k in uniq])
-    idx = np.fromiter((uniq[k] for k in rk), np.int64, len(rk))
-    data = rows[idx, np.repeat(col, v.banks.shape[1])].reshape(v.n, v.banks.shape[1], -1)
+    ch, pc = o["ch"], _pc(st, o)
+    version, rows = v.stacked
+    if version != st.version:          # bank contents changed since the last stack
+        rows = np.stack([st.row(*k) for k in v.rows])
+        v.stacked = (st.version, rows)
+    idx, cols = v.gather
+    data = rows[idx, cols].reshape(v.n, v.banks.shape[1], -1)
     prods = data * st.gb[ch, pc, o["slot"]][:, None, :]
     flat = st.acc.reshape(-1, p.acc_lanes)              # a view: (ch, pc, acc, pu) rows
     keys = v.keys["acc"].reshape(-1)
