@@ -73,12 +73,15 @@ PRECISIONS = {"fp32": "fp32", "fp16": "device"}  # --precision -> emulator mode
 
 def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: str | None,
                *, backend: str = "reference", hw: str | None = None, precision: str = "fp32",
-               max_context: int = 0, **pm_kwargs) -> tuple[dict[str, np.ndarray], PassManager]:
+               max_context: int = 0, timings: list | None = None,
+               **pm_kwargs) -> tuple[dict[str, np.ndarray], PassManager]:
     """Run a model on inputs. backend "reference": the op table's numpy semantics;
     "emulator": PIM-assigned ops (speccc.costmodel.default_device) are placed, lowered by
     targets/pim/codegen and executed by the functional PIM emulator (precision fp32: the
     fp32 oracle; fp16: the preset's 16-bit formats), everything else by the reference
-    interpreter (speccc.ir.interpreter.Plan with per-op overrides)."""
+    interpreter (speccc.ir.interpreter.Plan with per-op overrides). The emulator computes
+    values only, unless `timings` is a list: then every PIM listing is also timed and
+    (listing name, PimResult) appended to it."""
     from speccc.frontend.onnx_import import sanitize_name
     from speccc.ir.interpreter import Plan, bind_inputs
     if backend not in ("reference", "emulator"):
@@ -102,7 +105,7 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
         _add_place(pm, hw or DEFAULT_HW, env, max_context)
     pm.run(module)
     graph = next(iter(module))
-    overrides = emulator_overrides(graph, hwc, PRECISIONS[precision]) if hwc else None
+    overrides = emulator_overrides(graph, hwc, PRECISIONS[precision], timings) if hwc else None
     return Plan(graph, overrides).run(args, bindings), pm
 
 
@@ -139,12 +142,13 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
     return []
 
 
-def emulator_overrides(graph, hw, mode: str) -> dict:
+def emulator_overrides(graph, hw, mode: str, timings: list | None = None) -> dict:
     """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through the PIM
-    target's emulator (one shared device holding the whole model's placement)."""
+    target's emulator (one shared device holding the whole model's placement); values
+    only, unless `timings` is a list collecting one timing result per listing run."""
     from speccc.costmodel import default_device
     from speccc.targets import target
-    emulation = target("pim").emulator(hw, mode)
+    emulation = target("pim").emulator(hw, mode, timings)
     out = {}
     number = 0
     for op in graph.ops():

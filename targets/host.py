@@ -20,7 +20,7 @@ class HostTarget(NoPlacement):
     def lowering(self, hw, bindings):
         raise NotImplementedError("host ops are not lowered")
 
-    def emulator(self, hw, mode: str):
+    def emulator(self, hw, mode: str, timings: list | None = None):
         raise NotImplementedError("host ops run in the reference interpreter")
 
     def time(self, kernel_op):

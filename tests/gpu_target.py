@@ -43,7 +43,7 @@ class GpuTarget(NoPlacement):
     def lowering(self, hw, bindings):
         raise NotImplementedError("the GPU baseline has no kernels")
 
-    def emulator(self, hw, mode: str) -> GpuEmulation:
+    def emulator(self, hw, mode: str, timings: list | None = None) -> GpuEmulation:
         return GpuEmulation()
 
     def time(self, kernel_op):

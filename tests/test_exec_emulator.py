@@ -104,6 +104,27 @@ def test_cli_exec_on_emulator(zoo_model, tmp_path):
         assert max(scaled_err(out[k], ref[k]) for k in ref) <= TOL["fp16"]
 
 
+def test_exec_times_only_when_asked(zoo_model, tmp_path):
+    """Values need no timing: without --time nothing is timed; with it every listing is,
+    the values are the same and a per-phase table is printed."""
+    model = zoo_model("llama-tiny", "decode")
+    np.savez(tmp_path / "in.npz", **zoo_inputs("llama-tiny", "decode", 1, 4))
+    timings: list = []
+    plain, _ = driver.exec_model(model, tmp_path / "in.npz", {}, None, backend="emulator")
+    timed, _ = driver.exec_model(model, tmp_path / "in.npz", {}, None, backend="emulator",
+                                 timings=timings)
+    assert all(np.array_equal(plain[k], timed[k]) for k in plain)
+    assert len(timings) == 19 and all(r.cycles > 0 for _, r in timings)
+    args = ["exec", str(model), "--inputs", str(tmp_path / "in.npz"), "-o",
+            str(tmp_path / "o.npz")]
+    r = CliRunner().invoke(main, args + ["--on", "emulator", "--time"])
+    assert r.exit_code == 0, r.output
+    assert "PIM timing on hbm-pim" in r.output and "linear.gemv" in r.output
+    assert "total" in r.output
+    r = CliRunner().invoke(main, args + ["--time"])
+    assert r.exit_code == 2 and "--time needs --on emulator" in r.stderr
+
+
 def test_max_context_too_small_is_an_error(zoo_model, tmp_path):
     feeds = zoo_inputs("llama-tiny", "decode", 1, 4)
     np.savez(tmp_path / "in.npz", **feeds)

@@ -6,11 +6,15 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
-from speccc import driver
 from speccc.cli.main import main
 from speccc.errors import SpecccError
+
+# speccc.driver (and with it numpy, networkx, onnx) is imported inside each command, not
+# here: `speccc --help` imports this module (tests/test_startup.py pins the cost). Two of
+# its constants are needed to declare options; tests/test_startup.py checks they agree.
+DEFAULT_HW = "hbm-pim"                # driver.DEFAULT_HW
+PRECISIONS = ("fp32", "fp16")         # tuple(driver.PRECISIONS)
 
 
 def _echo_ir(spec: str, module) -> None:
@@ -149,6 +153,7 @@ def opt(file, pipeline, output, list_passes, print_after, verify_each, time_pass
         return
     if not file:
         raise SpecccError("opt: give an IR FILE (or --list-passes)")
+    from speccc import driver
     text, pm = driver.opt_file(file, pipeline, **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
@@ -175,7 +180,7 @@ def hw_options(fn):
     fn = click.option("--max-context", type=int, default=0, metavar="N",
                       help="KV tokens the PIM cache has room for (default: P+T).")(fn)
     fn = click.option("--hw", "hw", default=None, metavar="PRESET|FILE.toml",
-                      help=f"Hardware description (default: {driver.DEFAULT_HW}; "
+                      help=f"Hardware description (default: {DEFAULT_HW}; "
                            "see `speccc hw list`).")(fn)
     return fn
 
@@ -190,31 +195,65 @@ def hw_options(fn):
               default="reference", show_default=True,
               help="reference: numpy semantics; emulator: PIM ops through codegen and the "
                    "functional PIM emulator, the rest through the reference.")
-@click.option("--precision", type=click.Choice(list(driver.PRECISIONS)), default="fp32",
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
               show_default=True, help="With --on emulator: fp32 oracle, or the preset's "
                                       "16-bit formats (fp16; bf16 on aim-gddr6).")
 @hw_options
+@click.option("--time", "time_pim", is_flag=True,
+              help="With --on emulator: also time every PIM listing (DRAM timing, energy; "
+                   "off by default, values need no timing) and print a summary.")
 @click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=5,P=3 (else taken "
               "from the inputs).")
 @click.option("-p", "--pipeline", default=None, help="Override the canonical pipeline.")
 @pipeline_options
-def exec_(model, inputs_path, output, backend, precision, hw, max_context, bind, pipeline,
-          print_after, verify_each, time_passes):
+def exec_(model, inputs_path, output, backend, precision, hw, max_context, time_pim, bind,
+          pipeline, print_after, verify_each, time_passes):
     """Import a model, run the canonical pipeline, execute it on given inputs.
 
     \b
     speccc exec m.onnx --inputs in.npz -o out.npz --on reference
     speccc exec m.onnx --inputs in.npz -o out.npz --on emulator --precision fp16 --hw aim-gddr6
+    speccc exec m.onnx --inputs in.npz -o out.npz --on emulator --time   # + PIM timing
     """
+    import numpy as np
+    from speccc import driver
+    if time_pim and backend != "emulator":
+        raise SpecccError("--time needs --on emulator (it times the PIM listings)")
+    timings = [] if time_pim else None
     outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
                                     backend=backend, hw=hw, precision=precision,
-                                    max_context=max_context,
+                                    max_context=max_context, timings=timings,
                                     **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
     driver.save_npz_atomic(output, outputs)
     shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in outputs.items())
     click.echo(f"wrote {output}: {shapes}")
+    if timings is not None:
+        _print_pim_timings(timings, hw or DEFAULT_HW)
+
+
+def _print_pim_timings(timings: list, hw: str) -> None:
+    """One row per op kind and phase (listing names are GRAPH.NNNN.OP.PHASE.pim)."""
+    from rich.console import Console
+    from rich.table import Table
+    rows: dict = {}
+    for name, r in timings:
+        key = ".".join(name.split(".")[2:4]) or name
+        acc = rows.setdefault(key, [0, 0, 0, 0.0, 0.0])
+        for i, v in enumerate((1, r.commands, r.cycles, r.ns, r.energy_total_pj)):
+            acc[i] += v
+    table = Table(title=f"PIM timing on {hw} (phases run one after another, each from "
+                        "closed banks)")
+    for col in ("op.phase", "runs", "commands", "cycles", "µs", "µJ"):
+        table.add_column(col, justify="left" if col == "op.phase" else "right")
+    total = [0, 0, 0, 0.0, 0.0]
+    for key, (n, cmds, cyc, ns, pj) in sorted(rows.items()):
+        table.add_row(key, str(n), str(cmds), str(cyc), f"{ns / 1000:.2f}", f"{pj / 1e6:.3f}")
+        total = [a + b for a, b in zip(total, (n, cmds, cyc, ns, pj))]
+    n, cmds, cyc, ns, pj = total
+    table.add_row("total", str(n), str(cmds), str(cyc), f"{ns / 1000:.2f}", f"{pj / 1e6:.3f}")
+    Console().print(table)
 
 
 def _fmt_ns(ns) -> str:
@@ -266,6 +305,7 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc run --module out/ir/module.ir --target target.onnx --draft draft.onnx
                        # runs the schedule compile wrote (draft, target, @schedule)
     """
+    from speccc import driver
     if print_pipeline:
         if draft_channels is not None and draft is None:
             raise SpecccError("--draft-channels needs a --draft model")

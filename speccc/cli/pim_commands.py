@@ -8,9 +8,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from speccc.cli.main import main
 from speccc.errors import SpecccError
@@ -49,6 +46,8 @@ def hw_list(as_json: bool) -> None:
                      "peak_external_gbs": d["peak_external_gbs"]})
     if as_json:
         return _echo_json(rows)
+    from rich.console import Console   # rich is imported by the commands that print tables
+    from rich.table import Table
     t = Table("preset", "kind", "channels", "capacity", "internal", "external")
     for r in rows:
         t.add_row(r["name"], r["kind"], str(r["channels"]), f"{r['capacity_gib']:.0f} GiB",
@@ -69,6 +68,7 @@ def hw_show(preset: str, as_json: bool) -> None:
     data = {**cfg.to_dict(), "derived": cfg.derived()}
     if as_json:
         return _echo_json(data)
+    from rich.console import Console
     con = Console()
     con.print(f"[bold]{cfg.name}[/bold]: {cfg.description}")
     for section in ("npu", "link", "energy"):
@@ -81,7 +81,9 @@ def hw_show(preset: str, as_json: bool) -> None:
     _table(con, "derived", data["derived"])
 
 
-def _table(con: Console, title: str, fields: dict) -> None:
+def _table(con, title: str, fields: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
     # "[npu]" would be read as rich markup and vanish: escape the TOML section name
     t = Table(title=escape(title), show_header=False, title_justify="left")
     for k, v in fields.items():
@@ -152,6 +154,8 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         return _echo_json(report)
     if run:
         r = report["run"]
+        from rich.console import Console
+        from rich.table import Table
         con = Console()
         t = Table(title=f"{file} on {cfg.name}", show_header=False, title_justify="left")
         t.add_row("cycles", f"{r['cycles']:,}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from enum import Enum
 from typing import Iterable, Mapping, Union
 
-import ml_dtypes
 import numpy as np
 
 SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9_]*\Z")
@@ -49,7 +49,7 @@ class DType(Enum):
 
     @property
     def numpy(self) -> np.dtype:
-        return _NUMPY[self]
+        return _numpy_table()[self]
 
     @property
     def itemsize_bits(self) -> int:
@@ -62,7 +62,7 @@ class DType(Enum):
     @staticmethod
     def from_numpy(dt) -> "DType":
         dt = np.dtype(dt)
-        for k, v in _NUMPY.items():
+        for k, v in _numpy_table().items():
             if v == dt:
                 return k
         if dt.kind in "UOS":
@@ -70,31 +70,40 @@ class DType(Enum):
         raise ValueError(f"no speccc dtype for numpy dtype {dt}")
 
 
-_NUMPY = {
-    DType.f64: np.dtype(np.float64), DType.f32: np.dtype(np.float32),
-    DType.f16: np.dtype(np.float16), DType.bf16: np.dtype(ml_dtypes.bfloat16),
-    DType.i64: np.dtype(np.int64), DType.i32: np.dtype(np.int32),
-    DType.i16: np.dtype(np.int16), DType.i8: np.dtype(np.int8),
-    DType.u64: np.dtype(np.uint64), DType.u32: np.dtype(np.uint32),
-    DType.u16: np.dtype(np.uint16), DType.u8: np.dtype(np.uint8),
-    DType.i4: np.dtype(ml_dtypes.int4), DType.u4: np.dtype(ml_dtypes.uint4),
-    DType.i2: np.dtype(ml_dtypes.int2), DType.u2: np.dtype(ml_dtypes.uint2),
-    DType.f8e4m3fn: np.dtype(ml_dtypes.float8_e4m3fn),
-    DType.f8e4m3fnuz: np.dtype(ml_dtypes.float8_e4m3fnuz),
-    DType.f8e5m2: np.dtype(ml_dtypes.float8_e5m2),
-    DType.f8e5m2fnuz: np.dtype(ml_dtypes.float8_e5m2fnuz),
-    DType.f8e8m0: np.dtype(ml_dtypes.float8_e8m0fnu),
-    DType.f4e2m1: np.dtype(ml_dtypes.float4_e2m1fn),
-    DType.bool: np.dtype(np.bool_), DType.string: np.dtype(object),
-}
+@cache
+def _numpy_table() -> dict:
+    """DType -> numpy dtype. ml_dtypes is imported here, on first use, not at import:
+    the CLI's start-up must not pay for it (tests/test_startup.py)."""
+    import ml_dtypes
+    return {
+        DType.f64: np.dtype(np.float64), DType.f32: np.dtype(np.float32),
+        DType.f16: np.dtype(np.float16), DType.bf16: np.dtype(ml_dtypes.bfloat16),
+        DType.i64: np.dtype(np.int64), DType.i32: np.dtype(np.int32),
+        DType.i16: np.dtype(np.int16), DType.i8: np.dtype(np.int8),
+        DType.u64: np.dtype(np.uint64), DType.u32: np.dtype(np.uint32),
+        DType.u16: np.dtype(np.uint16), DType.u8: np.dtype(np.uint8),
+        DType.i4: np.dtype(ml_dtypes.int4), DType.u4: np.dtype(ml_dtypes.uint4),
+        DType.i2: np.dtype(ml_dtypes.int2), DType.u2: np.dtype(ml_dtypes.uint2),
+        DType.f8e4m3fn: np.dtype(ml_dtypes.float8_e4m3fn),
+        DType.f8e4m3fnuz: np.dtype(ml_dtypes.float8_e4m3fnuz),
+        DType.f8e5m2: np.dtype(ml_dtypes.float8_e5m2),
+        DType.f8e5m2fnuz: np.dtype(ml_dtypes.float8_e5m2fnuz),
+        DType.f8e8m0: np.dtype(ml_dtypes.float8_e8m0fnu),
+        DType.f4e2m1: np.dtype(ml_dtypes.float4_e2m1fn),
+        DType.bool: np.dtype(np.bool_), DType.string: np.dtype(object),
+    }
+
+
 _FLOATS = frozenset({DType.f64, DType.f32, DType.f16, DType.bf16, DType.f8e4m3fn,
                      DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f8e8m0,
                      DType.f4e2m1})
 # Sub-byte types are stored packed (ONNX packs int4/uint4/float4 2 per byte, int2 4).
 _PACKED_BITS = {DType.i4: 4, DType.u4: 4, DType.f4e2m1: 4, DType.i2: 2, DType.u2: 2}
-_BITS = {d: _PACKED_BITS.get(d, 8 * _NUMPY[d].itemsize) for d in DType}
-_BITS[DType.bool] = 8
-_BITS[DType.string] = 64
+_WIDE_BITS = {DType.f64: 64, DType.i64: 64, DType.u64: 64, DType.f32: 32, DType.i32: 32,
+              DType.u32: 32, DType.f16: 16, DType.bf16: 16, DType.i16: 16, DType.u16: 16,
+              DType.string: 64}
+# Static, so asking a width does not import ml_dtypes; every other type is one byte.
+_BITS = {d: _PACKED_BITS.get(d, _WIDE_BITS.get(d, 8)) for d in DType}
 
 
 Monomial = tuple  # sorted tuple of symbol names, repeated for powers; () is the constant

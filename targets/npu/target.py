@@ -84,7 +84,7 @@ class NpuTarget(NoPlacement):
     def lowering(self, hw, bindings) -> NpuLowering:
         return NpuLowering(hw, bindings)
 
-    def emulator(self, hw, mode: str) -> NpuEmulation:
+    def emulator(self, hw, mode: str, timings: list | None = None) -> NpuEmulation:
         return NpuEmulation(hw)
 
     def time(self, kernel_op):

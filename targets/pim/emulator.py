@@ -73,10 +73,17 @@ def summarize(hw, sched: Scheduler) -> PimResult:
 
 
 class PimEmulator:
+    """timing=False: `run` computes values only (no scheduler pass: no bank-state checks,
+    returns None), what `exec --on emulator` wants unless asked to time. `timings`: a list
+    that every timed run appends (program name, PimResult) to. `engine`: the functional
+    engine ("loop" vectorised, "command" the per-command oracle; functional.py)."""
+
     def __init__(self, hw, *, mode: str = "device", refresh: bool = True,
-                 accelerate: bool = True):
+                 accelerate: bool = True, timing: bool = True, timings: list | None = None,
+                 engine: str | None = None):
         self.hw, self.refresh, self.accelerate = hw, refresh, accelerate
-        self.state = FunctionalState(hw, mode)
+        self.timing, self.timings = timing, timings
+        self.state = FunctionalState(hw, mode, engine)
 
     def load_image(self, image: dict) -> None:
         self.state.load_image(image)
@@ -89,14 +96,21 @@ class PimEmulator:
     def set_input(self, data) -> None:
         self.state.set_input(data)
 
-    def run(self, program: Program, *, functional: bool = True, record: bool = False) -> PimResult:
+    def run(self, program: Program, *, functional: bool = True,
+            record: bool = False) -> PimResult | None:
         check_ranges(program, self.hw)
+        if not self.timing:
+            self.state.run(program)
+            return None
         sched = Scheduler(self.hw, refresh=self.refresh, accelerate=self.accelerate,
                           record=record, name=program.name)
         sched.run(program)
         if functional:
             self.state.run(program)
-        return summarize(self.hw, sched)
+        result = summarize(self.hw, sched)
+        if self.timings is not None:
+            self.timings.append((program.name, result))
+        return result
 
 
 def time_program(program: Program, hw, *, refresh: bool = True, accelerate: bool = True,

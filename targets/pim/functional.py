@@ -12,6 +12,10 @@ mode="fp32" is a precision oracle, not a device: every word, product and sum sta
 so a GEMV equals numpy's fp32 result up to summation order. Addresses and timing are
 the same in both modes.
 Functional effects happen in program order; timing never changes values.
+
+Two engines compute the same bits: "loop" (default, vectorised.py) runs loop bodies as
+numpy over their iterations; "command" steps through every command instance and is the
+oracle the tests compare it with.
 """
 from __future__ import annotations
 
@@ -43,16 +47,26 @@ AF = {
 }
 
 
+ENGINES = ("loop", "command")
+DEFAULT_ENGINE = "loop"
+
+
 class FunctionalState:
-    def __init__(self, hw, mode: str = "device"):
+    def __init__(self, hw, mode: str = "device", engine: str | None = None):
         if mode not in ("device", "fp32"):
             raise SpecccError(f"unknown precision mode {mode!r} (device or fp32)")
+        engine = engine or DEFAULT_ENGINE
+        if engine not in ENGINES:
+            raise SpecccError(f"unknown functional engine {engine!r} ({' or '.join(ENGINES)})")
+        self.engine = engine
+        self._vector = None
         p = hw.pim
         self.hw, self.pim, self.mode = hw, p, mode
         self.store = "fp32" if mode == "fp32" else p.pu.mul_dtype
         self.accd = "fp32" if mode == "fp32" else p.pu.acc_dtype
         self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
         self.rows: dict[tuple[int, int, int], np.ndarray] = {}
+        self.version = 0        # bumped whenever bank contents change (vectorised.py caches rows)
         self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots, p.pu.lanes), np.float32)
         self.acc = np.zeros((p.channels, p.pseudo_channels, p.pu.acc_regs, p.pus_per_pc,
                              p.acc_lanes), np.float32)
@@ -69,6 +83,7 @@ class FunctionalState:
             if a.shape != shape:
                 raise SpecccError(f"memory image row {key}: shape {a.shape}, expected {shape}")
             self.rows[tuple(key)] = round_to(self.store, a)
+        self.version += 1
 
     def set_input(self, data) -> None:
         """Host input stream, read by WRGB/WR in bursts of `lanes` words (zero-padded)."""
@@ -82,7 +97,12 @@ class FunctionalState:
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        self._body(program.body, {}, program.name)
+        if self.engine == "command":
+            return self._body(program.body, {}, program.name)
+        if self._vector is None:
+            from speccc.targets.pim.vectorised import VectorEngine
+            self._vector = VectorEngine(self)
+        self._vector.run(program)
 
     def _body(self, body, env, name) -> None:
         for node in body:
@@ -114,6 +134,7 @@ class FunctionalState:
             r = self.rows.get(key)
             r = self.rows[key] = r.copy() if r is not None else self._zero_row.copy()
             r[a["col"]] = self._burst(a["src"], c, name)
+            self.version += 1
         elif kind == "RD":
             self.host_out[a["dst"]] = self.row(ch, a["bank"], a["row"])[a["col"]].copy()
         elif kind in ("MAC", "MACab"):

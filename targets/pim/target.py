@@ -71,9 +71,11 @@ class PimEmulation:
     """Runs PIM ops through their kernels on one shared emulator holding the whole
     placement (weights are laid out on an op's first call)."""
 
-    def __init__(self, hw, mode: str):
+    def __init__(self, hw, mode: str, timings: list | None = None):
+        """`timings`: None runs values only; a list collects each listing's timing."""
         from speccc.targets.pim.emulator import PimEmulator
-        self.hw, self.emu = hw, PimEmulator(hw, mode=mode)
+        self.hw = hw
+        self.emu = PimEmulator(hw, mode=mode, timing=timings is not None, timings=timings)
         self.loaded: set = set()
         self.kernels: dict = {}
 
@@ -111,8 +113,8 @@ class PimTarget:
     def lowering(self, hw, bindings) -> PimLowering:
         return PimLowering(hw, bindings)
 
-    def emulator(self, hw, mode: str) -> PimEmulation:
-        return PimEmulation(hw, mode)
+    def emulator(self, hw, mode: str, timings: list | None = None) -> PimEmulation:
+        return PimEmulation(hw, mode, timings)
 
     def time(self, kernel_op):
         return kernel_timing(kernel_op)

@@ -1,10 +1,7 @@
 """Constants, weights and elementwise ops, defined from tables of numpy functions."""
 from __future__ import annotations
 
-
-import ml_dtypes
 import numpy as np
-import scipy.special
 
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import broadcast_dims, same_as
@@ -36,6 +33,7 @@ define("weight", 0, _weight_infer, None, attrs={"name": Attr("str")},
 
 
 def _erf(x):
+    import scipy.special  # ~0.1 s to import: only when an erf runs
     return scipy.special.erf(x).astype(x.dtype, copy=False)
 
 
@@ -342,6 +340,7 @@ def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
 
 
 def _cast_ref(ins, attrs):
+    import ml_dtypes  # imported where used: keeps start-up light
     to_t, x = attrs["to"], ins[0]
     to = to_t.numpy
     if to_t == DType.string:

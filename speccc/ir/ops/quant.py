@@ -7,7 +7,6 @@ Float8/float4 values carry no zero point (ONNX requires it to be zero): it is ig
 """
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
@@ -98,6 +97,7 @@ def _quant_infer(ctx):
 
 
 def _quant_ref(ins, attrs):
+    import ml_dtypes  # imported where used: keeps start-up light
     x, to_t = ins[0], attrs["to"]
     axis = attrs["axis"] % max(x.ndim, 1)
     blk = attrs["block_size"]

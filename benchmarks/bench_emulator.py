@@ -1,0 +1,137 @@
+"""Emulator speed: `exec --on emulator` per run against onnxruntime, and flat timing rate.
+
+    python benchmarks/bench_emulator.py [--quick] [--functional loop|command]
+
+- exec: zoo models at the held-out sizes of tests/test_exec_emulator.py (prefill T=8,
+  decode T=1 P=4, decode T=5 P=3). As in bench_frontend.py the graph is prepared once
+  (import, pipeline, place, kernels: like an onnxruntime session) and each run is timed
+  alone, both sides on the same inputs; the ratio is median CPU seconds per run, speccc
+  over onnxruntime (CPU time, not wall: this machine is shared). Goal (issue 16) <= 5x.
+- flat timing: `time_program(..., accelerate=False)` (one step per command, the path the
+  checker and the benchmarks use) on a 4096x4096 GEMV per preset; goal >= 1 M commands/s.
+
+Prints each figure with its goal and writes benchmarks/results/emulator.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from speccc import driver, zoo
+from speccc.hw import load_hw
+from speccc.ir.interpreter import Plan, bind_inputs
+from speccc.passmanager import PassManager
+
+EXEC_GOAL, RATE_GOAL = 5.0, 1.0e6
+CASES = [("llama-tiny", "prefill", 8, 0), ("llama-tiny", "decode", 1, 4),
+         ("llama-tiny", "decode", 5, 3), ("gpt2-tiny", "decode", 5, 3),
+         ("opt-tiny", "decode", 5, 3)]
+PRESETS = ("aim-gddr6", "hbm-pim", "hbm3-pim")
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def prepared(path: Path, feeds: dict, hw_name: str, precision: str, functional: str):
+    """What `exec_model` does once before running: pipeline + place, kernels on one emulator."""
+    pm = PassManager.parse(driver.CANONICAL_PIPELINE, verify_each=False)
+    module = driver.load_any(path)
+    graph = next(iter(module))
+    driver._add_place(pm, hw_name, bind_inputs(graph, feeds, {}), 0)
+    pm.run(module)
+    graph = next(iter(module))
+    hw = load_hw(hw_name)
+    overrides = driver.emulator_overrides(graph, hw, driver.PRECISIONS[precision])
+    if functional != "loop":
+        from speccc.targets.pim import functional as fm
+        fm.DEFAULT_ENGINE = functional
+    return Plan(graph, overrides)
+
+
+def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str,
+              functional: str) -> dict:
+    import onnxruntime as ort
+    path = tmp / f"{name}-{mode}.onnx"
+    if not path.exists():
+        zoo.save(zoo.build(name, mode=mode), path)
+    feeds = zoo.example_inputs(name, mode, T, P)
+    plan = prepared(path, feeds, hw, precision, functional)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1   # CPU time is the measure
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    plan.run(feeds)                                           # first run lays out weights
+    sess.run(None, feeds)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        t0 = cpu()
+        out = plan.run(feeds)
+        ours.append(cpu() - t0)
+        t0 = cpu()
+        ref = sess.run(None, feeds)
+        theirs.append(cpu() - t0)
+    names = [o.name for o in sess.get_outputs()]
+    err = max(float(np.max(np.abs(out[n] - r)) / max(1.0, float(np.max(np.abs(r)))))
+              for n, r in zip(names, ref))
+    s, o = statistics.median(ours), max(statistics.median(theirs), 1e-6)
+    return {"model": name, "mode": mode, "T": T, "P": P, "hw": hw, "precision": precision,
+            "speccc_cpu_s": s, "onnxruntime_cpu_s": o, "ratio": s / o, "goal_ratio": EXEC_GOAL,
+            "max_rel_err": err}
+
+
+def time_flat(hw_name: str, repeats: int) -> dict:
+    from speccc.targets.pim.emulator import time_program
+    from speccc.targets.pim.gemv import gemv_program
+    from speccc.targets.pim.layout import plan_matrix
+    hw = load_hw(hw_name)
+    prog = gemv_program(hw, plan_matrix(hw, 4096, 4096))
+    runs = []
+    for _ in range(repeats):
+        t0 = cpu()
+        res = time_program(prog, hw, accelerate=False)
+        runs.append(cpu() - t0)
+    s = statistics.median(runs)
+    return {"hw": hw_name, "commands": res.commands, "cpu_s": s, "commands_per_s": res.commands / s,
+            "goal_commands_per_s": RATE_GOAL, "cycles": res.cycles}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    ap.add_argument("--functional", choices=("loop", "command"), default="loop",
+                    help="functional engine: vectorised loops (default) or the per-command oracle")
+    ap.add_argument("--skip-flat", action="store_true")
+    args = ap.parse_args()
+    reps = 3 if args.quick else 7
+    out = {"exec": [], "flat": []}
+    with tempfile.TemporaryDirectory() as d:
+        cases = CASES[:2] if args.quick else CASES
+        runs = [(c, "hbm-pim", "fp32") for c in cases] + [
+            (CASES[2], hw, "fp16") for hw in PRESETS]
+        for (name, mode, T, P), hw, prec in runs:
+            r = time_exec(name, mode, T, P, Path(d), reps, hw, prec, args.functional)
+            out["exec"].append(r)
+            print(f"exec --on emulator {name:10s} {mode:7s} T={T} P={P} {hw:9s} {prec}: "
+                  f"{r['speccc_cpu_s'] * 1e3:8.2f} ms vs onnxruntime "
+                  f"{r['onnxruntime_cpu_s'] * 1e3:6.2f} ms CPU = {r['ratio']:7.1f}x "
+                  f"(goal <= {EXEC_GOAL:.0f}x), max rel err {r['max_rel_err']:.1e}")
+    if not args.skip_flat:
+        for hw in PRESETS:
+            r = time_flat(hw, 1 if args.quick else 3)
+            out["flat"].append(r)
+            print(f"flat timing GEMV 4096x4096 {hw:9s}: {r['commands']} commands in "
+                  f"{r['cpu_s']:.2f} s CPU = {r['commands_per_s'] / 1e6:.3f} M commands/s "
+                  f"(goal >= {RATE_GOAL / 1e6:.0f} M/s)")
+    res = Path(__file__).parent / "results"
+    res.mkdir(exist_ok=True)
+    (res / "emulator.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
