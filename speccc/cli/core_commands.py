@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from speccc import driver
-from speccc.cli.main import main
+from speccc.cli.main import main, out_dir, out_file
 from speccc.errors import SpecccError
 
 
@@ -47,7 +47,7 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
 
 @main.command(short_help="Build a model in code (tiny, pairs, real-size shapes).")
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
+@click.option("-o", "--output", callback=out_file, help="Output .onnx file.")
 @click.option("--list", "list_", is_flag=True, help="List the model presets.")
 @click.option("--mode", type=click.Choice(["prefill", "decode"]), default="decode",
               show_default=True,
@@ -61,7 +61,7 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
 @click.option("--vocab", type=int)
 @click.option("--seed", type=int)
 @click.option("--shapes-only", is_flag=True, help="Declare weights without data.")
-@click.option("--pair", type=click.Path(file_okay=False), default=None,
+@click.option("--pair", callback=out_dir, default=None,
               help="Instead write a draft/target pair (draft.onnx, target.onnx) to this dir.")
 @click.option("--extra-layers", type=int, default=1, show_default=True,
               help="With --pair: target = draft + this many near-identity layers.")
@@ -125,7 +125,7 @@ def ops(as_json):
 @main.command(short_help="Run a pass pipeline over IR text (like mlir-opt).")
 @click.argument("file", type=click.Path(), required=False)
 @click.option("-p", "--pipeline", default="", help="Passes, e.g. 'canonicalize,fold,dce'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write IR here "
+@click.option("-o", "--output", callback=out_file, help="Write IR here "
               "(default stdout).")
 @click.option("--list-passes", is_flag=True, help="List the registered passes and exit.")
 @pipeline_options
@@ -178,7 +178,7 @@ def hw_options(fn):
 @click.argument("model", type=click.Path())
 @click.option("--inputs", "inputs_path", type=click.Path(), required=True,
               help=".npz with one array per ONNX graph input (by name).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+@click.option("-o", "--output", callback=out_file, required=True,
               help=".npz written with one array per ONNX graph output.")
 @click.option("--on", "backend", type=click.Choice(["reference", "emulator"]),
               default="reference", show_default=True,
@@ -217,7 +217,7 @@ def _fmt_ns(ns) -> str:
 
 @main.command(short_help="Compile: fuse, place, emit PIM/NPU programs, report.")
 @click.argument("model", type=click.Path())
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="out",
+@click.option("-o", "--output", "outdir", callback=out_dir, default="out",
               show_default=True, help="Output directory (ir/, pim/, report.json).")
 @click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=1,P=128.")
 @click.option("-p", "--pipeline", default=None,

@@ -35,6 +35,32 @@ class SpecccGroup(click.Group):
                 raise
             click.echo(f"speccc: error: {err.filename or ''}: {err.strerror or err}", err=True)
             sys.exit(2)
+        except click.UsageError as err:
+            # click's own usage text is several lines; the convention is one
+            hint = f" (see `speccc {err.ctx.command_path.split(' ', 1)[-1]} --help`)" \
+                if err.ctx and " " in err.ctx.command_path else ""
+            click.echo(f"speccc: error: {one_line(err.format_message())}{hint}", err=True)
+            sys.exit(2)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def out_file(ctx, param, value):
+    """click callback for `-o FILE`-like options: refuse an output that cannot be written
+    safely (empty, a device/FIFO/dir) before any work is done."""
+    if value is not None:
+        from speccc.fileio import output_file
+        output_file(value)
+    return value
+
+
+def out_dir(ctx, param, value):
+    if value is not None:
+        from speccc.fileio import output_dir
+        output_dir(value)
+    return value
 
 
 @click.group(cls=SpecccGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,20 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from speccc.cli.main import main
+from speccc.cli.main import main, out_file
 from speccc.errors import SpecccError
+from speccc.fileio import write_text_atomic
 
 
 def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-
-def _write_atomic(path: str, text: str) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, target)
 
 
 # ------------------------------------------------------------------- hw -------
@@ -90,6 +81,11 @@ def _table(con: Console, title: str, fields: dict) -> None:
 
 
 # ------------------------------------------------------------------ asm -------
+def _write_all(writes: dict[str, str]) -> None:
+    for path, text in writes.items():
+        write_text_atomic(path, text)
+
+
 @main.command(short_help="Parse, print, time (--run) or check a PIM listing.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_name", help="Preset or .toml (default: the listing's `.hw` line).")
@@ -97,11 +93,11 @@ def _table(con: Console, title: str, fields: dict) -> None:
 @click.option("--check", is_flag=True, help="Verify every timing/state constraint (exit 1 on a violation).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-refresh", is_flag=True, help="Run without DRAM refresh.")
-@click.option("--trace", "trace_out", type=click.Path(dir_okay=False),
+@click.option("--trace", "trace_out", callback=out_file,
               help="Also run, and write the issued trace as a cycle-stamped listing.")
-@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
+@click.option("--perfetto", "perfetto_out", callback=out_file,
               help="Also run, and write the issued trace as Perfetto/Chrome trace JSON.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", callback=out_file,
               help="Write the canonical listing here instead of stdout.")
 def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         output) -> None:
@@ -122,9 +118,9 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         check_ranges(prog, cfg)
     canonical = format_program(prog)
     run = run or bool(trace_out or perfetto_out)
-    if output:
-        _write_atomic(output, canonical)
+    writes: dict[str, str] = {output: canonical} if output else {}
     if not (run or check):
+        _write_all(writes)
         if as_json:
             return _echo_json({"file": file, "hw": name, "listing": canonical})
         if not output:
@@ -140,14 +136,15 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
                            record=bool(trace_out or perfetto_out))
         report["run"] = {**res.to_dict(), "wall_s": round(time.perf_counter() - t0, 4)}
         if trace_out:
-            _write_atomic(trace_out, format_trace(res.trace, cfg.name))
+            writes[trace_out] = format_trace(res.trace, cfg.name)
         if perfetto_out:
-            _write_atomic(perfetto_out, json.dumps(perfetto_trace(res.trace, cfg)))
+            writes[perfetto_out] = json.dumps(perfetto_trace(res.trace, cfg), allow_nan=False)
     if check:
         from speccc.targets.pim.checker import check_program
         rep = check_program(prog, cfg, refresh=not no_refresh)
         report["check"] = {"ok": True, "commands": rep.commands, "last_issue": rep.last_issue,
                            "stamps": "listing" if rep.stamped else "emulator"}
+    _write_all(writes)  # only now: a failed --run or --check leaves -o/--trace untouched
     if as_json:
         return _echo_json(report)
     if run:

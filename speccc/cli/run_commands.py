@@ -5,7 +5,7 @@ import json
 
 import click
 
-from speccc.cli.main import main
+from speccc.cli.main import main, out_file
 from speccc.errors import SpecccError
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
@@ -71,7 +71,7 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
               show_default=True, help="Registered target estimators, or the rooflines.")
 @click.option("--granularity", type=click.Choice(["op", "stage"]), default="op",
               show_default=True, help="Trace tasks per op, or one per pipeline stage.")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+@click.option("--trace", "trace_path", callback=out_file,
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -160,7 +160,7 @@ def _table(rep: dict, target, draft) -> None:
 
 @main.command("plot", short_help="Draw a --trace file as a timeline PNG.")
 @click.argument("trace", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=out_file,
               help="PNG file to write.")
 @click.option("--title", default="", help="Plot title.")
 def plot(trace, output, title):
