@@ -24,7 +24,13 @@ COMPILE_PIPELINE = CANONICAL_PIPELINE
 
 
 def save_npz_atomic(path, arrays: Mapping[str, np.ndarray]) -> None:
+    """One array per output, each under its ONNX name. A name an .npz member cannot carry
+    without path meaning (`../x`, `a/b`) is refused rather than written as a path."""
     import io
+    for name in arrays:
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+            raise SpecccError(f"output name {name!r} would be a path inside the .npz; "
+                              "rename the graph output", location=str(path))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_bytes_atomic(path, buf.getvalue())

@@ -25,6 +25,11 @@ class VerifyError(SpecccError):
     """IR that breaks an invariant (arity, types, attributes, acyclicity, dominance)."""
 
 
+class NotConstantError(VerifyError):
+    """A shape operand that must be known at compile time is not (the ONNX backend
+    answers it by specializing on the given inputs)."""
+
+
 class UnsupportedError(SpecccError):
     """Model uses ops/opsets that speccc does not convert (all listed at once)."""
 

@@ -80,9 +80,46 @@ def symbol_for(dim_param: str) -> str:
     return name
 
 
+def _escape(ch: str) -> str:
+    return "".join(f"${b:02X}" for b in ch.encode())
+
+
 def sanitize_name(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.$-]", "_", name)
-    return s if s and not s.isdigit() else f"arg{s}"
+    """ONNX name -> IR value name, one to one (so `a b` and `a_b` stay two inputs):
+    a character IR names cannot hold, and `$` itself (the escape), becomes `$HH` per
+    UTF-8 byte; an all-digit name, which would read as a numbered value, has its first
+    digit escaped. Names of only [A-Za-z0-9_.-] are unchanged."""
+    s = re.sub(r"[^A-Za-z0-9_.-]", lambda m: _escape(m.group()), name)
+    return _escape(s[0]) + s[1:] if s.isdigit() else s
+
+
+def _bad_name(name) -> str | None:
+    """Why an ONNX name cannot be represented (None if it can)."""
+    if not isinstance(name, str):
+        return "is not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character (NUL, newline, ...)"
+    return None
+
+
+def check_names(model: onnx.ModelProto, source: str) -> None:
+    """Refuse names speccc cannot carry faithfully, before anything uses them (protobuf
+    hands invalid UTF-8 over as bytes; a NUL would be cut short in a .npz member)."""
+    g = model.graph
+    named = [("graph input", vi.name) for vi in g.input]
+    named += [("graph output", vi.name) for vi in g.output]
+    named += [("initializer", t.name) for t in g.initializer]
+    for i, node in enumerate(g.node):
+        named += [("node", node.name), ("op type", node.op_type), ("domain", node.domain)]
+        named += [(f"value of node #{i}", n) for n in list(node.input) + list(node.output)]
+    for what, name in named:
+        why = _bad_name(name)
+        if why:
+            raise SpecccError(f"{what} name {name!r} {why}; rename it in the model",
+                              location=source)
+    inputs = [vi.name for vi in g.input if vi.name not in {t.name for t in g.initializer}]
+    if "" in inputs or "" in [vi.name for vi in g.output]:
+        raise SpecccError("a graph input or output has an empty name", location=source)
 
 
 def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorType:
@@ -154,6 +191,7 @@ def import_model(model_or_path, options: ImportOptions | None = None,
         opts = dataclasses.replace(opts, base_dir=str(Path(model_or_path).parent))
     else:
         model, source = model_or_path, "<model>"
+    check_names(model, source)
     if opts.check:
         _check(model, source)
     scan_unsupported(model, source)
