@@ -211,18 +211,24 @@ def check_without_data(model: onnx.ModelProto, full_check: bool = False) -> None
     are to the graph, typed and fully shaped values, declared as inputs of a copy.
     Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
     """
+    onnx.checker.check_model(without_external_data(model), full_check=full_check)
+
+
+def without_external_data(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose external initializers are typed, shaped graph inputs instead, so
+    onnx's checker and shape inference never open a data file (speccc reads those itself,
+    checked: speccc/frontend/external_data.py)."""
     ext = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if ext:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        keep = [t for t in m.graph.initializer
-                if t.data_location != onnx.TensorProto.EXTERNAL]
-        del m.graph.initializer[:]
-        m.graph.initializer.extend(keep)
-        m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type,
-                                                                list(t.dims)) for t in ext)
-        model = m
-    onnx.checker.check_model(model, full_check=full_check)
+    if not ext:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [t for t in m.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                         for t in ext)
+    return m
 
 
 def _check(model: onnx.ModelProto, source: str) -> None:
@@ -282,11 +288,24 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
     g.remove_dead()
 
 
+# onnx's data propagation treats every 1-D tensor as a possible shape and walks its
+# elements: a declared 1-D input of 2^26 elements takes it 50 s (issue 17). Shape
+# vectors are short; with a longer 1-D input the cross-check runs without propagation.
+DATA_PROP_MAX_1D = 1 << 16
+
+
+def _small_1d(model: onnx.ModelProto) -> bool:
+    dims = [[d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input]
+    dims += [list(t.dims) for t in model.graph.initializer]
+    return all(len(d) != 1 or d[0] <= DATA_PROP_MAX_1D for d in dims)
+
+
 def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     """Value name -> shape, for values onnx.shape_inference (with data propagation)
     infers fully static; an independent check on speccc's own shape rules."""
+    stripped = without_external_data(model)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(stripped, data_prop=_small_1d(stripped))
     except Exception:  # onnx's inference is advisory here; ours is authoritative
         return {}
     out = {}
@@ -325,17 +344,17 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
     op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
                   loc=where)
     if not shapes_only:
-        module.weights_of(g.name).put_lazy(name, lambda t=tensor: _load_tensor(t, base_dir, where))
+        bits = dtype.itemsize_bits
+        module.weights_of(g.name).put_lazy(
+            name, lambda t=tensor: _load_tensor(t, base_dir, bits, where))
     return op.result
 
 
-def _load_tensor(tensor, base_dir: str, where: str) -> np.ndarray:
+def _load_tensor(tensor, base_dir: str, bits: int, where: str) -> np.ndarray:
+    from speccc.frontend.external_data import load_external
     try:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            t = onnx.TensorProto()
-            t.CopyFrom(tensor)
-            onnx.external_data_helper.load_external_data_for_tensor(t, base_dir)
-            return numpy_helper.to_array(t)
+            return load_external(tensor, base_dir, bits, where)
         return numpy_helper.to_array(tensor)
     except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise SpecccError(f"cannot read weight data ({e}); use --shapes-only for models "
