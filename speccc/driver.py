@@ -36,14 +36,46 @@ def save_npz_atomic(path, arrays: Mapping[str, np.ndarray]) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def load_npz(path) -> dict[str, np.ndarray]:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecccError("no such file", location=str(path))
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def npz_headers(path) -> dict[str, tuple[tuple, np.dtype]]:
+    """{name: (shape, dtype)} of an .npz from the .npy headers alone (no array data is
+    decompressed), so a zip bomb or an array the model does not take is refused before
+    it is read. The declared total must fit in half this machine's memory."""
+    from speccc.frontend.external_data import _memory_bytes
+    from speccc.textio import check_regular_file
+    check_regular_file(path)
+    out, total = {}, 0
     try:
-        with np.load(p, allow_pickle=False) as data:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"member {info.filename!r} is not an .npy array")
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in _NPY_HEADERS:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    shape, _, dtype = _NPY_HEADERS[version](f)
+                if dtype.hasobject:
+                    raise ValueError(f"array {info.filename[:-4]!r} holds Python objects")
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+                out[info.filename[:-4]] = (tuple(shape), dtype)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise SpecccError(f"not a .npz file ({e})", location=str(path)) from None
+    if total > _memory_bytes() // 2:
+        raise SpecccError(f"arrays declare {total:,} bytes, more than half this machine's "
+                          "memory", location=str(path))
+    return out
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    npz_headers(path)  # bounded and well-formed before anything is decompressed
+    try:
+        with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise SpecccError(f"not a .npz file ({e})", location=str(path)) from None
 
 
@@ -72,6 +104,22 @@ def opt_file(path, pipeline: str, **pm_kwargs) -> tuple[str, PassManager]:
     return print_module(module), pm
 
 
+# Symbolic dims count tokens/requests: at least 1, except the past length P (an empty KV
+# cache is P=0); at most 2^20, beyond any model's context. T=0 crashed the reference
+# (an empty max) and the emulator (nothing to concatenate).
+BIND_MIN = {"P": 0}
+BIND_MAX = 1 << 20
+
+
+def check_bindings(bindings: Mapping[str, int], what: str = "--bind",
+                   location: str | None = None) -> None:
+    for k, v in bindings.items():
+        lo = BIND_MIN.get(k, 1)
+        if not lo <= v <= BIND_MAX:
+            raise SpecccError(f"{what} {k} must be in [{lo}, {BIND_MAX}], got {v}",
+                              location=location)
+
+
 DEFAULT_HW = "hbm-pim"
 PRECISIONS = {"fp32": "fp32", "fp16": "device"}  # --precision -> emulator mode
 
@@ -93,15 +141,19 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     hwc = _load_hw(hw) if backend == "emulator" else None
     pm = PassManager.parse(_bind_pipeline(pipeline or CANONICAL_PIPELINE, bindings),
                            **pm_kwargs)
-    feeds = load_npz(inputs_path)
     module = load_any(model_path)
     graph = next(iter(module))
     known = {a.result.name for a in graph.arguments}
-    args = {sanitize_name(k): v for k, v in feeds.items()}
-    extra = sorted(k for k in args if k not in known)
+    heads = {sanitize_name(k): v for k, v in npz_headers(inputs_path).items()}
+    extra = sorted(k for k in heads if k not in known)
     if extra:
         raise SpecccError(f"--inputs has array(s) the model does not take: {', '.join(extra)}"
                           f" (inputs: {', '.join(sorted(known))})", location=str(inputs_path))
+    # shapes and dtypes checked on zero-stride stand-ins: nothing is read yet
+    env = bind_inputs(graph, {k: np.broadcast_to(np.zeros((), dt), shape)
+                              for k, (shape, dt) in heads.items()}, bindings)
+    check_bindings(env, "symbolic dim", location=str(inputs_path))
+    args = {sanitize_name(k): v for k, v in load_npz(inputs_path).items()}
     if hwc is not None:
         env = bind_inputs(graph, args, bindings)
         _add_place(pm, hw or DEFAULT_HW, env, max_context)

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from speccc.errors import SpecccError
+from speccc.textio import check_json_finite
 
 MANIFEST = ".speccc-manifest.json"
 _TMP_PREFIX = ".speccc-tmp-"
@@ -243,6 +244,9 @@ def write_tree(outdir, files: dict[str, str | bytes], *, prune: tuple[str, ...] 
     out = output_dir(outdir)
     rels = {rel: _check_rel(rel) for rel in files}
     blobs = {rel: d.encode() if isinstance(d, str) else bytes(d) for rel, d in files.items()}
+    for rel, data in blobs.items():
+        if rel.endswith(".json"):  # json.dumps writes Infinity/NaN unless told not to
+            check_json_finite(data.decode(), str(Path(outdir) / rel))
     exists = out.is_dir()
     if exists:
         _refuse_symlinks_on_paths(out, rels.values())

@@ -9,8 +9,9 @@ import click
 import numpy as np
 
 from speccc import driver
-from speccc.cli.main import main, out_dir, out_file
+from speccc.cli.main import console, main, out_dir, out_file
 from speccc.errors import SpecccError
+from speccc.textio import dumps_json
 
 
 def _echo_ir(spec: str, module) -> None:
@@ -20,7 +21,6 @@ def _echo_ir(spec: str, module) -> None:
 
 
 def _print_timings(pm) -> None:
-    from rich.console import Console
     from rich.table import Table
     table = Table(title="pass timings")
     table.add_column("pass")
@@ -28,7 +28,7 @@ def _print_timings(pm) -> None:
     for name, sec in pm.timings:
         table.add_row(name, f"{sec:.4f}")
     table.add_row("total", f"{sum(s for _, s in pm.timings):.4f}")
-    Console(stderr=True).print(table)
+    console(stderr=True).print(table)
 
 
 def pipeline_options(fn):
@@ -41,7 +41,12 @@ def pipeline_options(fn):
 
 
 def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
+    from speccc.passmanager import all_passes
     after = "all" if print_after == "all" else {s for s in print_after.split(",") if s}
+    unknown = sorted(set() if after == "all" else after - set(all_passes()))
+    if unknown:
+        raise SpecccError(f"--print-ir-after: unknown pass(es) {', '.join(unknown)} "
+                          f"(passes: {', '.join(all_passes())}, or all)")
     return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
 
 
@@ -159,14 +164,16 @@ def _parse_bind(values) -> dict[str, int]:
             if not item.strip():
                 continue
             k, sep, n = item.partition("=")
-            if not sep or not n.strip().lstrip("-").isdigit():
+            k, n = k.strip(), n.strip()
+            if not sep or not k or not n.lstrip("-").isdigit() or len(n) > 12:
                 raise SpecccError(f"--bind expects NAME=INT, got '{item}'")
-            out[k.strip()] = int(n)
+            out[k] = int(n)
+    driver.check_bindings(out)
     return out
 
 
 def hw_options(fn):
-    fn = click.option("--max-context", type=int, default=0, metavar="N",
+    fn = click.option("--max-context", type=click.IntRange(0, 1 << 20), default=0, metavar="N",
                       help="KV tokens the PIM cache has room for (default: P+T).")(fn)
     fn = click.option("--hw", "hw", default=None, metavar="PRESET|FILE.toml",
                       help=f"Hardware description (default: {driver.DEFAULT_HW}; "
@@ -232,7 +239,8 @@ def _fmt_ns(ns) -> str:
 @click.option("--draft", "draft", type=click.Path(dir_okay=False), default=None,
               metavar="DRAFT.onnx",
               help="Also compile a draft model (graph @draft next to @target).")
-@click.option("--draft-channels", "draft_channels", type=int, default=None, metavar="N",
+@click.option("--draft-channels", "draft_channels", type=click.IntRange(0, 4096), default=None,
+              metavar="N",
               help="With --draft: the draft gets PIM channels [0,N), the target the rest "
                    "(SpecPIM's split; default: shared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -255,9 +263,8 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     if time_passes:
         _print_timings(pm)
     if as_json:
-        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        click.echo(dumps_json(result, indent=1, sort_keys=True))
         return
-    from rich.console import Console
     from rich.table import Table
     table = Table(title=f"{model} -> {outdir} on {result['hw']}")
     for col in ("op", "dev", "n", "GFLOP", "MB in", "MB out", "µs", "µJ", "eff"):
@@ -275,6 +282,6 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
             table.add_row("total", dev, str(t["ops"]), "", f"{t['bytes_in'] / 1e6:.2f}",
                           f"{t['bytes_out'] / 1e6:.2f}", _fmt_ns(t["ns"]),
                           f"{t['energy_pj'] / 1e6:.2f}", "")
-    Console().print(table)
+    console().print(table)
     click.echo(f"step (serial): {result['serial_ns'] / 1000:.2f} µs; "
                f"{result['listings']} PIM listings in {outdir}/pim")

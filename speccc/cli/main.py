@@ -43,6 +43,14 @@ class SpecccGroup(click.Group):
             sys.exit(2)
 
 
+def console(stderr: bool = False):
+    """The rich console every command prints through. Markup is off: paths, preset
+    names, descriptions and op names are user text, and `[/x].onnx` must print as
+    itself (not raise MarkupError) and `[red]x[/red].onnx` not as `x.onnx`."""
+    from rich.console import Console
+    return Console(stderr=stderr, markup=False, highlight=False)
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 

@@ -1,22 +1,22 @@
 """`speccc hw list|show` and `speccc asm`: hardware presets and PIM listings."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
-from speccc.cli.main import main, out_file
+from speccc.cli.main import console, main, out_file
 from speccc.errors import SpecccError
 from speccc.fileio import write_text_atomic
+from speccc.textio import dumps_json
 
 
 def _echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+    click.echo(dumps_json(obj, indent=2, sort_keys=True))
 
 
 # ------------------------------------------------------------------- hw -------
@@ -44,7 +44,7 @@ def hw_list(as_json: bool) -> None:
     for r in rows:
         t.add_row(r["name"], r["kind"], str(r["channels"]), f"{r['capacity_gib']:.0f} GiB",
                   f"{r['peak_internal_gbs']:.0f} GB/s", f"{r['peak_external_gbs']:.0f} GB/s")
-    con = Console()
+    con = console()
     con.print(t)
     for r in rows:
         con.print(f"  {r['name']}: {r['description']}")
@@ -60,8 +60,8 @@ def hw_show(preset: str, as_json: bool) -> None:
     data = {**cfg.to_dict(), "derived": cfg.derived()}
     if as_json:
         return _echo_json(data)
-    con = Console()
-    con.print(f"[bold]{cfg.name}[/bold]: {cfg.description}")
+    con = console()
+    con.print(Text.assemble((cfg.name, "bold"), f": {cfg.description}"))
     for section in ("npu", "link", "energy"):
         _table(con, f"[{section}]", data[section])
     pim = dict(data["pim"])
@@ -73,8 +73,7 @@ def hw_show(preset: str, as_json: bool) -> None:
 
 
 def _table(con: Console, title: str, fields: dict) -> None:
-    # "[npu]" would be read as rich markup and vanish: escape the TOML section name
-    t = Table(title=escape(title), show_header=False, title_justify="left")
+    t = Table(title=title, show_header=False, title_justify="left")  # markup is off
     for k, v in fields.items():
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     con.print(t)
@@ -97,10 +96,13 @@ def _write_all(writes: dict[str, str]) -> None:
               help="Also run, and write the issued trace as a cycle-stamped listing.")
 @click.option("--perfetto", "perfetto_out", callback=out_file,
               help="Also run, and write the issued trace as Perfetto/Chrome trace JSON.")
+@click.option("--max-commands", type=click.IntRange(1), default=None, metavar="N",
+              help="Refuse to --run a listing that expands to more commands and loop "
+                   "iterations than this (default 50,000,000; the estimate is in the error).")
 @click.option("-o", "--output", callback=out_file,
               help="Write the canonical listing here instead of stdout.")
 def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
-        output) -> None:
+        max_commands, output) -> None:
     """Parse a PIM listing and print it canonically; --run times it, --check verifies it.
 
     \b
@@ -110,8 +112,15 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
     """
     from speccc.hw import load_hw
     from speccc.targets.pim.listing import check_ranges, format_program, parse
-    text = Path(file).read_text(encoding="utf-8")
+    from speccc.textio import read_text
+    text = read_text(file)
     prog = parse(text, name=Path(file).name)
+    from speccc.hw import preset_names
+    if not hw_name and prog.hw and prog.hw not in preset_names():
+        # a listing names a shipped preset; it must not open whatever path it says
+        raise SpecccError(f"`.hw {prog.hw}`: a listing names a preset "
+                          f"({', '.join(preset_names())}); pass a TOML file with --hw",
+                          location=file)
     name = hw_name or prog.hw
     cfg = load_hw(name) if name else None
     if cfg is not None:
@@ -130,6 +139,8 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         raise SpecccError(f"{file}: no hardware preset: pass --hw or start the listing with `.hw NAME`")
     report: dict = {"file": file, "hw": cfg.name}
     if run:
+        from speccc.targets.pim.listing import MAX_COMMANDS, check_work
+        check_work(prog, max_commands or MAX_COMMANDS)
         from speccc.targets.pim.emulator import format_trace, perfetto_trace, time_program
         t0 = time.perf_counter()
         res = time_program(prog, cfg, refresh=not no_refresh,
@@ -138,7 +149,7 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         if trace_out:
             writes[trace_out] = format_trace(res.trace, cfg.name)
         if perfetto_out:
-            writes[perfetto_out] = json.dumps(perfetto_trace(res.trace, cfg), allow_nan=False)
+            writes[perfetto_out] = dumps_json(perfetto_trace(res.trace, cfg))
     if check:
         from speccc.targets.pim.checker import check_program
         rep = check_program(prog, cfg, refresh=not no_refresh)
@@ -149,7 +160,7 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         return _echo_json(report)
     if run:
         r = report["run"]
-        con = Console()
+        con = console()
         t = Table(title=f"{file} on {cfg.name}", show_header=False, title_justify="left")
         t.add_row("cycles", f"{r['cycles']:,}")
         t.add_row("time", f"{r['ns'] / 1000:,.3f} us")

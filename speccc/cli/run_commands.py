@@ -1,12 +1,12 @@
 """`speccc run` (speculative decoding over the discrete-event runtime) and `speccc plot`."""
 from __future__ import annotations
 
-import json
 
 import click
 
-from speccc.cli.main import main, out_file
+from speccc.cli.main import console, main, out_file
 from speccc.errors import SpecccError
+from speccc.textio import dumps_json
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 
@@ -21,15 +21,38 @@ def _ids(text: str | None):
             from None
 
 
-def _check(gamma, acceptance, batch, max_new, draft, schedule):
-    if gamma < 1:
-        raise SpecccError(f"--gamma must be >= 1 (tokens drafted per verify), got {gamma}")
-    if acceptance is not None and not 0.0 <= acceptance <= 1.0:
-        raise SpecccError(f"--acceptance must be in [0, 1], got {acceptance}")
-    if batch < 1:
-        raise SpecccError(f"--batch must be >= 1, got {batch}")
-    if max_new < 1:
-        raise SpecccError(f"--max-new-tokens must be >= 1, got {max_new}")
+# option -> (lowest, highest, what it is). The upper bounds are far beyond any published
+# setting (SpecPIM sweeps gamma to 8, PipeInfer keeps a few runs in flight) and keep the
+# simulated work bounded: `--gamma 1000000` or `--batch 1000000` ran for hours.
+LIMITS = {
+    "gamma": (1, 256, "tokens drafted per verify"),
+    "batch": (1, 4096, "concurrent requests"),
+    "max_new_tokens": (1, 1 << 16, "tokens to generate"),
+    "prompt_len": (1, 1 << 16, "synthetic prompt tokens"),
+    "stages": (1, 256, "pipeline stages"),
+    "max_inflight": (1, 256, "speculative runs in flight"),
+    "draft_channels": (0, 4096, "draft PIM channels"),
+    "max_context": (1, 1 << 20, "context length"),
+    "acceptance": (0.0, 1.0, "acceptance rate"),
+    "temperature": (0.0, 1e4, "sampling temperature"),
+    "p_accept": (0.0, 1.0, "confidence cutoff"),
+    "p_recovery": (0.0, 1.0, "cutoff recovery"),
+    "p_decay": (0.0, 1.0, "cutoff decay"),
+}
+
+
+def check_ranges(values: dict, limits: dict = LIMITS) -> None:
+    """Every option in `limits` that is set lies in its range (NaN is in no range)."""
+    for key, (lo, hi, what) in limits.items():
+        v = values.get(key)
+        if v is not None and not lo <= v <= hi:
+            bound = (f"in [{lo:g}, {hi:g}]" if isinstance(lo, float)
+                     else f">= {lo}" if v < lo else f"<= {hi}")
+            raise SpecccError(f"--{key.replace('_', '-')} must be {bound} ({what}), got {v}")
+
+
+def _check(draft, schedule, **values):
+    check_ranges(values)
     if draft is None and schedule != "none":
         raise SpecccError(f"--schedule {schedule} needs --draft MODEL.onnx")
 
@@ -91,7 +114,11 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
     from speccc.runtime.runner import RunConfig, load_pair, simulate
-    _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
+    _check(draft, schedule, gamma=gamma, acceptance=acceptance, batch=batch,
+           max_new_tokens=max_new_tokens, prompt_len=prompt_len, stages=stages,
+           max_inflight=max_inflight, draft_channels=draft_channels, max_context=max_context,
+           temperature=temperature, p_accept=p_accept, p_recovery=p_recovery,
+           p_decay=p_decay)
     extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
     module, meta = load_pair(target, draft if schedule != "none" else None,
                              shapes_only=acceptance is not None)
@@ -114,7 +141,7 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
         write_text_atomic(trace_path, dumps_trace(engine, {"report": {
             k: v for k, v in rep.items() if k != "tokens"}}))
     if as_json:
-        click.echo(json.dumps(rep, indent=1))
+        click.echo(dumps_json(rep, indent=1))
         return
     _table(rep, target, draft)
 
@@ -128,9 +155,8 @@ def _fmt(v, digits=3):
 
 
 def _table(rep: dict, target, draft) -> None:
-    from rich.console import Console
     from rich.table import Table
-    con = Console()
+    con = console()
     if rep["mode"] == "functional":
         con.print("tokens: " + " ".join(map(str, rep["tokens"])))
     t = Table(title=f"speccc run: {rep['schedule']} (gamma {rep['gamma']}, {rep['hw']}, "

@@ -167,6 +167,12 @@ def unsupported_ops(model: onnx.ModelProto) -> dict[tuple, list[str]]:
 
 
 def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx") and not 1 <= imp.version <= newest:
+            raise UnsupportedError(f"opset {imp.version} of the default domain does not exist "
+                                   f"(onnx {onnx.__version__} knows 1..{newest})",
+                                   location=source)
     bad = non_tensor_values(model)
     if bad:
         raise UnsupportedError("only tensor-typed graph inputs/outputs are supported; "

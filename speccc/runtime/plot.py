@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 from speccc.errors import SpecccError
 
@@ -13,16 +12,51 @@ COLORS = {"prefill": "#7f7f7f", "draft": "#1f77b4", "predraft": "#17becf",
 
 
 def load_trace(path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecccError("no such file", location=str(path))
+    from speccc.textio import check_nesting, read_text
+    text = read_text(path)
+    check_nesting(text, str(path))
     try:
-        data = json.loads(p.read_text())
-        data["traceEvents"]
-    except (ValueError, KeyError, TypeError) as e:
+        data = json.loads(text)
+        if not isinstance(data.get("traceEvents"), list):
+            raise TypeError("traceEvents is not a list")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SpecccError(f"not a speccc trace (Chrome trace JSON): {e}",
                           location=str(path)) from None
     return data
+
+
+MAX_ROWS = 512  # one row per resource; a real run has a few dozen
+
+
+def _plain(text) -> str:
+    """User text shown literally: matplotlib reads `$...$` as math (and fails on `$x$ $`)."""
+    return str(text).replace("$", r"\$")
+
+
+def _finite(x) -> float:
+    x = float(x)
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError(f"non-finite time {x}")
+    return x
+
+
+def _layout(ev: list) -> tuple[dict, dict, list]:
+    """Thread names, bars {(row, kind, cancelled): [(start, width)]}, cancel marks."""
+    names = {e["tid"]: str(e["args"]["name"]) for e in ev
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    if len(names) > MAX_ROWS:
+        raise ValueError(f"{len(names)} resources (at most {MAX_ROWS})")
+    tids = sorted(names)
+    row = {t: len(tids) - 1 - i for i, t in enumerate(tids)}
+    bars: dict = {}
+    for e in ev:
+        if e.get("ph") != "X":
+            continue
+        a = e.get("args", {})
+        key = (row[e["tid"]], str(a.get("run_kind", "op")), bool(a.get("cancelled")))
+        bars.setdefault(key, []).append((_finite(e["ts"]) / 1e3, _finite(e["dur"]) / 1e3))
+    xs = [(_finite(e["ts"]) / 1e3, row[e["tid"]]) for e in ev if e.get("ph") == "i"]
+    return names, bars, xs
 
 
 def plot_trace(trace: dict, title: str = "") -> bytes:
@@ -34,19 +68,13 @@ def plot_trace(trace: dict, title: str = "") -> bytes:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SpecccError("speccc plot needs matplotlib (pip install matplotlib)") from None
-    ev = trace["traceEvents"]
-    names = {e["tid"]: e["args"]["name"] for e in ev
-             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    try:
+        names, bars, xs = _layout(trace["traceEvents"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SpecccError(f"malformed trace event ({type(e).__name__}: {e})") from None
     tids = sorted(names)
     row = {t: len(tids) - 1 - i for i, t in enumerate(tids)}
     fig, ax = plt.subplots(figsize=(12, 0.6 * len(tids) + 1.5))
-    bars: dict = {}
-    for e in ev:
-        if e.get("ph") != "X":
-            continue
-        a = e.get("args", {})
-        key = (row[e["tid"]], a.get("run_kind", "op"), bool(a.get("cancelled")))
-        bars.setdefault(key, []).append((e["ts"] / 1e3, e["dur"] / 1e3))
     seen = set()
     for (y, kind, cancelled), spans in sorted(bars.items()):
         label = kind if kind not in seen else None
@@ -54,13 +82,12 @@ def plot_trace(trace: dict, title: str = "") -> bytes:
         ax.broken_barh(spans, (y - 0.35, 0.7), facecolors=COLORS.get(kind, "#2ca02c"),
                        hatch="//" if cancelled else None, edgecolor="black" if cancelled
                        else "none", linewidth=0.3, label=label)
-    xs = [(e["ts"] / 1e3, row[e["tid"]]) for e in ev if e.get("ph") == "i"]
     if xs:
         ax.scatter([x for x, _ in xs], [y for _, y in xs], marker="x", color="black",
                    s=18, zorder=3, label="cancel")
-    ax.set_yticks([row[t] for t in tids], [names[t] for t in tids])
+    ax.set_yticks([row[t] for t in tids], [_plain(names[t]) for t in tids])
     ax.set_xlabel("time (ms)")
-    ax.set_title(title or "speccc run timeline (hatched: cancelled)")
+    ax.set_title(_plain(title) or "speccc run timeline (hatched: cancelled)")
     ax.legend(loc="upper right", fontsize=7, ncols=4)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
