@@ -318,7 +318,9 @@ def preset_names() -> list[str]:
 
 def load_hw(name_or_path: str | Path) -> HwConfig:
     """Load a preset by name (`aim-gddr6`) or a TOML file by path."""
+    from speccc.textio import check_nesting
     text, label = _read(str(name_or_path))
+    check_nesting(text, label)  # tomllib recurses per nested array/table
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

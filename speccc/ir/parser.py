@@ -45,7 +45,7 @@ class _Attrs(lark.Transformer):
         return float(c[0])
 
     def string(self, c):
-        return json.loads(c[0])
+        return _string(c[0], self.filename)
 
     def true(self, _):
         return True
@@ -82,6 +82,15 @@ class _Attrs(lark.Transformer):
 
     def attr_dict(self, c):
         return {k: v for k, v in (x for x in c if x is not None)}
+
+
+def _string(tok, filename: str) -> str:
+    """A quoted IR string (JSON escapes); a raw control character in it is an error."""
+    try:
+        return json.loads(tok)
+    except ValueError as e:
+        raise ParseError(f"bad string {str(tok)[:40]!r}: {e.msg}",
+                         location=_loc(filename, tok)) from None
 
 
 def _check_int_items(items, t, loc: str) -> None:
@@ -144,7 +153,7 @@ def _build_graph(module: Module, gt, filename: str) -> Graph:
             env[str(tok)] = g.add_argument(str(tok)[1:], _type(ty, filename))
         elif isinstance(ch, lark.Tree) and ch.data == "output":
             name, ty = ch.children
-            outputs_decl.append((json.loads(name), _type(ty, filename), name))
+            outputs_decl.append((_string(name, filename), _type(ty, filename), name))
         elif isinstance(ch, lark.Tree) and ch.data == "graph_attrs":
             g.attrs = dict(ch.children[0])
         else:

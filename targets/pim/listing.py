@@ -298,7 +298,8 @@ def work(prog: "Program") -> int:
     """Commands plus loop iterations once loops are expanded, counted without expanding
     them: an empty `loop 10000000 {}` is 10^7 iterations of work, not 0 commands."""
     def walk(body) -> int:
-        return sum(1 if isinstance(n, Command) else n.count * (1 + walk(n.body)) for n in body)
+        return sum(1 if isinstance(n, Command) else n.count * (1 + walk(n.body))
+                   if isinstance(n, Loop) else 0 for n in body)
     return walk(prog.body)
 
 
