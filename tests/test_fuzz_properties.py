@@ -18,23 +18,27 @@ SETTINGS = settings(max_examples=int(os.environ.get("SPECCC_FUZZ_EXAMPLES", 150)
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
-IR_SEED = b"""graph @target(%x: tensor<1x?Tx8xf32>, %ids: tensor<1x?Txi64>) -> ("y": tensor<1x?Tx8xf32>) {
+IR_SEED = b"""graph @target(%x: tensor<1x?Tx8xf32>, %ids: tensor<1x?Txi64>) -> ("y": tensor<1x?Tx8xf32>) attributes {note = "a [b] c", axes = [0, [1, 2]], eps = 1.0e-05} {
   %0 = const() {value = dense<tensor<2xi64> [1, -1]>} : tensor<2xi64>
   %1 = relu(%x) : tensor<1x?Tx8xf32>
-  %2 = add(%1, %x) {note = "a [b] c", axes = [0, [1, 2]], eps = 1.0e-05} : tensor<1x?Tx8xf32>
+  %2 = add(%1, %x) : tensor<1x?Tx8xf32>
+  %3 = gather(%1, %ids) {axis = 0} : tensor<1x?Tx?Tx8xf32>
   return %2
 }
 """
 LISTING_SEED = b""".hw aim-gddr6
 # a comment
-loop r 4 {
-  ACT ch=0 bank=0 row=r
-  loop c 8 {
-    MAC.ab ch=0 row=r col=c sel=0 gb=0 acc=0
+loop r 4 { # rows
+  loop g 8 {
+    WRGB ch=0 slot=g src=g
   }
-  PRE ch=0 bank=0
+  ACT.ab ch=0 row=r
+  loop c 8 {
+    MAC.ab ch=0 row=r col=c slot=c acc=0
+  }
+  RDMAC ch=0 acc=0 dst=r
+  PRE.ab ch=0
 }
-RDMAC ch=0 acc=0
 """
 
 
