@@ -256,3 +256,34 @@ def test_zip_bomb_inputs_not_decompressed(tmp_path, m):
     assert_error(invoke("exec", m / "tiny.onnx", "--inputs", tmp_path / "in.npz", "-o", out),
                  "junk")
     assert not out.exists()
+
+
+def test_split_without_sizes_or_count_opset18(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 2]) for n in "ab"]
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Split", ["x"], ["a", "b"])],
+                                                  "g", [x], outs),
+                                opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "s.onnx")
+    np.savez(tmp_path / "in.npz", x=np.ones((4, 2), np.float32))
+    out = tmp_path / "o.npz"
+    assert_error(invoke("exec", tmp_path / "s.onnx", "--inputs", tmp_path / "in.npz", "-o", out),
+                 "Split", "num_outputs")
+    assert not out.exists()
+
+
+def test_huge_energy_never_reaches_report_json(tmp_path, m):
+    from importlib import resources
+    text = (resources.files("speccc.hw") / "presets" / f"{PRESET}.toml").read_text()
+    import re
+    (tmp_path / "e.toml").write_text(re.sub(r"(?m)^act_pj = \S+", "act_pj = 1e308", text))
+    assert_error(invoke("compile", m / "tiny.onnx", "--bind", "T=1,P=4", "--hw",
+                        tmp_path / "e.toml", "-o", tmp_path / "o"), "act_pj")
+    assert not (tmp_path / "o").exists()
+
+
+def test_write_tree_refuses_non_finite_json(tmp_path):
+    from speccc.errors import SpecccError
+    from speccc.fileio import write_tree
+    with pytest.raises(SpecccError, match="Infinity"):
+        write_tree(tmp_path / "o", {"report.json": '{"x": Infinity}'})
+    assert not (tmp_path / "o").exists()
