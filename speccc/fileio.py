@@ -30,20 +30,10 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from speccc.errors import SpecccError
-from speccc.textio import check_json_finite
+from speccc.textio import check_json_finite, file_kind
 
 MANIFEST = ".speccc-manifest.json"
 _TMP_PREFIX = ".speccc-tmp-"
-
-# what a non-regular target is called in the error (stat.S_IS* predicate, name)
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-def _kind(mode: int) -> str:
-    return next((name for pred, name in _KINDS if pred(mode)), "not a regular file")
-
 
 def _umask() -> int:
     mask = os.umask(0)  # the only way to read the umask is to set it
@@ -69,7 +59,7 @@ def output_file(path) -> Path:
     except OSError as e:
         raise SpecccError(f"cannot use as output ({e.strerror})", location=str(path)) from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise SpecccError(f"exists and is {_kind(st.st_mode)}; speccc only replaces regular "
+        raise SpecccError(f"exists and is {file_kind(st.st_mode)}; speccc only replaces regular "
                           "files: choose another -o", location=str(path))
     for parent in target.parents:
         if parent.exists():

@@ -99,7 +99,7 @@ def test_tree_manifest_and_user_files_kept(tmp_path):
     assert sorted(man["files"]) == ["pim/a.pim", "pim/b.pim", "report.json"]
     (out / "pim" / "mine.pim").write_text("hand-written")
     (out / "notes.txt").write_text("user")
-    write_tree(out, {"pim/a.pim": "A2", "report.json": "{1}"}, prune=("pim/*.pim",))
+    write_tree(out, {"pim/a.pim": "A2", "report.json": '{"n": 1}'}, prune=("pim/*.pim",))
     files = _tree(out)
     assert files["pim/mine.pim"] == b"hand-written" and files["notes.txt"] == b"user"
     assert "pim/b.pim" not in files  # stale, listed by the previous manifest

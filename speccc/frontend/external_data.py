@@ -17,13 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from speccc.errors import SpecccError
-
-
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
+from speccc.textio import memory_bytes
 
 
 def declared_nbytes(tensor: onnx.TensorProto, bits: int) -> int:
@@ -74,7 +68,7 @@ def load_external(tensor: onnx.TensorProto, base_dir: str, bits: int, where: str
     if length is not None and length != need:
         raise SpecccError(f"external data length {length} bytes does not match the declared "
                           f"shape {list(tensor.dims)} ({need} bytes)", location=where)
-    if need > _memory_bytes() // 2:  # one weight beyond that is a bad file, not a model
+    if need > memory_bytes() // 2:  # one weight beyond that is a bad file, not a model
         raise SpecccError(f"declared shape {list(tensor.dims)} needs {need:,} bytes, more "
                           "than half this machine's memory; use --shapes-only",
                           location=where)
