@@ -79,14 +79,18 @@ def output_dir(path) -> Path:
     return real
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` (which must not exist) with `data`, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _fill(fd: int, data: bytes, mode: int) -> None:
+    """Write `data` to a fresh file's descriptor, give it `mode`, fsync, close."""
     with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)  # mkstemp makes 0600 whatever the umask
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.chmod(path, mode)  # os.open's mode is masked by the umask already; keep it explicit
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` (which must not exist) with `data`, fsynced."""
+    _fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data, mode)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -101,10 +105,8 @@ def write_bytes_atomic(path, data: bytes) -> None:
     target = output_file(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        os.unlink(tmp)
-        _write_new(Path(tmp), data, _file_mode())
+        _fill(fd, data, _file_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,9 +140,10 @@ def _check_rel(rel: str) -> PurePosixPath:
     return p
 
 
-def _refuse_symlinks_on_paths(out: Path, rels) -> None:
-    """A symlink in the old folder where this run writes a file or folder would send the
-    write (or the stale-file removal) somewhere else: refuse it, name it."""
+def _check_old_paths(out: Path, rels) -> None:
+    """Where this run writes, the old folder must hold what speccc would replace: a
+    symlink would send the write (or a removal) elsewhere, and a folder or special file
+    where a file goes (or a file where a folder goes) is the user's and would be lost."""
     seen = set()
     for rel in rels:
         for depth in range(1, len(rel.parts) + 1):
@@ -148,10 +151,20 @@ def _refuse_symlinks_on_paths(out: Path, rels) -> None:
             if part in seen:
                 continue
             seen.add(part)
-            if (out / part).is_symlink():
-                raise SpecccError(f"{part} is a symlink in the output folder; speccc does not "
-                                  "write through it: remove it or choose another -o",
-                                  location=str(out))
+            try:
+                mode = os.lstat(out / part).st_mode
+            except FileNotFoundError:
+                break
+            want_dir = depth < len(rel.parts)
+            if stat.S_ISLNK(mode):
+                why = "is a symlink; speccc does not write through it"
+            elif want_dir and not stat.S_ISDIR(mode):
+                why = f"is {file_kind(mode)}, where speccc writes a folder"
+            elif not want_dir and not stat.S_ISREG(mode):
+                why = f"is {file_kind(mode)}, where speccc writes a file"
+            else:
+                continue
+            raise SpecccError(f"{part} {why}: move it or choose another -o", location=str(out))
 
 
 def _stale(out: Path, old: dict[str, str], new: set[str]) -> set[str]:
@@ -239,7 +252,7 @@ def write_tree(outdir, files: dict[str, str | bytes], *, prune: tuple[str, ...] 
             check_json_finite(data.decode(), str(Path(outdir) / rel))
     exists = out.is_dir()
     if exists:
-        _refuse_symlinks_on_paths(out, rels.values())
+        _check_old_paths(out, rels.values())
     old = _read_manifest(out) if exists else {}
     stale = _stale(out, old, set(files)) if exists else set()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ MAX_NESTING = 64  # brackets/braces/loops; real files stay under 10
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISSOCK, "a socket"))
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))
 
 
 def memory_bytes() -> int:

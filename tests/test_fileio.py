@@ -169,3 +169,19 @@ def test_user_fifo_in_outdir_survives(tmp_path):
     os.mkfifo(out / "pipe")
     write_tree(out, {"a": "2"})
     assert stat.S_ISFIFO(os.lstat(out / "pipe").st_mode)
+
+
+@pytest.mark.parametrize("make,rel", [
+    (lambda p: (p / "report.json").mkdir(), "report.json"),          # a folder where a file goes
+    (lambda p: os.mkfifo(p / "report.json"), "report.json"),         # a FIFO where a file goes
+    (lambda p: (p / "pim").write_text("mine"), "pim"),               # a file where a folder goes
+])
+def test_user_entry_in_the_way_is_refused_not_lost(tmp_path, make, rel):
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out)
+    before = os.lstat(out / rel).st_mode
+    with pytest.raises(SpecccError, match=rel):
+        write_tree(out, {"report.json": "{}", "pim/a.pim": "A"})
+    assert os.lstat(out / rel).st_mode == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
