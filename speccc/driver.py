@@ -76,7 +76,7 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     targets/pim/codegen and executed by the functional PIM emulator (precision fp32: the
     fp32 oracle; fp16: the preset's 16-bit formats), everything else by the reference
     interpreter (speccc.ir.interpreter.Plan with per-op overrides)."""
-    from speccc.frontend.onnx_import import sanitize_name
+    from speccc.frontend.onnx_import import onnx_name, sanitize_name
     from speccc.ir.interpreter import Plan, bind_inputs
     if backend not in ("reference", "emulator"):
         raise SpecccError(f"unknown backend {backend!r} (reference or emulator)")
@@ -89,10 +89,11 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     graph = next(iter(module))
     known = {a.result.name for a in graph.arguments}
     heads = {sanitize_name(k): v for k, v in npz_headers(inputs_path).items()}
-    extra = sorted(k for k in heads if k not in known)
+    extra = sorted(onnx_name(k) for k in heads if k not in known)
     if extra:
         raise SpecccError(f"--inputs has array(s) the model does not take: {', '.join(extra)}"
-                          f" (inputs: {', '.join(sorted(known))})", location=str(inputs_path))
+                          f" (inputs: {', '.join(sorted(map(onnx_name, known)))})",
+                          location=str(inputs_path))
     # shapes and dtypes checked on zero-stride stand-ins: nothing is read yet
     env = bind_inputs(graph, {k: np.broadcast_to(np.zeros((), dt), shape)
                               for k, (shape, dt) in heads.items()}, bindings)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from speccc.frontend.onnx_import import sanitize_name
+from speccc.frontend.onnx_import import onnx_name, sanitize_name
 from cli_helpers import assert_error, invoke
 
 
@@ -28,6 +28,7 @@ def test_sanitize_is_injective_and_ir_safe(a, b):
     for n in (a, b):
         assert re.fullmatch(r"[A-Za-z0-9_.$-]+", sanitize_name(n)) and not sanitize_name(n).isdigit()
     assert (sanitize_name(a) == sanitize_name(b)) == (a == b)
+    assert onnx_name(sanitize_name(a)) == a  # messages can speak the user's names
 
 
 def test_plain_names_unchanged():

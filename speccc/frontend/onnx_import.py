@@ -93,6 +93,14 @@ def sanitize_name(name: str) -> str:
     return _escape(s[0]) + s[1:] if s.isdigit() else s
 
 
+def onnx_name(ir_name: str) -> str:
+    """The ONNX name an IR argument name came from (sanitize_name's inverse), for
+    messages that should speak the user's names."""
+    raw = re.sub(r"\$([0-9A-F]{2})", lambda m: f"%{m.group(1)}", ir_name)
+    from urllib.parse import unquote_to_bytes
+    return unquote_to_bytes(raw).decode("utf-8", "replace") if "$" in ir_name else ir_name
+
+
 def _bad_name(name) -> str | None:
     """Why an ONNX name cannot be represented (None if it can)."""
     if not isinstance(name, str):
