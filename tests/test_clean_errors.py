@@ -287,3 +287,10 @@ def test_write_tree_refuses_non_finite_json(tmp_path):
     with pytest.raises(SpecccError, match="Infinity"):
         write_tree(tmp_path / "o", {"report.json": '{"x": Infinity}'})
     assert not (tmp_path / "o").exists()
+
+
+def test_asm_dev_zero_refused():
+    """Read-only use of a device (nothing is written): refused before reading."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    assert_error(invoke("asm", "/dev/zero"), "character device")

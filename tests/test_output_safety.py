@@ -216,3 +216,24 @@ def test_kill9_real_compile(tmp_path, tiny):
         assert now in (old, new), sorted(set(now) ^ set(old))
         seen.add("old" if now == old else "new")
     assert seen  # which of the two depends on the machine's load; both are fine
+
+
+def test_asm_o_not_written_when_run_errors(tmp_path):
+    """No `.hw` line and no --hw: --run is an error, and -o stays unwritten."""
+    p = tmp_path / "nohw.pim"
+    p.write_text("ACT ch=0 bank=0 row=0\nPRE ch=0 bank=0\n")
+    out = tmp_path / "canon.pim"
+    assert_error(invoke("asm", p, "--run", "-o", out), "--hw")
+    assert not out.exists()
+
+
+def test_partition_switch_leaves_no_stale_npu_listings(tmp_path, tiny):
+    """all-npu then the default mapping: the NPU listings of the first run go."""
+    out = tmp_path / "o"
+    assert invoke("compile", tiny, "--bind", "T=1,P=4", "--partition", "all-npu",
+                  "-o", out).exit_code == 0
+    first = {p.relative_to(out).as_posix() for p in (out / "npu").rglob("*") if p.is_file()}
+    assert invoke("compile", tiny, "--bind", "T=1,P=4", "-o", out).exit_code == 0
+    listed = set(json.loads((out / MANIFEST).read_text())["files"])
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert first and on_disk == listed | {MANIFEST}
