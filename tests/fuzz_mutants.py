@@ -102,3 +102,54 @@ extreme_ints = st.one_of(st.integers(min_value=-(1 << 70), max_value=1 << 70),
                          st.sampled_from([0, -1, 1 << 63, 1 << 64, 10**20]))
 extreme_floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                            st.sampled_from([1e308, 1e-300, -0.0, 5e-324]))
+
+
+# ---------------------------------------------------------------- ONNX fields ------
+def onnx_field_mutant(model_bytes: bytes, rng: random.Random) -> bytes:
+    """A model that still parses as protobuf but carries hostile field values (the
+    "crafted ONNX" of issue 17): dims, names, opsets, types, external data, attributes."""
+    import onnx
+    m = onnx.ModelProto()
+    m.ParseFromString(model_bytes)
+    g = m.graph
+    vis = list(g.input) + list(g.output)
+    choice = rng.randrange(9)
+    if choice == 0 and vis:  # a dim: negative, zero, huge
+        vi = rng.choice(vis)
+        dims = vi.type.tensor_type.shape.dim
+        if dims:
+            rng.choice(list(dims)).dim_value = rng.choice([-1, 0, 1 << 40, 1 << 62])
+    elif choice == 1:  # names: junk, empty, duplicates
+        name = rng.choice(["", "a b", "../../x", "x\x01", "[/x]", g.input[0].name])
+        target = rng.choice(vis + list(g.node))
+        target.name = name
+    elif choice == 2:  # opset
+        m.opset_import[0].version = rng.choice([0, 1, 6, 99, -3, 1 << 40])
+    elif choice == 3 and g.initializer:  # element type
+        g.initializer[0].data_type = rng.choice([0, 8, 16, 23, 999])
+    elif choice == 4 and g.initializer:  # external data pointing anywhere
+        t = g.initializer[0]
+        t.data_location = onnx.TensorProto.EXTERNAL
+        del t.external_data[:]
+        for k, v in (("location", rng.choice(["/etc/passwd", "../x", "w.bin", "", "a\0b"])),
+                     ("offset", rng.choice(["0", "-5", "1e9", "x"])),
+                     ("length", rng.choice(["4", "-1", str(1 << 40)]))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        t.ClearField("raw_data")
+        t.ClearField("float_data")
+    elif choice == 5 and g.initializer:  # dims that disagree with the data
+        g.initializer[0].dims[:] = rng.choice([[3], [1 << 40], [0, 8], [-1, 8]])
+    elif choice == 6 and g.node:  # an op type or domain nobody has
+        n = rng.choice(list(g.node))
+        n.op_type, n.domain = rng.choice([("Foo", ""), ("Relu", "acme"), ("", ""),
+                                          ("Loop", ""), ("Split", "")])
+    elif choice == 7 and g.node:  # an attribute with an extreme value
+        n = rng.choice(list(g.node))
+        n.attribute.append(onnx.helper.make_attribute(
+            rng.choice(["axis", "perm", "to", "alpha"]),
+            rng.choice([1 << 40, -(1 << 40), float("nan"), [1 << 62], "x"])))
+    else:  # a node input that does not exist / graph output never produced
+        n = rng.choice(list(g.node))
+        n.input.append(rng.choice(["nope", "", g.output[0].name]))
+    return m.SerializeToString()

@@ -7,6 +7,7 @@ longer than a bound, and nothing written to -o when it fails."""
 from __future__ import annotations
 
 import os
+import random
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from speccc.cli import main
-from fuzz_mutants import BINARY_MUTATORS, mutants
+from fuzz_mutants import BINARY_MUTATORS, mutants, onnx_field_mutant
 from test_fuzz_properties import IR_SEED, LISTING_SEED, TOML_SEEDS
 
 CASE_SECONDS = 20  # a hang is minutes; a loaded 2-core CI box needs slack
@@ -28,7 +29,8 @@ BAD_VALUES = ["nan", "inf", "-inf", "-1", "0", "1e309", "99999999999999999999", 
 
 # family -> how many mutants; the sum is the corpus size (>= 1000, issue 17)
 COUNTS = {"opt": 260, "asm": 120, "asm-check": 80, "asm-run": 80, "hw": 200, "plot": 50,
-          "exec-npz": 90, "exec-onnx": 70, "compile-onnx": 30}
+          "exec-npz": 90, "exec-onnx": 70, "compile-onnx": 30, "exec-fields": 80,
+          "compile-fields": 40}
 OPTION_CASES = [  # (command prefix, option) given every BAD_VALUE
     (["run", "--target", "{model}", "--schedule", "none"], "--gamma"),
     (["run", "--target", "{model}", "--schedule", "none"], "--batch"),
@@ -117,6 +119,12 @@ def _family(tmp_path, seeds, family):
     elif family == "exec-onnx":
         files = [("m.onnx", d) for d in mutants(model.read_bytes(), n, 7, BINARY_MUTATORS)]
         mk = lambda f, o: (["exec", f, "--inputs", npz, "-o", o], {0, 2}, o)  # noqa: E731
+    elif family.endswith("-fields"):  # protobuf-valid models with hostile field values
+        rng = random.Random(9 if family.startswith("exec") else 10)
+        files = [("m.onnx", onnx_field_mutant(model.read_bytes(), rng)) for _ in range(n)]
+        mk = ((lambda f, o: (["exec", f, "--inputs", npz, "-o", o], {0, 2}, o))  # noqa: E731
+              if family.startswith("exec") else
+              (lambda f, o: (["compile", f, "--bind", "T=2", "-o", o], {0, 2}, o)))  # noqa: E731
     else:  # compile-onnx
         files = [("m.onnx", d) for d in mutants(model.read_bytes(), n, 8, BINARY_MUTATORS)]
         mk = lambda f, o: (["compile", f, "--bind", "T=2", "-o", o], {0, 2}, o)  # noqa: E731

@@ -24,7 +24,7 @@ from speccc.errors import SpecccError, UnsupportedError
 from speccc.frontend.kv_cache import record_kv_cache
 from speccc.frontend.registry import NodeCtx, dtype_of, find_converter
 from speccc.ir.core import Graph, Module
-from speccc.ir.types import Sym, TensorType
+from speccc.ir.types import MAX_DIM, Sym, TensorType
 
 # Integer initializers up to this many elements (shape vectors, axes, indices) and
 # scalars of any type (eps, scales) become inline `const`s so they fold; everything else
@@ -130,6 +130,13 @@ def check_names(model: onnx.ModelProto, source: str) -> None:
         raise SpecccError("a graph input or output has an empty name", location=source)
 
 
+def _dim(value: int, where: str) -> int:
+    """A declared dimension: 0..MAX_DIM (a negative or 2^62 dim made types nonsense)."""
+    if not 0 <= int(value) <= MAX_DIM:
+        raise SpecccError(f"dimension {value} is outside [0, {MAX_DIM}]", location=where)
+    return int(value)
+
+
 def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorType:
     tt = vi.type.tensor_type
     if not vi.type.HasField("tensor_type"):
@@ -142,7 +149,7 @@ def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorT
     dims = []
     for d in tt.shape.dim:
         if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
+            dims.append(_dim(d.dim_value, where))
         elif d.HasField("dim_param") and d.dim_param:
             dims.append(Sym.of(symbol_for(d.dim_param)))
         else:
@@ -249,8 +256,8 @@ def _check(model: onnx.ModelProto, source: str) -> None:
     try:
         check_without_data(model)
     except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0]
-        raise SpecccError(f"invalid ONNX model: {first}", location=source) from None
+        text = " ".join(str(e).split())  # onnx's message spans lines; keep all of it, on one
+        raise SpecccError(f"invalid ONNX model: {text[:500]}", location=source) from None
 
 
 def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source: str) -> None:
@@ -348,7 +355,7 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
                  source: str):
     where = f"{source}: initializer '{tensor.name}'"
     dtype = dtype_of(tensor.data_type, where)
-    shape = tuple(int(d) for d in tensor.dims)
+    shape = tuple(_dim(d, where) for d in tensor.dims)
     numel = int(np.prod(shape, dtype=np.int64))
     external = tensor.data_location == onnx.TensorProto.EXTERNAL
     inline = numel <= 1 or (not dtype.is_float and numel <= INLINE_INT_ELEMENTS)
