@@ -25,22 +25,23 @@ class SpecccGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (SpecccError, CheckFailed) as err:
+        except (SpecccError, CheckFailed, OSError, click.UsageError) as err:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"speccc: error: {err}", err=True)
-            sys.exit(err.exit_code)
-        except OSError as err:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"speccc: error: {err.filename or ''}: {err.strerror or err}", err=True)
-            sys.exit(2)
-        except click.UsageError as err:
-            # click's own usage text is several lines; the convention is one
-            hint = f" (see `speccc {err.ctx.command_path.split(' ', 1)[-1]} --help`)" \
-                if err.ctx and " " in err.ctx.command_path else ""
-            click.echo(f"speccc: error: {one_line(err.format_message())}{hint}", err=True)
-            sys.exit(2)
+            click.echo(f"speccc: error: {one_line(_message(err))}", err=True)
+            sys.exit(err.exit_code if isinstance(err, (SpecccError, CheckFailed)) else 2)
+
+
+def _message(err: Exception) -> str:
+    if isinstance(err, click.UsageError):
+        # click's own usage text is several lines; the convention is one
+        path = err.ctx.command_path if err.ctx else ""
+        hint = f" (see `speccc {path.split(' ', 1)[-1]} --help`)" if " " in path else ""
+        return err.format_message() + hint
+    if isinstance(err, OSError) and not isinstance(err, SpecccError):
+        return f"{err.filename}: {err.strerror or err}" if err.filename else \
+            str(err.strerror or err)
+    return str(err)
 
 
 def console(stderr: bool = False):
@@ -52,6 +53,8 @@ def console(stderr: bool = False):
 
 
 def one_line(text: str) -> str:
+    """Whitespace (newlines included: a name or an upstream message may carry them)
+    collapsed, so an error is always exactly one line."""
     return " ".join(str(text).split())
 
 
