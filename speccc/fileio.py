@@ -79,18 +79,39 @@ def output_dir(path) -> Path:
     return real
 
 
-def _fill(fd: int, data: bytes, mode: int) -> None:
+def _fill(fd: int, data: bytes, mode: int, sync: bool = True) -> None:
     """Write `data` to a fresh file's descriptor, give it `mode`, fsync, close."""
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), mode)  # mkstemp makes 0600 whatever the umask
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` (which must not exist) with `data`, fsynced."""
-    _fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data, mode)
+def _write_new(path: Path, data: bytes, mode: int, sync: bool = True) -> None:
+    """Create `path` (which must not exist) with `data` (fsynced unless told not to)."""
+    _fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data, mode, sync)
+
+
+def _sync_tree(root: Path, files) -> None:
+    """Make a freshly written folder durable before it is swapped in: one syncfs(2) of
+    its file system (a 7B compile's 491 fsyncs took 1.4 s), else fsync file by file."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0:
+            return
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -264,15 +285,13 @@ def write_tree(outdir, files: dict[str, str | bytes], *, prune: tuple[str, ...] 
         for rel in sorted(rels):
             path = tmp / rels[rel]
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_new(path, blobs[rel], mode)
+            _write_new(path, blobs[rel], mode, sync=False)
         if exists:
             _carry(out, tmp, PurePosixPath(), stale, set(files))
         manifest = {"written_by": "speccc", "files": {r: _digest(blobs[r]) for r in sorted(rels)}}
         _write_new(tmp / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-                   .encode(), mode)
-        for d in sorted({tmp / p.parent for p in rels.values()}, reverse=True):
-            _fsync_dir(d)
-        _fsync_dir(tmp)
+                   .encode(), mode, sync=False)
+        _sync_tree(tmp, [tmp / p for p in rels.values()] + [tmp / MANIFEST])
         _swap_in(tmp, out, exists)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
