@@ -25,7 +25,8 @@ TRACE_SEED = (b'{"traceEvents": [{"ph": "M", "name": "thread_name", "tid": 1, "a
               b'"npu"}}, {"ph": "X", "name": "d", "tid": 1, "ts": 0, "dur": 5, "args": '
               b'{"run_kind": "draft", "cancelled": false}}, {"ph": "i", "tid": 1, "ts": 3}]}')
 BAD_VALUES = ["nan", "inf", "-inf", "-1", "0", "1e309", "99999999999999999999", "", "abc",
-              "1e6", "1000000", "[/x]", "\u202e", "0x10", "1.5"]
+              "1e6", "1000000", "[/x]", "\u202e", "0x10", "1.5", "fold{bind=T=99999999999999}",
+              "a{" * 200, "canonicalize,,", "place{hw=../../etc/passwd}", "T=1,T=2"]
 
 # family -> how many mutants; the sum is the corpus size (>= 1000, issue 17)
 COUNTS = {"opt": 260, "asm": 120, "asm-check": 80, "asm-run": 80, "hw": 200, "plot": 50,
@@ -44,6 +45,10 @@ OPTION_CASES = [  # (command prefix, option) given every BAD_VALUE
     (["compile", "{model}", "--bind", "T=1", "-o", "{outdir}"], "--print-ir-after"),
     (["compile", "{model}", "--bind", "T=1", "-o", "{outdir}"], "--hw"),
     (["compile", "{model}", "--bind", "T=1", "-o", "{outdir}"], "--max-context"),
+    (["opt", "{ir}"], "-p"),
+    (["opt", "{ir}", "-p", "dce"], "--print-ir-after"),
+    (["exec", "{model}", "--inputs", "{npz}", "-o", "{out}"], "--bind"),
+    (["exec", "{model}", "--inputs", "{npz}", "-o", "{out}"], "-p"),
 ]
 
 
@@ -62,6 +67,7 @@ def seeds(tmp_path_factory):
     d = tmp_path_factory.mktemp("seeds")
     (d / "m.onnx").write_bytes(_model_bytes())
     np.savez(d / "in.npz", x=np.ones((1, 2, 8), np.float32))
+    (d / "s.ir").write_bytes(IR_SEED)
     return d
 
 
@@ -151,7 +157,8 @@ def test_fuzz_option_values(tmp_path, seeds):
     for prefix, option in OPTION_CASES:
         for value in BAD_VALUES:
             fill = {"{model}": str(seeds / "m.onnx"), "{out}": str(tmp_path / "z.onnx"),
-                    "{outdir}": str(tmp_path / "o")}
+                    "{outdir}": str(tmp_path / "o"), "{ir}": str(seeds / "s.ir"),
+                    "{npz}": str(seeds / "in.npz")}
             args = [fill.get(a, a) for a in prefix] + [option, value]
             out = tmp_path / ("o" if "compile" in prefix else "z.onnx")
             r, sec = _run(args)
