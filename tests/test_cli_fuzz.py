@@ -38,6 +38,8 @@ OPTION_CASES = [  # (command prefix, option) given every BAD_VALUE
     (["run", "--target", "{model}", "--schedule", "none"], "--temperature"),
     (["run", "--target", "{model}", "--schedule", "none"], "--max-new-tokens"),
     (["run", "--target", "{model}", "--schedule", "none", "--acceptance", "0.5"], "--p-accept"),
+    (["run", "--target", "{model}", "--schedule", "none", "--max-new-tokens", "1"],
+     "--prompt-ids"),
     (["zoo", "llama-tiny", "-o", "{out}"], "--layers"),
     (["zoo", "llama-tiny", "-o", "{out}"], "--hidden"),
     (["zoo", "llama2-7b", "-o", "{out}"], "--vocab"),

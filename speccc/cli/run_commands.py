@@ -14,10 +14,15 @@ SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 def _ids(text: str | None):
     if text is None:
         return None
+    items = [t for t in text.replace(" ", "").split(",") if t]
+    most = LIMITS["prompt_len"][1]
+    if not 1 <= len(items) <= most or any(len(t) > 19 for t in items):
+        raise SpecccError(f"--prompt-ids takes 1 to {most} token ids of at most 19 digits, "
+                          f"got {len(items)} item(s)")
     try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
+        return [int(t) for t in items]
     except ValueError:
-        raise SpecccError(f"--prompt-ids expects comma-separated integers, got {text!r}") \
+        raise SpecccError(f"--prompt-ids expects comma-separated integers, got {text[:40]!r}") \
             from None
 
 
