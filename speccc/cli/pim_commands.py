@@ -139,12 +139,12 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         raise SpecccError(f"{file}: no hardware preset: pass --hw or start the listing with `.hw NAME`")
     report: dict = {"file": file, "hw": cfg.name}
     if run:
-        from speccc.targets.pim.listing import MAX_COMMANDS, check_work
-        check_work(prog, max_commands or MAX_COMMANDS)
         from speccc.targets.pim.emulator import format_trace, perfetto_trace, time_program
+        from speccc.targets.pim.listing import MAX_COMMANDS
         t0 = time.perf_counter()
         res = time_program(prog, cfg, refresh=not no_refresh,
-                           record=bool(trace_out or perfetto_out))
+                           record=bool(trace_out or perfetto_out),
+                           max_commands=max_commands or MAX_COMMANDS)
         report["run"] = {**res.to_dict(), "wall_s": round(time.perf_counter() - t0, 4)}
         if trace_out:
             writes[trace_out] = format_trace(res.trace, cfg.name)
