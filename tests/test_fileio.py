@@ -185,3 +185,10 @@ def test_user_entry_in_the_way_is_refused_not_lost(tmp_path, make, rel):
         write_tree(out, {"report.json": "{}", "pim/a.pim": "A"})
     assert os.lstat(out / rel).st_mode == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_tree_modes_follow_umask(tmp_path, umask022):
+    write_tree(tmp_path / "out", {"a/b.txt": "x", "c.txt": "y"})
+    assert _mode(tmp_path / "out" / "a" / "b.txt") == 0o644
+    assert _mode(tmp_path / "out" / "c.txt") == 0o644
+    assert _mode(tmp_path / "out") == 0o755 and _mode(tmp_path / "out" / "a") == 0o755
