@@ -29,12 +29,8 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pair")
-    draft, target = zoo.build_pair("llama-tiny", mode="decode")
-    zoo.save(draft, d / "draft.onnx")
-    zoo.save(target, d / "target.onnx")
-    return d
+def pair(decode_pair):
+    return decode_pair
 
 
 LISTING = ".hw aim-gddr6\nACT ch=0 bg=0 ba=0 row=0\nPRE ch=0 bg=0 ba=0\n"
