@@ -36,6 +36,8 @@ program. `partition_report(graph)` turns the attributes into the table for repor
 """
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 
 from speccc.costmodel import is_glue, transfer_cost
@@ -320,4 +322,10 @@ def partition_report(graph) -> dict:
             why = (f"{ns[d] - ns[1 - d]:.6g} ns slower on {devices[d]}, but saves "
                    "activation transfers to its neighbours")
         rows.append({**row, "reason": why})
-    return {**info, "ops": rows}
+    # JSON has no Infinity: a device an op cannot run on (does not fit) is null
+    return {k: _finite_or_none(v) for k, v in info.items()} | {
+        "ops": [{k: _finite_or_none(v) for k, v in r.items()} for r in rows]}
+
+
+def _finite_or_none(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -15,29 +14,12 @@ import numpy as np
 
 from speccc.errors import SpecccError
 from speccc.fileio import write_bytes_atomic, write_text_atomic, write_tree  # noqa: F401
+from speccc.npzio import load_npz, npz_headers, save_npz_atomic  # noqa: F401
 from speccc.ir.core import Module
 from speccc.passmanager import PassManager
 from speccc.pipeline import CANONICAL_PIPELINE
 
 COMPILE_PIPELINE = CANONICAL_PIPELINE
-
-
-def save_npz_atomic(path, arrays: Mapping[str, np.ndarray]) -> None:
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_bytes_atomic(path, buf.getvalue())
-
-
-def load_npz(path) -> dict[str, np.ndarray]:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecccError("no such file", location=str(path))
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise SpecccError(f"not a .npz file ({e})", location=str(path)) from None
 
 
 def load_any(path, shapes_only: bool = False) -> Module:
@@ -67,6 +49,22 @@ def opt_file(path, pipeline: str, **pm_kwargs) -> tuple[str, PassManager]:
     return print_module(module), pm
 
 
+# Symbolic dims count tokens/requests: at least 1, except the past length P (an empty KV
+# cache is P=0); at most 2^20, beyond any model's context. T=0 crashed the reference
+# (an empty max) and the emulator (nothing to concatenate).
+BIND_MIN = {"P": 0}
+BIND_MAX = 1 << 20
+
+
+def check_bindings(bindings: Mapping[str, int], what: str = "--bind",
+                   location: str | None = None) -> None:
+    for k, v in bindings.items():
+        lo = BIND_MIN.get(k, 1)
+        if not lo <= v <= BIND_MAX:
+            raise SpecccError(f"{what} {k} must be in [{lo}, {BIND_MAX}], got {v}",
+                              location=location)
+
+
 DEFAULT_HW = "hbm-pim"
 PRECISIONS = {"fp32": "fp32", "fp16": "device"}  # --precision -> emulator mode
 
@@ -82,7 +80,7 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     interpreter (speccc.ir.interpreter.Plan with per-op overrides). The emulator computes
     values only, unless `timings` is a list: then every PIM listing is also timed and
     (listing name, PimResult) appended to it."""
-    from speccc.frontend.onnx_import import sanitize_name
+    from speccc.frontend.onnx_import import onnx_name, sanitize_name
     from speccc.ir.interpreter import Plan, bind_inputs
     if backend not in ("reference", "emulator"):
         raise SpecccError(f"unknown backend {backend!r} (reference or emulator)")
@@ -91,15 +89,20 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     hwc = _load_hw(hw) if backend == "emulator" else None
     pm = PassManager.parse(_bind_pipeline(pipeline or CANONICAL_PIPELINE, bindings),
                            **pm_kwargs)
-    feeds = load_npz(inputs_path)
     module = load_any(model_path)
     graph = next(iter(module))
     known = {a.result.name for a in graph.arguments}
-    args = {sanitize_name(k): v for k, v in feeds.items()}
-    extra = sorted(k for k in args if k not in known)
+    heads = {sanitize_name(k): v for k, v in npz_headers(inputs_path).items()}
+    extra = sorted(onnx_name(k) for k in heads if k not in known)
     if extra:
         raise SpecccError(f"--inputs has array(s) the model does not take: {', '.join(extra)}"
-                          f" (inputs: {', '.join(sorted(known))})", location=str(inputs_path))
+                          f" (inputs: {', '.join(sorted(map(onnx_name, known)))})",
+                          location=str(inputs_path))
+    # shapes and dtypes checked on zero-stride stand-ins: nothing is read yet
+    env = bind_inputs(graph, {k: np.broadcast_to(np.zeros((), dt), shape)
+                              for k, (shape, dt) in heads.items()}, bindings)
+    check_bindings(env, "symbolic dim", location=str(inputs_path))
+    args = {sanitize_name(k): v for k, v in load_npz(inputs_path).items()}
     if hwc is not None:
         env = bind_inputs(graph, args, bindings)
         _add_place(pm, hw or DEFAULT_HW, env, max_context)
@@ -247,6 +250,7 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
     if draft is not None and schedule in ("overlap", "pipeinfer") and draft_channels is None:
         raise SpecccError(f"--schedule {schedule} runs the draft on its own PIM channels: "
                           "give --draft-channels N")
+    _load_hw(hw)   # a bad --hw is reported before any model work
     pm, tail_passes = compile_pipeline(pipeline, bindings, hw=hw, max_context=max_context,
                                        partition=partition, draft_channels=draft_channels,
                                        **pm_kwargs)

@@ -29,6 +29,11 @@ class CapacityError(SpecccError):
     """Data that does not fit the hardware's memory (rows per bank, a channel set)."""
 
 
+class NotConstantError(VerifyError):
+    """A shape operand that must be known at compile time is not (the ONNX backend
+    answers it by specializing on the given inputs)."""
+
+
 class UnsupportedError(SpecccError):
     """Model uses ops/opsets that speccc does not convert (all listed at once)."""
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-from speccc.errors import SpecccError
+from speccc.errors import NotConstantError
 from speccc.frontend.onnx_import import ImportOptions, import_model, sanitize_name
 from speccc.frontend.registry import supported_ops
 from speccc.ir.interpreter import run_graph
@@ -30,9 +30,7 @@ def compile_for_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]):
     shapes = {k: np.shape(v) for k, v in feeds.items()}
     try:
         module = import_model(model, ImportOptions(input_shapes=shapes))
-    except SpecccError as e:
-        if "constant" not in str(e):
-            raise
+    except NotConstantError:
         # Integer inputs, and scalars of any number type (Range bounds and OneHot
         # depth may be float), are the ones that can be shape operands.
         consts = {k: v for k, v in feeds.items()

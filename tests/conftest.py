@@ -24,3 +24,14 @@ def hf_export():
         return paths[family, mode]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def decode_pair(tmp_path_factory):
+    """A folder with draft.onnx and target.onnx: the llama-tiny decode pair."""
+    from speccc import zoo
+    d = tmp_path_factory.mktemp("pair")
+    draft, target = zoo.build_pair("llama-tiny", mode="decode")
+    zoo.save(draft, d / "draft.onnx")
+    zoo.save(target, d / "target.onnx")
+    return d

@@ -312,13 +312,18 @@ def test_compile_is_byte_identical(tmp_path, decode_tiny):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
 
 
-def test_recompile_removes_stale_listings(tmp_path, decode_tiny):
+def test_recompile_removes_stale_listings_keeps_user_files(tmp_path, decode_tiny):
+    """Listings the previous run wrote (its manifest) go; a user's file never does."""
     out = tmp_path / "o"
     assert invoke("compile", decode_tiny, "--bind", "T=1,P=4", "-o", out).exit_code == 0
-    stale = out / "pim" / "target.9999.linear.gemv.pim"
-    stale.write_text("old\n")
-    assert invoke("compile", decode_tiny, "--bind", "T=1,P=4", "-o", out).exit_code == 0
-    assert not stale.exists()
+    before = sorted((out / "pim").glob("*.pim"))
+    mine = out / "pim" / "target.9999.linear.gemv.pim"
+    mine.write_text("hand-written\n")
+    r = invoke("compile", decode_tiny, "--bind", "T=1,P=4", "--partition", "all-npu",
+               "-o", out)
+    assert r.exit_code == 0, r.output
+    assert before and not any(p.exists() for p in before)
+    assert mine.read_text() == "hand-written\n"
 
 
 @pytest.mark.parametrize("bad,needle", [("nope-preset", "unknown hardware preset"),

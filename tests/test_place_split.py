@@ -8,7 +8,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from speccc import zoo
 from speccc.cli import main
 from speccc.errors import SpecccError
 from speccc.frontend.onnx_import import ImportOptions, import_model
@@ -22,12 +21,8 @@ HW = "aim-gddr6"  # 32 channels
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pair")
-    draft, target = zoo.build_pair("llama-tiny", mode="decode")
-    zoo.save(draft, d / "draft.onnx")
-    zoo.save(target, d / "target.onnx")
-    return d / "draft.onnx", d / "target.onnx"
+def pair(decode_pair):
+    return decode_pair / "draft.onnx", decode_pair / "target.onnx"
 
 
 def placed_pair(pair, split=""):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from speccc.cli.main import main
+from speccc.cli.main import console, main, out_dir, out_file
 from speccc.errors import SpecccError
+from speccc.textio import dumps_json
 
 # speccc.driver (and with it numpy, networkx, onnx) is imported inside each command, not
 # here: `speccc --help` imports this module (tests/test_startup.py pins the cost). Two of
@@ -24,7 +25,6 @@ def _echo_ir(spec: str, module) -> None:
 
 
 def _print_timings(pm) -> None:
-    from rich.console import Console
     from rich.table import Table
     table = Table(title="pass timings")
     table.add_column("pass")
@@ -32,7 +32,7 @@ def _print_timings(pm) -> None:
     for name, sec in pm.timings:
         table.add_row(name, f"{sec:.4f}")
     table.add_row("total", f"{sum(s for _, s in pm.timings):.4f}")
-    Console(stderr=True).print(table)
+    console(stderr=True).print(table)
 
 
 def pipeline_options(fn):
@@ -45,7 +45,12 @@ def pipeline_options(fn):
 
 
 def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
+    from speccc.passmanager import all_passes
     after = "all" if print_after == "all" else {s for s in print_after.split(",") if s}
+    unknown = sorted(set() if after == "all" else after - set(all_passes()))
+    if unknown:
+        raise SpecccError(f"--print-ir-after: unknown pass(es) {', '.join(unknown)} "
+                          f"(passes: {', '.join(all_passes())}, or all)")
     return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
 
 
@@ -54,7 +59,7 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
 
 @main.command(short_help="Build a model in code (tiny, pairs, real-size shapes).")
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .onnx file.")
+@click.option("-o", "--output", callback=out_file, help="Output .onnx file.")
 @click.option("--list", "list_", is_flag=True, help="List the model presets.")
 @click.option("--mode", type=click.Choice(["prefill", "decode"]), default="decode",
               show_default=True,
@@ -71,7 +76,7 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
               help="Weight and activation dtype (default: the preset's, fp32). PIM "
                    "presets compute in 16-bit words; fp16 models are costed as stored.")
 @click.option("--shapes-only", is_flag=True, help="Declare weights without data.")
-@click.option("--pair", type=click.Path(file_okay=False), default=None,
+@click.option("--pair", callback=out_dir, default=None,
               help="Instead write a draft/target pair (draft.onnx, target.onnx) to this dir.")
 @click.option("--extra-layers", type=int, default=1, show_default=True,
               help="With --pair: target = draft + this many near-identity layers.")
@@ -135,7 +140,7 @@ def ops(as_json):
 @main.command(short_help="Run a pass pipeline over IR text (like mlir-opt).")
 @click.argument("file", type=click.Path(), required=False)
 @click.option("-p", "--pipeline", default="", help="Passes, e.g. 'canonicalize,fold,dce'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write IR here "
+@click.option("-o", "--output", callback=out_file, help="Write IR here "
               "(default stdout).")
 @click.option("--list-passes", is_flag=True, help="List the registered passes and exit.")
 @pipeline_options
@@ -170,14 +175,17 @@ def _parse_bind(values) -> dict[str, int]:
             if not item.strip():
                 continue
             k, sep, n = item.partition("=")
-            if not sep or not n.strip().lstrip("-").isdigit():
+            k, n = k.strip(), n.strip()
+            if not sep or not k or not n.lstrip("-").isdigit() or len(n) > 12:
                 raise SpecccError(f"--bind expects NAME=INT, got '{item}'")
-            out[k.strip()] = int(n)
+            out[k] = int(n)
+    from speccc.driver import check_bindings
+    check_bindings(out)
     return out
 
 
 def hw_options(fn):
-    fn = click.option("--max-context", type=int, default=0, metavar="N",
+    fn = click.option("--max-context", type=click.IntRange(0, 1 << 20), default=0, metavar="N",
                       help="KV tokens the PIM cache has room for (default: P+T).")(fn)
     fn = click.option("--hw", "hw", default=None, metavar="PRESET|FILE.toml",
                       help=f"Hardware description (default: {DEFAULT_HW}; "
@@ -189,7 +197,7 @@ def hw_options(fn):
 @click.argument("model", type=click.Path())
 @click.option("--inputs", "inputs_path", type=click.Path(), required=True,
               help=".npz with one array per ONNX graph input (by name).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+@click.option("-o", "--output", callback=out_file, required=True,
               help=".npz written with one array per ONNX graph output.")
 @click.option("--on", "backend", type=click.Choice(["reference", "emulator"]),
               default="reference", show_default=True,
@@ -262,7 +270,7 @@ def _fmt_ns(ns) -> str:
 
 @main.command(short_help="Compile: fuse, place, emit PIM/NPU programs, report.")
 @click.argument("model", type=click.Path())
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="out",
+@click.option("-o", "--output", "outdir", callback=out_dir, default="out",
               show_default=True, help="Output directory (ir/, pim/, report.json).")
 @click.option("--bind", multiple=True, help="Bind symbolic dims, e.g. T=1,P=128.")
 @click.option("-p", "--pipeline", default=None,
@@ -277,7 +285,8 @@ def _fmt_ns(ns) -> str:
 @click.option("--draft", "draft", type=click.Path(dir_okay=False), default=None,
               metavar="DRAFT.onnx",
               help="Also compile a draft model (graph @draft next to @target).")
-@click.option("--draft-channels", "draft_channels", type=int, default=None, metavar="N",
+@click.option("--draft-channels", "draft_channels", type=click.IntRange(0, 4096), default=None,
+              metavar="N",
               help="With --draft: the draft gets PIM channels [0,N), the target the rest "
                    "(SpecPIM's split; default: shared).")
 @click.option("--schedule", type=click.Choice(["none", "serial", "overlap", "pipeinfer"]),
@@ -322,9 +331,8 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     if time_passes:
         _print_timings(pm)
     if as_json:
-        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        click.echo(dumps_json(result, indent=1, sort_keys=True))
         return
-    from rich.console import Console
     from rich.table import Table
     table = Table(title=f"{model} -> {outdir} on {result['hw']}")
     for col in ("op", "dev", "n", "GFLOP", "MB in", "MB out", "µs", "µJ", "eff"):
@@ -342,6 +350,6 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
             table.add_row("total", dev, str(t["ops"]), "", f"{t['bytes_in'] / 1e6:.2f}",
                           f"{t['bytes_out'] / 1e6:.2f}", _fmt_ns(t["ns"]),
                           f"{t['energy_pj'] / 1e6:.2f}", "")
-    Console().print(table)
+    console().print(table)
     click.echo(f"step (serial): {result['serial_ns'] / 1000:.2f} µs; "
                f"{result['listings']} PIM listings in {outdir}/pim")

@@ -26,16 +26,53 @@ class SpecccGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (SpecccError, CheckFailed) as err:
+        except (SpecccError, CheckFailed, OSError, click.UsageError) as err:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"speccc: error: {err}", err=True)
-            sys.exit(err.exit_code)
-        except OSError as err:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"speccc: error: {err.filename or ''}: {err.strerror or err}", err=True)
-            sys.exit(2)
+            click.echo(f"speccc: error: {one_line(_message(err))}", err=True)
+            sys.exit(err.exit_code if isinstance(err, (SpecccError, CheckFailed)) else 2)
+
+
+def _message(err: Exception) -> str:
+    if isinstance(err, click.UsageError):
+        # click's own usage text is several lines; the convention is one
+        path = err.ctx.command_path if err.ctx else ""
+        hint = f" (see `speccc {path.split(' ', 1)[-1]} --help`)" if " " in path else ""
+        return err.format_message() + hint
+    if isinstance(err, OSError) and not isinstance(err, SpecccError):
+        return f"{err.filename}: {err.strerror or err}" if err.filename else \
+            str(err.strerror or err)
+    return str(err)
+
+
+def console(stderr: bool = False):
+    """The rich console every command prints through. Markup is off: paths, preset
+    names, descriptions and op names are user text, and `[/x].onnx` must print as
+    itself (not raise MarkupError) and `[red]x[/red].onnx` not as `x.onnx`."""
+    from rich.console import Console
+    return Console(stderr=stderr, markup=False, highlight=False)
+
+
+def one_line(text: str) -> str:
+    """Whitespace (newlines included: a name or an upstream message may carry them)
+    collapsed, so an error is always exactly one line."""
+    return " ".join(str(text).split())
+
+
+def out_file(ctx, param, value):
+    """click callback for `-o FILE`-like options: refuse an output that cannot be written
+    safely (empty, a device/FIFO/dir) before any work is done."""
+    if value is not None:
+        from speccc.fileio import output_file
+        output_file(value)
+    return value
+
+
+def out_dir(ctx, param, value):
+    if value is not None:
+        from speccc.fileio import output_dir
+        output_dir(value)
+    return value
 
 
 @click.group(cls=SpecccGroup, context_settings={"help_option_names": ["-h", "--help"]})

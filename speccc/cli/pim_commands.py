@@ -1,28 +1,19 @@
 """`speccc hw list|show` and `speccc asm`: hardware presets and PIM listings."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
-from speccc.cli.main import main
+from speccc.cli.main import console, main, out_file
 from speccc.errors import SpecccError
+from speccc.fileio import write_text_atomic
+from speccc.textio import dumps_json
 
 
 def _echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-
-def _write_atomic(path: str, text: str) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, target)
+    click.echo(dumps_json(obj, indent=2, sort_keys=True))
 
 
 # ------------------------------------------------------------------- hw -------
@@ -46,13 +37,12 @@ def hw_list(as_json: bool) -> None:
                      "peak_external_gbs": d["peak_external_gbs"]})
     if as_json:
         return _echo_json(rows)
-    from rich.console import Console   # rich is imported by the commands that print tables
-    from rich.table import Table
+    from rich.table import Table   # rich is imported by the commands that print tables
     t = Table("preset", "kind", "channels", "capacity", "internal", "external")
     for r in rows:
         t.add_row(r["name"], r["kind"], str(r["channels"]), f"{r['capacity_gib']:.0f} GiB",
                   f"{r['peak_internal_gbs']:.0f} GB/s", f"{r['peak_external_gbs']:.0f} GB/s")
-    con = Console()
+    con = console()
     con.print(t)
     for r in rows:
         con.print(f"  {r['name']}: {r['description']}")
@@ -68,9 +58,9 @@ def hw_show(preset: str, as_json: bool) -> None:
     data = {**cfg.to_dict(), "derived": cfg.derived()}
     if as_json:
         return _echo_json(data)
-    from rich.console import Console
-    con = Console()
-    con.print(f"[bold]{cfg.name}[/bold]: {cfg.description}")
+    from rich.text import Text
+    con = console()
+    con.print(Text.assemble((cfg.name, "bold"), f": {cfg.description}"))
     for section in ("npu", "link", "energy"):
         _table(con, f"[{section}]", data[section])
     pim = dict(data["pim"])
@@ -82,16 +72,19 @@ def hw_show(preset: str, as_json: bool) -> None:
 
 
 def _table(con, title: str, fields: dict) -> None:
-    from rich.markup import escape
     from rich.table import Table
-    # "[npu]" would be read as rich markup and vanish: escape the TOML section name
-    t = Table(title=escape(title), show_header=False, title_justify="left")
+    t = Table(title=title, show_header=False, title_justify="left")  # markup is off
     for k, v in fields.items():
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     con.print(t)
 
 
 # ------------------------------------------------------------------ asm -------
+def _write_all(writes: dict[str, str]) -> None:
+    for path, text in writes.items():
+        write_text_atomic(path, text)
+
+
 @main.command(short_help="Parse, print, time (--run) or check a PIM listing.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--hw", "hw_name", help="Preset or .toml (default: the listing's `.hw` line).")
@@ -99,14 +92,17 @@ def _table(con, title: str, fields: dict) -> None:
 @click.option("--check", is_flag=True, help="Verify every timing/state constraint (exit 1 on a violation).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-refresh", is_flag=True, help="Run without DRAM refresh.")
-@click.option("--trace", "trace_out", type=click.Path(dir_okay=False),
+@click.option("--trace", "trace_out", callback=out_file,
               help="Also run, and write the issued trace as a cycle-stamped listing.")
-@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
+@click.option("--perfetto", "perfetto_out", callback=out_file,
               help="Also run, and write the issued trace as Perfetto/Chrome trace JSON.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("--max-commands", type=click.IntRange(1), default=None, metavar="N",
+              help="Refuse to --run a listing that expands to more commands and loop "
+                   "iterations than this (default 50,000,000; the estimate is in the error).")
+@click.option("-o", "--output", callback=out_file,
               help="Write the canonical listing here instead of stdout.")
 def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
-        output) -> None:
+        max_commands, output) -> None:
     """Parse a PIM listing and print it canonically; --run times it, --check verifies it.
 
     \b
@@ -116,17 +112,24 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
     """
     from speccc.hw import load_hw
     from speccc.targets.pim.listing import check_ranges, format_program, parse
-    text = Path(file).read_text(encoding="utf-8")
+    from speccc.textio import read_text
+    text = read_text(file)
     prog = parse(text, name=Path(file).name)
+    from speccc.hw import preset_names
+    if not hw_name and prog.hw and prog.hw not in preset_names():
+        # a listing names a shipped preset; it must not open whatever path it says
+        raise SpecccError(f"`.hw {prog.hw}`: a listing names a preset "
+                          f"({', '.join(preset_names())}); pass a TOML file with --hw",
+                          location=file)
     name = hw_name or prog.hw
     cfg = load_hw(name) if name else None
     if cfg is not None:
         check_ranges(prog, cfg)
     canonical = format_program(prog)
     run = run or bool(trace_out or perfetto_out)
-    if output:
-        _write_atomic(output, canonical)
+    writes: dict[str, str] = {output: canonical} if output else {}
     if not (run or check):
+        _write_all(writes)
         if as_json:
             return _echo_json({"file": file, "hw": name, "listing": canonical})
         if not output:
@@ -137,26 +140,28 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
     report: dict = {"file": file, "hw": cfg.name}
     if run:
         from speccc.targets.pim.emulator import format_trace, perfetto_trace, time_program
+        from speccc.targets.pim.listing import MAX_COMMANDS
         t0 = time.perf_counter()
         res = time_program(prog, cfg, refresh=not no_refresh,
-                           record=bool(trace_out or perfetto_out))
+                           record=bool(trace_out or perfetto_out),
+                           max_commands=max_commands or MAX_COMMANDS)
         report["run"] = {**res.to_dict(), "wall_s": round(time.perf_counter() - t0, 4)}
         if trace_out:
-            _write_atomic(trace_out, format_trace(res.trace, cfg.name))
+            writes[trace_out] = format_trace(res.trace, cfg.name)
         if perfetto_out:
-            _write_atomic(perfetto_out, json.dumps(perfetto_trace(res.trace, cfg)))
+            writes[perfetto_out] = dumps_json(perfetto_trace(res.trace, cfg))
     if check:
         from speccc.targets.pim.checker import check_program
         rep = check_program(prog, cfg, refresh=not no_refresh)
         report["check"] = {"ok": True, "commands": rep.commands, "last_issue": rep.last_issue,
                            "stamps": "listing" if rep.stamped else "emulator"}
+    _write_all(writes)  # only now: a failed --run or --check leaves -o/--trace untouched
     if as_json:
         return _echo_json(report)
     if run:
         r = report["run"]
-        from rich.console import Console
         from rich.table import Table
-        con = Console()
+        con = console()
         t = Table(title=f"{file} on {cfg.name}", show_header=False, title_justify="left")
         t.add_row("cycles", f"{r['cycles']:,}")
         t.add_row("time", f"{r['ns'] / 1000:,.3f} us")

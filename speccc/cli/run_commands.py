@@ -1,12 +1,11 @@
 """`speccc run` (speculative decoding over the discrete-event runtime) and `speccc plot`."""
 from __future__ import annotations
 
-import json
-
 import click
 
-from speccc.cli.main import main
+from speccc.cli.main import console, main, out_file
 from speccc.errors import SpecccError
+from speccc.textio import dumps_json
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 
@@ -14,11 +13,47 @@ SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 def _ids(text: str | None):
     if text is None:
         return None
+    items = [t for t in text.replace(" ", "").split(",") if t]
+    most = LIMITS["prompt_len"][1]
+    if not 1 <= len(items) <= most or any(len(t) > 19 for t in items):
+        raise SpecccError(f"--prompt-ids takes 1 to {most} token ids of at most 19 digits, "
+                          f"got {len(items)} item(s)")
     try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
+        return [int(t) for t in items]
     except ValueError:
-        raise SpecccError(f"--prompt-ids expects comma-separated integers, got {text!r}") \
+        raise SpecccError(f"--prompt-ids expects comma-separated integers, got {text[:40]!r}") \
             from None
+
+
+# option -> (lowest, highest, what it is). The upper bounds are far beyond any published
+# setting (SpecPIM sweeps gamma to 8, PipeInfer keeps a few runs in flight) and keep the
+# simulated work bounded: `--gamma 1000000` or `--batch 1000000` ran for hours.
+LIMITS = {
+    "gamma": (1, 256, "tokens drafted per verify"),
+    "batch": (1, 4096, "concurrent requests"),
+    "max_new_tokens": (1, 1 << 16, "tokens to generate"),
+    "prompt_len": (1, 1 << 16, "synthetic prompt tokens"),
+    "stages": (1, 256, "pipeline stages"),
+    "max_inflight": (1, 256, "speculative runs in flight"),
+    "draft_channels": (0, 4096, "draft PIM channels"),
+    "max_context": (1, 1 << 20, "context length"),
+    "acceptance": (0.0, 1.0, "acceptance rate"),
+    "temperature": (0.0, 1e4, "sampling temperature"),
+    "p_accept": (0.0, 1.0, "confidence cutoff"),
+    "p_recovery": (0.0, 1.0, "cutoff recovery"),
+    "p_decay": (0.0, 1.0, "cutoff decay"),
+    "p_min": (0.0, 1.0, "draft confidence cutoff"),
+}
+
+
+def check_ranges(values: dict, limits: dict = LIMITS) -> None:
+    """Every option in `limits` that is set lies in its range (NaN is in no range)."""
+    for key, (lo, hi, what) in limits.items():
+        v = values.get(key)
+        if v is not None and not lo <= v <= hi:
+            bound = (f"in [{lo:g}, {hi:g}]" if isinstance(lo, float)
+                     else f">= {lo}" if v < lo else f"<= {hi}")
+            raise SpecccError(f"--{key.replace('_', '-')} must be {bound} ({what}), got {v}")
 
 
 def _configs(schedule: str, gamma: str) -> list[tuple[str, int]]:
@@ -34,8 +69,10 @@ def _configs(schedule: str, gamma: str) -> list[tuple[str, int]]:
     except ValueError:
         raise SpecccError(f"--gamma expects integers (comma-separated to compare), got "
                           f"{gamma!r}") from None
-    if not gammas or min(gammas) < 1:
+    if not gammas:
         raise SpecccError(f"--gamma must be >= 1 (tokens drafted per verify), got {gamma}")
+    for g in gammas:
+        check_ranges({"gamma": g})
     out = [(n, g) for n in dict.fromkeys(names) for g in (gammas[:1] if n == "none"
                                                              else gammas)]
     if len(out) > 1 and "none" not in names:
@@ -43,11 +80,8 @@ def _configs(schedule: str, gamma: str) -> list[tuple[str, int]]:
     return out
 
 
-def _check(configs, batch, max_new, draft):
-    if batch < 1:
-        raise SpecccError(f"--batch must be >= 1, got {batch}")
-    if max_new < 1:
-        raise SpecccError(f"--max-new-tokens must be >= 1, got {max_new}")
+def _check(configs, draft, **values):
+    check_ranges(values)
     spec = [s for s, _ in configs if s != "none"]
     if draft is None and spec:
         raise SpecccError(f"--schedule {spec[0]} needs --draft MODEL.onnx")
@@ -120,7 +154,7 @@ def _check(configs, batch, max_new, draft):
               show_default=True, help="Registered target estimators, or the rooflines.")
 @click.option("--granularity", type=click.Choice(["op", "stage"]), default="op",
               show_default=True, help="Trace tasks per op, or one per pipeline stage.")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+@click.option("--trace", "trace_path", callback=out_file,
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -160,7 +194,11 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     else:
         if target is None:
             raise SpecccError("give --target MODEL.onnx (and --draft), or --module FILE.ir")
-        _check(configs, batch, max_new_tokens, draft)
+        _check(configs, draft, batch=batch, max_new_tokens=max_new_tokens,
+               prompt_len=prompt_len, stages=stages, max_inflight=max_inflight,
+               draft_channels=draft_channels, max_context=max_context,
+               temperature=temperature, p_accept=p_accept, p_recovery=p_recovery,
+               p_decay=p_decay, p_min=p_min)
         extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
         needs_draft = any(s != "none" for s, _ in configs)
         module, meta = load_pair(target, draft if needs_draft else None,
@@ -191,7 +229,7 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
                 k: v for k, v in rep.items() if k != "tokens"}}))
         reports.append(rep)
     if as_json:
-        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
+        click.echo(dumps_json(reports[0] if len(reports) == 1 else reports, indent=1))
     elif len(reports) == 1:
         _table(reports[0], target, draft)
     else:
@@ -209,7 +247,6 @@ def _suffixed(path: str, rep: dict) -> str:
 def _compare_table(reports: list[dict]) -> None:
     """One row per run; speed (tokens/s) and energy per token also as multiples of the
     first row's (schedule none)."""
-    from rich.console import Console
     from rich.table import Table
     ref = reports[0]
     first = ref["hw"]
@@ -226,7 +263,7 @@ def _compare_table(reports: list[dict]) -> None:
                   _fmt(r["mean_acceptance_length"]), _fmt(r["energy_per_token_mj"]),
                   _ratio(r["energy_per_token_mj"], ref["energy_per_token_mj"]),
                   f"{busy[0]} {busy[1]:.0%}")
-    Console().print(t)
+    console().print(t)
 
 
 def _ratio(a, b) -> str:
@@ -267,9 +304,8 @@ def _fmt(v, digits=3):
 
 
 def _table(rep: dict, target, draft) -> None:
-    from rich.console import Console
     from rich.table import Table
-    con = Console()
+    con = console()
     if rep["mode"] == "functional":
         con.print("tokens: " + " ".join(map(str, rep["tokens"])))
     t = Table(title=f"speccc run: {rep['schedule']} (gamma {rep['gamma']}, {rep['hw']}, "
@@ -302,7 +338,7 @@ def _table(rep: dict, target, draft) -> None:
 
 @main.command("plot", short_help="Draw --trace files as one timeline PNG.")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=out_file,
               help="PNG file to write.")
 @click.option("--title", default="", help="Plot title.")
 @click.option("--window", help="Zoom to START:END milliseconds.")

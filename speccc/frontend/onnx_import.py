@@ -24,7 +24,7 @@ from speccc.errors import SpecccError, UnsupportedError
 from speccc.frontend.kv_cache import record_kv_cache
 from speccc.frontend.registry import NodeCtx, dtype_of, find_converter
 from speccc.ir.core import Graph, Module
-from speccc.ir.types import Sym, TensorType
+from speccc.ir.types import MAX_DIM, Sym, TensorType
 
 # Integer initializers up to this many elements (shape vectors, axes, indices) and
 # scalars of any type (eps, scales) become inline `const`s so they fold; everything else
@@ -80,9 +80,61 @@ def symbol_for(dim_param: str) -> str:
     return name
 
 
+def _escape(ch: str) -> str:
+    return "".join(f"${b:02X}" for b in ch.encode())
+
+
 def sanitize_name(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.$-]", "_", name)
-    return s if s and not s.isdigit() else f"arg{s}"
+    """ONNX name -> IR value name, one to one (so `a b` and `a_b` stay two inputs):
+    a character IR names cannot hold, and `$` itself (the escape), becomes `$HH` per
+    UTF-8 byte; an all-digit name, which would read as a numbered value, has its first
+    digit escaped. Names of only [A-Za-z0-9_.-] are unchanged."""
+    s = re.sub(r"[^A-Za-z0-9_.-]", lambda m: _escape(m.group()), name)
+    return _escape(s[0]) + s[1:] if s.isdigit() else s
+
+
+def onnx_name(ir_name: str) -> str:
+    """The ONNX name an IR argument name came from (sanitize_name's inverse), for
+    messages that should speak the user's names."""
+    raw = re.sub(r"\$([0-9A-F]{2})", lambda m: f"%{m.group(1)}", ir_name)
+    from urllib.parse import unquote_to_bytes
+    return unquote_to_bytes(raw).decode("utf-8", "replace") if "$" in ir_name else ir_name
+
+
+def _bad_name(name) -> str | None:
+    """Why an ONNX name cannot be represented (None if it can)."""
+    if not isinstance(name, str):
+        return "is not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character (NUL, newline, ...)"
+    return None
+
+
+def check_names(model: onnx.ModelProto, source: str) -> None:
+    """Refuse names speccc cannot carry faithfully, before anything uses them (protobuf
+    hands invalid UTF-8 over as bytes; a NUL would be cut short in a .npz member)."""
+    g = model.graph
+    named = [("graph input", vi.name) for vi in g.input]
+    named += [("graph output", vi.name) for vi in g.output]
+    named += [("initializer", t.name) for t in g.initializer]
+    for i, node in enumerate(g.node):
+        named += [("node", node.name), ("op type", node.op_type), ("domain", node.domain)]
+        named += [(f"value of node #{i}", n) for n in list(node.input) + list(node.output)]
+    for what, name in named:
+        why = _bad_name(name)
+        if why:
+            raise SpecccError(f"{what} name {name!r} {why}; rename it in the model",
+                              location=source)
+    inputs = [vi.name for vi in g.input if vi.name not in {t.name for t in g.initializer}]
+    if "" in inputs or "" in [vi.name for vi in g.output]:
+        raise SpecccError("a graph input or output has an empty name", location=source)
+
+
+def _dim(value: int, where: str) -> int:
+    """A declared dimension: 0..MAX_DIM (a negative or 2^62 dim made types nonsense)."""
+    if not 0 <= int(value) <= MAX_DIM:
+        raise SpecccError(f"dimension {value} is outside [0, {MAX_DIM}]", location=where)
+    return int(value)
 
 
 def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorType:
@@ -97,7 +149,7 @@ def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorT
     dims = []
     for d in tt.shape.dim:
         if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
+            dims.append(_dim(d.dim_value, where))
         elif d.HasField("dim_param") and d.dim_param:
             dims.append(Sym.of(symbol_for(d.dim_param)))
         else:
@@ -130,6 +182,12 @@ def unsupported_ops(model: onnx.ModelProto) -> dict[tuple, list[str]]:
 
 
 def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx") and not 1 <= imp.version <= newest:
+            raise UnsupportedError(f"opset {imp.version} of the default domain does not exist "
+                                   f"(onnx {onnx.__version__} knows 1..{newest})",
+                                   location=source)
     bad = non_tensor_values(model)
     if bad:
         raise UnsupportedError("only tensor-typed graph inputs/outputs are supported; "
@@ -154,6 +212,7 @@ def import_model(model_or_path, options: ImportOptions | None = None,
         opts = dataclasses.replace(opts, base_dir=str(Path(model_or_path).parent))
     else:
         model, source = model_or_path, "<model>"
+    check_names(model, source)
     if opts.check:
         _check(model, source)
     scan_unsupported(model, source)
@@ -173,26 +232,32 @@ def check_without_data(model: onnx.ModelProto, full_check: bool = False) -> None
     are to the graph, typed and fully shaped values, declared as inputs of a copy.
     Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
     """
+    onnx.checker.check_model(without_external_data(model), full_check=full_check)
+
+
+def without_external_data(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose external initializers are typed, shaped graph inputs instead, so
+    onnx's checker and shape inference never open a data file (speccc reads those itself,
+    checked: speccc/frontend/external_data.py)."""
     ext = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if ext:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        keep = [t for t in m.graph.initializer
-                if t.data_location != onnx.TensorProto.EXTERNAL]
-        del m.graph.initializer[:]
-        m.graph.initializer.extend(keep)
-        m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type,
-                                                                list(t.dims)) for t in ext)
-        model = m
-    onnx.checker.check_model(model, full_check=full_check)
+    if not ext:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [t for t in m.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                         for t in ext)
+    return m
 
 
 def _check(model: onnx.ModelProto, source: str) -> None:
     try:
         check_without_data(model)
     except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0]
-        raise SpecccError(f"invalid ONNX model: {first}", location=source) from None
+        text = " ".join(str(e).split())  # onnx's message spans lines; keep all of it, on one
+        raise SpecccError(f"invalid ONNX model: {text[:500]}", location=source) from None
 
 
 def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source: str) -> None:
@@ -244,11 +309,24 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
     g.remove_dead()
 
 
+# onnx's data propagation treats every 1-D tensor as a possible shape and walks its
+# elements: a declared 1-D input of 2^26 elements takes it 50 s (issue 17). Shape
+# vectors are short; with a longer 1-D input the cross-check runs without propagation.
+DATA_PROP_MAX_1D = 1 << 16
+
+
+def _small_1d(model: onnx.ModelProto) -> bool:
+    dims = [[d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input]
+    dims += [list(t.dims) for t in model.graph.initializer]
+    return all(len(d) != 1 or d[0] <= DATA_PROP_MAX_1D for d in dims)
+
+
 def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     """Value name -> shape, for values onnx.shape_inference (with data propagation)
     infers fully static; an independent check on speccc's own shape rules."""
+    stripped = without_external_data(model)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(stripped, data_prop=_small_1d(stripped))
     except Exception:  # onnx's inference is advisory here; ours is authoritative
         return {}
     out = {}
@@ -277,7 +355,7 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
                  source: str):
     where = f"{source}: initializer '{tensor.name}'"
     dtype = dtype_of(tensor.data_type, where)
-    shape = tuple(int(d) for d in tensor.dims)
+    shape = tuple(_dim(d, where) for d in tensor.dims)
     numel = int(np.prod(shape, dtype=np.int64))
     external = tensor.data_location == onnx.TensorProto.EXTERNAL
     inline = numel <= 1 or (not dtype.is_float and numel <= INLINE_INT_ELEMENTS)
@@ -287,17 +365,17 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
     op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
                   loc=where)
     if not shapes_only:
-        module.weights_of(g.name).put_lazy(name, lambda t=tensor: _load_tensor(t, base_dir, where))
+        bits = dtype.itemsize_bits
+        module.weights_of(g.name).put_lazy(
+            name, lambda t=tensor: _load_tensor(t, base_dir, bits, where))
     return op.result
 
 
-def _load_tensor(tensor, base_dir: str, where: str) -> np.ndarray:
+def _load_tensor(tensor, base_dir: str, bits: int, where: str) -> np.ndarray:
+    from speccc.frontend.external_data import load_external
     try:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            t = onnx.TensorProto()
-            t.CopyFrom(tensor)
-            onnx.external_data_helper.load_external_data_for_tensor(t, base_dir)
-            return numpy_helper.to_array(t)
+            return load_external(tensor, base_dir, bits, where)
         return numpy_helper.to_array(tensor)
     except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise SpecccError(f"cannot read weight data ({e}); use --shapes-only for models "

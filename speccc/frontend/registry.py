@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from speccc.errors import SpecccError
+from speccc.errors import NotConstantError, SpecccError
 from speccc.ir.core import Graph, Value
 from speccc.ir.folding import create_or_fold, materialize
 from speccc.ir.opdefs import constant_of
@@ -112,7 +112,7 @@ class NodeCtx:
     def require_const(self, i: int, what: str) -> np.ndarray:
         arr = self.const_input(i)
         if arr is None:
-            self.fail(f"{what} (input {i}) must be a compile-time constant")
+            self.fail(f"{what} (input {i}) must be a compile-time constant", NotConstantError)
         return arr
 
     def emit(self, name: str, operands, attrs=None) -> list[Value]:
@@ -125,8 +125,8 @@ class NodeCtx:
     def const(self, array) -> Value:
         return materialize(self.graph, np.asarray(array), self.loc).result
 
-    def fail(self, msg: str):
-        raise SpecccError(f"{self.op_type}: {msg}", location=self.loc)
+    def fail(self, msg: str, error: type[SpecccError] = SpecccError):
+        raise error(f"{self.op_type}: {msg}", location=self.loc)
 
 
 def simple(table: dict[str, str], since: int = 1, domain: str = "",

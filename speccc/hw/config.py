@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -96,6 +97,56 @@ ENERGY_KEYS = [
 TOP_KEYS = [("name", "str", "preset name"), ("description", "str", "one line")]
 SECTIONS = {"npu": NPU_KEYS, "link": LINK_KEYS, "pim": PIM_KEYS, "pim.pu": PU_KEYS,
             "pim.timing": TIMING_KEYS, "energy": ENERGY_KEYS}
+
+
+# Plausible ranges (lo, hi) by key, else by kind. Beyond them no real part exists and the
+# emulator's work grows without bound (columns = 1e9, pseudo_channels = 1e6 and CL = 1e9
+# all hung; tCK_ns = 1e-300 passed): about 10x past today's HBM3/GDDR6/DDR5 parts.
+RANGES = {
+    "int": (1, 1 << 20), "float": (1e-6, 1e7),
+    "channels": (1, 1024), "pseudo_channels": (1, 16), "bank_groups": (1, 64),
+    "banks_per_group": (1, 64), "rows": (1, 1 << 20), "columns": (1, 4096),
+    "burst_bytes": (1, 1024), "lanes": (1, 1024), "banks_per_pu": (1, 64),
+    "acc_regs": (1, 4096), "gb_bytes": (1, 1 << 20),
+    "pes": (1, 4096), "array_rows": (1, 4096), "array_cols": (1, 4096),
+    "sram_bytes": (1, 1 << 36), "vector_alus": (1, 1 << 20),
+    "clock_mhz": (1.0, 1e5), "bandwidth_gbs": (1e-3, 1e6), "ext_bandwidth_gbs": (1e-3, 1e6),
+    "latency_ns": (1e-3, 1e9), "tCK_ns": (0.05, 100.0),
+    **{k: (1, 4096) for k, kind, _ in TIMING_KEYS if kind == "int"},
+    "tRFC": (1, 1 << 14), "tREFI": (1, 1 << 18),
+}
+
+# Physical relations between keys, walked by _consistency:
+# (key to fix, rule, holds(pim, pu, timing), why). JEDEC defines the DRAM ones in ns;
+# converting each to cycles rounds separately, hence the one-cycle slack on tRC
+# (ATTACC's HBM3 table has tRC 63 for tRAS + tRP = 64).
+RULES = [
+    ("[pim.pu] banks_per_pu", "banks_per_pc % banks_per_pu == 0",
+     lambda p, pu, t: p.banks_per_pc % pu.banks_per_pu == 0,
+     "PUs are shared by equal groups of a pseudo-channel's banks"),
+    ("[pim.pu] lanes", "burst_bytes == 2 * lanes",
+     lambda p, pu, t: p.burst_bytes == pu.lanes * 2,
+     "one burst feeds every lane a 16-bit word"),
+    ("[pim.pu] gb_bytes", "gb_bytes % burst_bytes == 0",
+     lambda p, pu, t: pu.gb_bytes % p.burst_bytes == 0,
+     "the global buffer is written a burst at a time"),
+    ("[pim.timing] WL", "CL + tBL + 2 > WL", lambda p, pu, t: t.CL + t.tBL + 2 > t.WL,
+     "read-to-write turnaround must be positive"),
+    ("[pim.timing] tRC", "tRC >= tRAS + tRP - 1", lambda p, pu, t: t.tRC >= t.tRAS + t.tRP - 1,
+     "a row cycle is the row kept open plus its precharge"),
+    ("[pim.timing] tRAS", "tRAS >= tRCD", lambda p, pu, t: t.tRAS >= t.tRCD,
+     "a row stays open at least until a column can be read"),
+    ("[pim.timing] tREFI", "tREFI >= 4 * tRFC", lambda p, pu, t: t.tREFI >= 4 * t.tRFC,
+     "refresh would take over a quarter of the time (real parts: 2-10%)"),
+    ("[pim.timing] tFAW", "tFAW > 3 * tRRD_S", lambda p, pu, t: t.tFAW > 3 * t.tRRD_S,
+     "four ACTs already span 3 tRRD_S, so a shorter window never binds"),
+    ("[pim.timing] tCCD_L", "tCCD_L >= tCCD_S", lambda p, pu, t: t.tCCD_L >= t.tCCD_S,
+     "the same bank group is never faster than another"),
+    ("[pim.timing] tRRD_L", "tRRD_L >= tRRD_S", lambda p, pu, t: t.tRRD_L >= t.tRRD_S,
+     "the same bank group is never faster than another"),
+    ("[pim.timing] tMACL", "tMACL >= CL", lambda p, pu, t: t.tMACL >= t.CL,
+     "the accumulator updates after the bank's data arrive"),
+]
 
 
 # ---------------------------------------------------------------- classes -----
@@ -267,7 +318,9 @@ def preset_names() -> list[str]:
 
 def load_hw(name_or_path: str | Path) -> HwConfig:
     """Load a preset by name (`aim-gddr6`) or a TOML file by path."""
+    from speccc.textio import check_nesting
     text, label = _read(str(name_or_path))
+    check_nesting(text, label)  # tomllib recurses per nested array/table
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -281,9 +334,10 @@ def _read(name: str) -> tuple[str, str]:
         return res.read_text(encoding="utf-8"), f"{name}.toml"
     path = Path(name)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise SpecccError(f"{name}: no such hardware description file")
-        return path.read_text(encoding="utf-8"), path.name
+        from speccc.textio import read_text
+        return read_text(path, max_bytes=1 << 20), path.name
     raise SpecccError(f"unknown hardware preset {name!r} (presets: {', '.join(preset_names())};"
                       " or give a path to a .toml file)")
 
@@ -335,6 +389,11 @@ def _fields(table: dict, keys: list, label: str, dotted: str | None,
         if key not in table:
             raise SpecccError(f"{prefix}{key}: missing")
         out[key] = _check(table[key], kind, f"{prefix}{key}")
+        if kind in RANGES:
+            lo, hi = RANGES.get(key, RANGES[kind])
+            if not lo <= out[key] <= hi:
+                raise SpecccError(f"{prefix}{key}: {table[key]!r} is outside the plausible "
+                                  f"range [{lo:g}, {hi:g}]")
     return out
 
 
@@ -354,21 +413,15 @@ def _build(raw: dict, label: str, source: str) -> HwConfig:
     return hw
 
 
+def _value(p: PimConfig, name: str):
+    return next(getattr(o, name) for o in (p.timing, p.pu, p) if hasattr(o, name))
+
+
 def _consistency(hw: HwConfig, label: str) -> None:
-    """Cross-key rules the emulator relies on; each names the key to fix."""
-    p, pu, t = hw.pim, hw.pim.pu, hw.pim.timing
-
-    def need(cond: bool, key: str, msg: str) -> None:
-        if not cond:
-            raise SpecccError(f"{label}: {key}: {msg}")
-
-    need(p.banks_per_pc % pu.banks_per_pu == 0, "[pim.pu] banks_per_pu",
-         f"must divide the {p.banks_per_pc} banks of a pseudo-channel")
-    need(p.burst_bytes == pu.lanes * 2, "[pim.pu] lanes",
-         f"a {p.burst_bytes}-byte burst holds {p.burst_bytes // 2} 16-bit words")
-    need(pu.gb_bytes % p.burst_bytes == 0, "[pim.pu] gb_bytes",
-         f"must be a multiple of burst_bytes ({p.burst_bytes})")
-    need(t.CL + t.tBL + 2 > t.WL, "[pim.timing] WL", "read-to-write turnaround must be positive")
-    need(t.tREFI > t.tRFC, "[pim.timing] tREFI", "must exceed tRFC")
-    need(t.tCCD_L >= t.tCCD_S, "[pim.timing] tCCD_L", "must be >= tCCD_S")
-    need(t.tRRD_L >= t.tRRD_S, "[pim.timing] tRRD_L", "must be >= tRRD_S")
+    """Walk RULES; the first broken one is an error naming the key, the rule and why."""
+    p = hw.pim
+    for key, rule, holds, why in RULES:
+        if not holds(p, p.pu, p.timing):
+            values = ", ".join(f"{n}={_value(p, n)}"
+                               for n in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", rule)))
+            raise SpecccError(f"{label}: {key}: breaks `{rule}` ({values}): {why}")

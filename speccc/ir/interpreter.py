@@ -142,7 +142,11 @@ class Plan:
             vals[s] = np.asarray(inputs[name])
         for (op, ref, attrs, ins, outs_slots, types, _, free, dtypes), want in zip(self.steps,
                                                                                    shapes):
-            outs = ref([vals[i] for i in ins], attrs)
+            try:
+                outs = ref([vals[i] for i in ins], attrs)
+            except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
+                raise SpecccError(f"{op.name}: index out of range in the data ({e})",
+                                  location=op.where()) from None
             if len(outs) != len(outs_slots):
                 raise VerifyError(f"{op.name}: reference gave {len(outs)} results, "
                                   f"expected {len(outs_slots)}", location=op.where())

@@ -69,8 +69,8 @@ class InferCtx:
     def const(self, i: int) -> np.ndarray | None:
         return self.values[i] if i < len(self.values) else None
 
-    def fail(self, msg: str):
-        raise VerifyError(f"{self.name}: {msg}", location=self.loc)
+    def fail(self, msg: str, error: type[VerifyError] = VerifyError):
+        raise error(f"{self.name}: {msg}", location=self.loc)
 
 
 @dataclass

@@ -6,9 +6,11 @@ import json
 from importlib import resources
 
 import lark
+import ml_dtypes
 import numpy as np
 
 from speccc.errors import ParseError
+from speccc.textio import check_nesting, read_text
 from speccc.ir.core import Graph, Module, Op
 from speccc.ir.types import DType, parse_type
 
@@ -33,13 +35,17 @@ class _Attrs(lark.Transformer):
         self.filename = filename
 
     def int(self, c):
-        return int(c[0])
+        v = int(c[0])
+        if not -(1 << 63) <= v < (1 << 64):  # what i64/u64 attributes and constants hold
+            raise ParseError(f"integer {c[0]} does not fit in 64 bits",
+                             location=_loc(self.filename, c[0]))
+        return v
 
     def float(self, c):
         return float(c[0])
 
     def string(self, c):
-        return json.loads(c[0])
+        return _string(c[0], self.filename)
 
     def true(self, _):
         return True
@@ -66,6 +72,8 @@ class _Attrs(lark.Transformer):
         if len(items) != n:
             raise ParseError(f"dense constant of {t} needs {n} values, got {len(items)}",
                              location=_loc(self.filename, tok))
+        if not t.dtype.is_float:
+            _check_int_items(items, t, _loc(self.filename, tok))
         arr = np.array(items, dtype=np.float64 if t.dtype.is_float else None)
         return arr.astype(t.dtype.numpy).reshape(t.shape)
 
@@ -76,6 +84,28 @@ class _Attrs(lark.Transformer):
         return {k: v for k, v in (x for x in c if x is not None)}
 
 
+def _string(tok, filename: str) -> str:
+    """A quoted IR string (JSON escapes); a raw control character in it is an error."""
+    try:
+        return json.loads(tok)
+    except ValueError as e:
+        raise ParseError(f"bad string {str(tok)[:40]!r}: {e.msg}",
+                         location=_loc(filename, tok)) from None
+
+
+def _check_int_items(items, t, loc: str) -> None:
+    """An integer constant holds integers in its dtype's range: `nan`, `1e309` or 300 in
+    an i8 would otherwise be cast to something else silently (INT64_MIN, wrapped)."""
+    if t.dtype in (DType.string, DType.bool):
+        return
+    info = ml_dtypes.iinfo(t.dtype.numpy)
+    for x in items:
+        if not isinstance(x, int) or isinstance(x, bool):
+            raise ParseError(f"dense constant of {t} holds integers, got {x}", location=loc)
+        if not info.min <= x <= info.max:
+            raise ParseError(f"{x} does not fit in {t.dtype.name}", location=loc)
+
+
 def _type(tok, filename):
     try:
         return parse_type(str(tok))
@@ -84,6 +114,7 @@ def _type(tok, filename):
 
 
 def parse_module(text: str, filename: str = "<input>") -> Module:
+    check_nesting(text, filename)
     try:
         tree = _parser().parse(text)
     except lark.UnexpectedInput as e:
@@ -122,7 +153,7 @@ def _build_graph(module: Module, gt, filename: str) -> Graph:
             env[str(tok)] = g.add_argument(str(tok)[1:], _type(ty, filename))
         elif isinstance(ch, lark.Tree) and ch.data == "output":
             name, ty = ch.children
-            outputs_decl.append((json.loads(name), _type(ty, filename), name))
+            outputs_decl.append((_string(name, filename), _type(ty, filename), name))
         elif isinstance(ch, lark.Tree) and ch.data == "graph_attrs":
             g.attrs = dict(ch.children[0])
         else:
@@ -174,8 +205,4 @@ def _build_graph(module: Module, gt, filename: str) -> Graph:
 
 
 def parse_file(path) -> Module:
-    from pathlib import Path
-    p = Path(path)
-    if not p.is_file():
-        raise ParseError("no such file", location=str(path))
-    return parse_module(p.read_text(), str(path))
+    return parse_module(read_text(path), str(path))

@@ -344,6 +344,9 @@ class TensorType:
 _DTYPE_BY_NAME = {d.value: d for d in DType}
 
 
+MAX_DIM = 1 << 48  # 256 T elements per dim; products of a few stay within int64
+
+
 def parse_type(text: str) -> TensorType:
     """Parse `tensor<1x?Tx?{P+T}xf32>`."""
     m = re.fullmatch(r"tensor<(.*)>", text.strip())
@@ -364,6 +367,8 @@ def parse_type(text: str) -> TensorType:
                 raise ValueError(f"bad type {text!r}: unknown element type {tok!r}")
             return TensorType(tuple(dims), _DTYPE_BY_NAME[tok])
         if tok.isdigit():
+            if len(tok) > 15 or int(tok) > MAX_DIM:  # sizes must stay numpy (int64) numbers
+                raise ValueError(f"bad type {text!r}: dimension {tok} is larger than {MAX_DIM}")
             dims.append(int(tok))
         elif tok.startswith("?{"):
             dims.append(parse_dim_expr(tok[2:-1]))

@@ -12,7 +12,6 @@ drained.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 
@@ -122,4 +121,5 @@ def chrome_trace(engine, meta: dict | None = None) -> dict:
 
 
 def dumps_trace(engine, meta=None) -> str:
-    return json.dumps(chrome_trace(engine, meta), separators=(",", ":"))
+    from speccc.textio import dumps_json
+    return dumps_json(chrome_trace(engine, meta), separators=(",", ":"))

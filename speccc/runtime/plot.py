@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
-
 from speccc.errors import SpecccError
 
 COLORS = {"prefill": "#7f7f7f", "draft": "#1f77b4", "predraft": "#17becf",
@@ -21,16 +19,38 @@ WIDTH_IN, DPI = 12.0, 120
 
 
 def load_trace(path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecccError("no such file", location=str(path))
+    from speccc.textio import check_nesting, read_text
+    text = read_text(path)
+    check_nesting(text, str(path))
     try:
-        data = json.loads(p.read_text())
-        data["traceEvents"]
-    except (ValueError, KeyError, TypeError) as e:
+        data = json.loads(text)
+        if not isinstance(data.get("traceEvents"), list):
+            raise TypeError("traceEvents is not a list")
+        rows = _rows(data)
+        for e in data["traceEvents"]:
+            if e.get("ph") in ("X", "i"):
+                _finite(e["ts"]), _finite(e.get("dur", 0))
+                if e["tid"] not in rows:
+                    raise KeyError(f"event on thread {e['tid']!r} with no thread_name")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SpecccError(f"not a speccc trace (Chrome trace JSON): {e}",
                           location=str(path)) from None
     return data
+
+
+MAX_ROWS = 512  # one row per resource; a real run has a few dozen
+
+
+def _plain(text) -> str:
+    """User text shown literally: matplotlib reads `$...$` as math (and fails on `$x$ $`)."""
+    return str(text).replace("$", r"\$")
+
+
+def _finite(x) -> float:
+    x = float(x)
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError(f"non-finite time {x}")
+    return x
 
 
 def parse_window(text: str | None) -> tuple[float, float] | None:
@@ -74,7 +94,7 @@ def plot_traces(traces: list[dict], title: str = "", window=None) -> bytes:
     kinds: set = set()
     for ax, trace, names in zip(axes[:, 0], traces, rows):
         kinds |= _draw(ax, trace, names, px)
-        ax.set_title(run_title(trace), fontsize=9, loc="left")
+        ax.set_title(_plain(run_title(trace)), fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlim(lo, hi)
     axes[-1, 0].set_xlabel("time (ms)")
@@ -83,7 +103,7 @@ def plot_traces(traces: list[dict], title: str = "", window=None) -> bytes:
     handles += [plt.Line2D([], [], marker="x", ls="", color="black", label="cancel"),
                 plt.Line2D([], [], marker="|", ls="", color="black", label="token")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
-    fig.suptitle(title or "speccc run timeline (hatched: cancelled)", fontsize=10)
+    fig.suptitle(_plain(title) or "speccc run timeline (hatched: cancelled)", fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -96,8 +116,11 @@ def plot_trace(trace: dict, title: str = "") -> bytes:
 
 def _rows(trace: dict) -> dict:
     """tid -> resource name, in trace order."""
-    return {e["tid"]: e["args"]["name"] for e in trace["traceEvents"]
-            if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    names = {e["tid"]: str(e["args"]["name"]) for e in trace["traceEvents"]
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    if len(names) > MAX_ROWS:
+        raise ValueError(f"{len(names)} resources (at most {MAX_ROWS})")
+    return names
 
 
 def _end(trace: dict) -> float:
@@ -129,6 +152,7 @@ def _draw(ax, trace: dict, names: dict, px: float) -> set:
     top = len(tids)
     if tokens:
         ax.scatter(tokens, [top] * len(tokens), marker="|", color="black", s=60)
-    ax.set_yticks([row[t] for t in tids] + [top], [names[t] for t in tids] + ["tokens"])
+    ax.set_yticks([row[t] for t in tids] + [top],
+                  [_plain(names[t]) for t in tids] + ["tokens"])
     ax.set_ylim(-0.7, top + 0.7)
     return {k for _, k, _ in bars}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from speccc.errors import SpecccError
@@ -10,6 +11,14 @@ ARCHS = ("llama", "gpt2")
 ACTIVATIONS = {"llama": ("silu",), "gpt2": ("gelu_tanh", "relu")}
 DTYPES = ("float32", "float16")
 MODES = ("prefill", "decode")
+
+
+# Upper bounds: about 8x the largest published LLMs (LLaMA-2-70B: 80 layers, hidden 8192,
+# ffn 28672; Qwen2 vocab 152064), so a typo (`--layers 100000`) is an error, not an hour.
+SIZE_LIMITS = {"layers": 1024, "hidden": 65536, "heads": 1024, "kv_heads": 1024,
+               "ffn": 262144, "vocab": 1 << 20, "max_positions": 1 << 20}
+# Random weights are generated in memory: 256 M fp32 parameters = 1 GiB.
+MAX_RANDOM_PARAMS = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,10 @@ class ModelSpec:
             raise SpecccError(f"dtype must be one of {DTYPES}, got {self.dtype!r}", location=where)
         if self.mode not in MODES:
             raise SpecccError(f"mode must be one of {MODES}, got {self.mode!r}", location=where)
-        for f in ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "max_positions"):
-            if getattr(self, f) < 1:
-                raise SpecccError(f"{f} must be >= 1, got {getattr(self, f)}", location=where)
+        for f, hi in SIZE_LIMITS.items():
+            if not 1 <= getattr(self, f) <= hi:
+                raise SpecccError(f"{f} must be in 1..{hi}, got {getattr(self, f)}",
+                                  location=where)
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise SpecccError(f"need hidden % heads == 0 and heads % kv_heads == 0 "
                               f"(hidden={self.hidden}, heads={self.heads}, "
@@ -94,6 +104,14 @@ class ModelSpec:
                 raise SpecccError(f"{f} must be > 0, got {getattr(self, f)}", location=where)
         if not 0 <= self.scaled_layers <= self.layers:
             raise SpecccError(f"scaled_layers must be in 0..{self.layers}", location=where)
+        for f in ("norm_eps", "rope_theta", "residual_scale"):
+            if not math.isfinite(getattr(self, f)):
+                raise SpecccError(f"{f} must be a finite number, got {getattr(self, f)}",
+                                  location=where)
+        if self.weights and self.param_count() > MAX_RANDOM_PARAMS:
+            raise SpecccError(f"{self.param_count():,} random parameters is more than "
+                              f"{MAX_RANDOM_PARAMS:,}; use --shapes-only (weights=False)",
+                              location=where)
 
     @property
     def head_dim(self) -> int:

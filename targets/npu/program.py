@@ -37,6 +37,9 @@ def _dt(e: float) -> str:
 
 def _gemm_lines(model: NpuModel, g: Gemm, st) -> list[str]:
     t = st.tiling
+    if t is None:  # NpuModel.gemm: a zero-size operand has no work and no tiling
+        return [f"  gemm \"{g.label}\": batch {g.batch}, m={g.m} k={g.k} n={g.n}: empty, "
+                "nothing to do"]
     Mt, Kt, Nt = math.ceil(g.m / t.tm), math.ceil(g.k / t.tk), math.ceil(g.n / t.tn)
     lines = [f"  gemm \"{g.label}\": batch {g.batch}, m={g.m} k={g.k} n={g.n} "
              f"(A {_dt(g.ea)} {g.a_in}, W {_dt(g.ew)} {g.w_in}, C {_dt(g.ec)} {g.c_out})",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speccc.errors import SpecccError
 from speccc.targets.npu.kernels import ACC_BYTES, Gemm, Kernel, Vector
 
 MAX_ITERS = 200_000      # tilings with more tile iterations are not considered
@@ -185,6 +186,8 @@ class NpuModel:
         return out
 
     def gemm(self, g: Gemm) -> StageTime:
+        if min(g.batch, g.m, g.k, g.n) == 0:  # a zero-size operand: no work, no tiling
+            return StageTime(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, None, 0.0)
         return _best_gemm(self, g)
 
     # ---- vector unit ----
@@ -208,7 +211,9 @@ class NpuModel:
                 break
             rt = max(1, rt // 2)
         if best is None:
-            raise ValueError(f"vector stage {v.label}: a row does not fit in SRAM")
+            raise SpecccError(f"NPU vector stage {v.label}: one row needs "
+                              f"{int(2 * (per[0] + per[1]) + resident):,} bytes of SRAM, the "
+                              f"NPU has {int(self.sram):,}")
         ns, tiling, need = best
         dram = v.dram_in + v.dram_out
         sram = 2 * v.dram_in + v.sram_in + v.sram_out + 2 * v.dram_out
@@ -228,7 +233,7 @@ def _best_gemm(model: NpuModel, g: Gemm) -> StageTime:
         if r is not None and (best is None or (r.ns, r.energy_pj) < (best.ns, best.energy_pj)):
             best = r
     if best is None:
-        raise ValueError(f"GEMM {g.label} {g.m}x{g.k}x{g.n}: no tiling fits the NPU SRAM")
+        raise SpecccError(f"NPU GEMM {g.label} {g.m}x{g.k}x{g.n}: no tiling fits the NPU SRAM")
     return best
 
 

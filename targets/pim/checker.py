@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from speccc.errors import CheckFailed, SpecccError
 from speccc.targets.pim.isa import OPS, ew_slots
-from speccc.targets.pim.listing import Command, Loop, Program, check_ranges
+from speccc.targets.pim.listing import Command, Loop, Program, check_ranges, check_work
 from speccc.targets.pim.timing import completion_latency, compile_rules, standard_for
 
 REFRESH_POSTPONE = 8          # JEDEC lets a controller postpone up to 8 REFs
@@ -190,15 +190,14 @@ def check_trace(entries, hw, name: str = "<trace>") -> int:
 
 
 def flatten(prog: Program, limit: int = MAX_FLAT) -> list[Entry]:
-    """Expand loops into concrete commands (cycle = stamp or -1), in program order."""
+    """Expand loops into concrete commands (cycle = stamp or -1), in program order.
+    The size is estimated first (empty loops count), so nothing large is ever walked."""
+    check_work(prog, limit, "the checker expands loops flat")
     out: list[Entry] = []
 
     def walk(body, env):
         for node in body:
             if isinstance(node, Command):
-                if len(out) >= limit:
-                    raise SpecccError(f"{prog.name}: more than {limit} commands once loops are "
-                                      "expanded; too large to check flat")
                 args = {k: (v if isinstance(v, str) else v.eval(env)) for k, v in node.args}
                 out.append(Entry(-1 if node.stamp is None else node.stamp, node.op, args, node.line))
             elif isinstance(node, Loop):

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 from speccc.targets.pim.functional import FunctionalState
 from speccc.targets.pim.isa import OPS
-from speccc.targets.pim.listing import Program, check_ranges, format_command, cmd as make_cmd
+from speccc.targets.pim.listing import (MAX_COMMANDS, Program, check_ranges, check_work,
+                                        format_command, cmd as make_cmd)
 from speccc.targets.pim.scheduler import COUNTERS, Scheduler, TraceEntry
 
 
@@ -96,9 +97,10 @@ class PimEmulator:
     def set_input(self, data) -> None:
         self.state.set_input(data)
 
-    def run(self, program: Program, *, functional: bool = True,
-            record: bool = False) -> PimResult | None:
+    def run(self, program: Program, *, functional: bool = True, record: bool = False,
+            max_commands: int = MAX_COMMANDS) -> PimResult | None:
         check_ranges(program, self.hw)
+        check_work(program, max_commands)  # estimated from loop counts, before any issue
         if not self.timing:
             self.state.run(program)
             return None
@@ -114,10 +116,10 @@ class PimEmulator:
 
 
 def time_program(program: Program, hw, *, refresh: bool = True, accelerate: bool = True,
-                 record: bool = False) -> PimResult:
+                 record: bool = False, max_commands: int = MAX_COMMANDS) -> PimResult:
     """Timing and energy only (no values)."""
     return PimEmulator(hw, refresh=refresh, accelerate=accelerate).run(
-        program, functional=False, record=record)
+        program, functional=False, record=record, max_commands=max_commands)
 
 
 def format_trace(trace: list[TraceEntry], hw_name: str | None = None) -> str:

@@ -17,6 +17,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from speccc.errors import CapacityError, ParseError, SpecccError
+from speccc.textio import check_nesting
 from speccc.targets.pim.isa import AF_FUNCTIONS, OPERAND_ORDER, OPS, RANGE_LIMITS, ew_slots
 
 
@@ -287,8 +288,33 @@ class _Build(Transformer):
         return Loop(var, count, tuple(body), comment, end_comment, meta.line, meta.column)
 
 
+# Commands + loop iterations `asm --run` will emulate unless --max-commands says more.
+# The emulator fast-forwards steady loops, but a loop it cannot (`loop 10^12 {ACT; PRE}`)
+# costs ~14 s per million iterations; a 7B decode step's largest listing is far below.
+MAX_COMMANDS = 50_000_000
+
+
+def work(prog: "Program") -> int:
+    """Commands plus loop iterations once loops are expanded, counted without expanding
+    them: an empty `loop 10000000 {}` is 10^7 iterations of work, not 0 commands."""
+    def walk(body) -> int:
+        return sum(1 if isinstance(n, Command) else n.count * (1 + walk(n.body))
+                   if isinstance(n, Loop) else 0 for n in body)
+    return walk(prog.body)
+
+
+def check_work(prog: "Program", limit: int = MAX_COMMANDS, what: str = "--max-commands") -> int:
+    """The estimate, or a SpecccError naming it and the limit, before anything runs."""
+    n = work(prog)
+    if n > limit:
+        raise SpecccError(f"{prog.name}: expands to {n:,} commands and loop iterations, more "
+                          f"than the limit {limit:,} ({what})")
+    return n
+
+
 def parse(text: str, name: str = "<listing>") -> Program:
     """Parse listing text; errors are ParseError located as NAME:LINE:COL."""
+    check_nesting(text, name)
     try:
         items = _Build().transform(_parser().parse(text if text.endswith("\n") else text + "\n"))
     except VisitError as err:

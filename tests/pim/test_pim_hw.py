@@ -77,7 +77,8 @@ def test_bad_value_names_the_key(tmp_path):
     ("tRP = 14 ", "", r"\[pim.timing\] tRP: missing"),
     ("tRP = 14 ", "tRP = 14\ntBOGUS = 3 ", r"\[pim.timing\] tBOGUS: unknown key"),
     ('kind = "hbm-pim"', 'kind = "ddr9"', r"\[pim\] kind: expected one of hbm-pim"),
-    ("lanes = 16 ", "lanes = 8 ", r"\[pim.pu\] lanes: a 32-byte burst holds 16"),
+    ("lanes = 16 ", "lanes = 8 ", r"\[pim.pu\] lanes: breaks `burst_bytes == 2 \* lanes` "
+                                  r"\(burst_bytes=32, lanes=8\)"),
     ("tCK_ns = 1.0 ", 'tCK_ns = "fast" ', r"\[pim.timing\] tCK_ns: expected a positive number"),
     ("[energy]", "[energi]", r"energi: unknown key"),
 ])
@@ -114,3 +115,31 @@ def test_cli_hw_show_bad_file(tmp_path):
 
 def test_all_timing_keys_documented():
     assert len({k for k, _, _ in TIMING_KEYS}) == len(TIMING_KEYS)
+
+
+# Issue 17: physically impossible or absurd presets are refused, naming the key and rule.
+@pytest.mark.parametrize("old,new,msg", [
+    ("tRC = 47 ", "tRC = 40 ", r"\[pim.timing\] tRC: breaks `tRC >= tRAS \+ tRP - 1` "
+                               r"\(tRC=40, tRAS=33, tRP=14\)"),
+    ("tRAS = 33 ", "tRAS = 10 ", r"\[pim.timing\] tR(AS|C): breaks"),
+    ("tFAW = 16 ", "tFAW = 1 ", r"\[pim.timing\] tFAW: breaks `tFAW > 3 \* tRRD_S`"),
+    ("tREFI = 3900 ", "tREFI = 351 ", r"\[pim.timing\] tREFI: breaks `tREFI >= 4 \* tRFC`"),
+    ("tCK_ns = 1.0 ", "tCK_ns = 1e-300 ", r"\[pim.timing\] tCK_ns: .*plausible range"),
+    ("tCK_ns = 1.0 ", "tCK_ns = 1e300 ", r"\[pim.timing\] tCK_ns: .*plausible range"),
+    ("CL = 20 ", "CL = 1000000000 ", r"\[pim.timing\] CL: .*plausible range"),
+    ("tMACL = 24 ", "tMACL = 1000000000 ", r"\[pim.timing\] tMACL: .*plausible range"),
+    ("columns = 32 ", "columns = 1000000000 ", r"\[pim\] columns: .*plausible range"),
+    ("pseudo_channels = 2 ", "pseudo_channels = 1000000 ", r"pseudo_channels: .*plausible"),
+    ("channels = 8 ", "channels = 100000000000000000000 ", r"\[pim\] channels: .*plausible"),
+    ("act_pj = 901.1 ", "act_pj = 1e308 ", r"\[energy\] act_pj: .*plausible range"),
+])
+def test_implausible_presets_refused(tmp_path, old, new, msg):
+    with pytest.raises(SpecccError, match=msg):
+        load_hw(_variant(tmp_path, old, new))
+
+
+def test_every_rule_holds_for_shipped_presets():
+    from speccc.hw.config import RULES
+    for name in preset_names():
+        p = load_hw(name).pim
+        assert all(holds(p, p.pu, p.timing) for _, _, holds, _ in RULES), name

@@ -96,6 +96,9 @@ def split(ctx):
         sizes = list(ctx.require_const(1, "split").reshape(-1))
     else:
         sizes = None
+    if sizes is None and ctx.opset >= 18 and ctx.attr("num_outputs") is None:
+        # opset 18 made this an error (onnxruntime refuses it); before, outputs counted
+        ctx.fail("needs a `split` input or a `num_outputs` attribute (opset 18+)")
     if sizes is None:
         n = int(ctx.attr("num_outputs", len(ctx.node.output)))
         sizes = _even_split(ctx, x.type.shape[axis], n)

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from speccc.errors import NotConstantError
 from speccc.ir.opdefs import Cost, InferCtx
 from speccc.ir.types import DType, Sym, TensorType, dim_add, dim_mul
 
@@ -52,7 +53,8 @@ def static_shape(ctx: InferCtx, i: int, what: str) -> tuple:
     """Operand i's value as a tuple of ints; it must be a compile-time constant."""
     v = ctx.const(i)
     if v is None:
-        ctx.fail(f"{what} (operand {i}) must be a constant; run 'fold' or bind the inputs")
+        ctx.fail(f"{what} (operand {i}) must be a constant; run 'fold' or bind the inputs",
+                 NotConstantError)
     return tuple(int(x) for x in np.asarray(v).reshape(-1))
 
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from speccc.errors import NotConstantError
 from speccc.ir.opdefs import Attr, Cost, define, io_bytes
 from speccc.ir.ops._util import broadcast_dims, norm_axis
 from speccc.ir.types import DType, Sym, TensorType, dim_add, dim_div, dim_mul, dim_prod
@@ -29,7 +30,7 @@ def const_dims(ctx, i: int, what: str) -> list:
     v = ctx.const(i)
     if v is None:
         ctx.fail(f"{what} (operand {i}) must be a compile-time constant (maybe symbolic); "
-                 "run 'fold' or bind the inputs")
+                 "run 'fold' or bind the inputs", NotConstantError)
     return [as_dim(x) for x in np.asarray(v).reshape(-1)]
 
 
@@ -278,7 +279,7 @@ def _range_infer(ctx):
     vals = [ctx.const(i) for i in range(3)]
     if any(v is None for v in vals):
         ctx.fail("start, limit and delta must be compile-time constants (the length is "
-                 "data-dependent otherwise)")
+                 "data-dependent otherwise)", NotConstantError)
     items = [np.asarray(v).reshape(()).item() for v in vals]
     return [TensorType((_range_len(ctx, *items),), ctx.types[0].dtype)]
 
