@@ -64,9 +64,13 @@ def hw_show(preset: str, as_json: bool) -> None:
     for section in ("npu", "link", "energy"):
         _table(con, f"[{section}]", data[section])
     pim = dict(data["pim"])
-    pu, timing = pim.pop("pu"), pim.pop("timing")
+    pu, timing, groups = pim.pop("pu"), pim.pop("timing"), pim.pop("groups")
     _table(con, "[pim]", pim)
     _table(con, "[pim.pu]", pu)
+    for g in groups:       # channel groups: their channels and the PU keys they change
+        own = {k: v for k, v in g["pu"].items() if v != pu[k]}
+        _table(con, f"[[pim.groups]] {g['name']}",
+               {"channels": f"{g['lo']}..{g['hi'] - 1} ({g['hi'] - g['lo']})", **own})
     _table(con, "[pim.timing]", timing)
     _table(con, "derived", data["derived"])
 

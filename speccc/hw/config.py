@@ -54,13 +54,16 @@ PIM_KEYS = [
 PU_KEYS = [
     ("lanes", "int", "SIMD lanes per PU (elements per burst)"),
     ("banks_per_pu", "int", "banks sharing one PU (all-bank ops pick one with sel)"),
-    ("clock_mhz", "float", "PU clock (informational; MAC rate is tCCD_AB)"),
+    ("clock_mhz", "float", "PU clock: with mac_lanes it sets the PU's MAC rate"),
+    ("mac_lanes", "int", "burst-wide MACs per PU clock (input vectors one column meets per clock)"),
     ("mul_dtype", DTYPES, "multiplier input format"),
     ("acc_dtype", DTYPES, "accumulator format"),
     ("out_dtype", DTYPES, "format RDMAC returns"),
     ("reduce", ("tree", "lanes"), "tree: lanes summed per MAC; lanes: kept apart"),
     ("acc_regs", "int", "accumulator registers per PU"),
-    ("gb_bytes", "int", "global buffer per pseudo-channel"),
+    ("gb_bytes", "int", "global buffer per pseudo-channel, per input vector"),
+    ("vector_slots", "int", "input vectors the global buffer holds (gb_bytes each)"),
+    ("acc_sets", "int", "accumulator sets per PU (acc_regs each; one per buffered token)"),
 ]
 TIMING_KEYS = [
     ("tCK_ns", "float", "command clock period"),
@@ -179,6 +182,9 @@ class PuConfig:
     reduce: str
     acc_regs: int
     gb_bytes: int
+    mac_lanes: int = 1
+    vector_slots: int = 1
+    acc_sets: int = 1
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,18 @@ class PimTiming:
 
 
 @dataclass(frozen=True)
+class ChannelGroup:
+    """Channels [lo, hi) of a preset with their own PU configuration (SpecPIM's
+    per-model architecture space: e.g. a small-PU group for the draft, a multi-lane one
+    for the target). From `[[pim.groups]]`: name, channels (count, groups in order), and
+    any [pim.pu] key to override."""
+    name: str
+    lo: int
+    hi: int
+    pu: PuConfig
+
+
+@dataclass(frozen=True)
 class PimConfig:
     kind: str
     channels: int
@@ -222,6 +240,7 @@ class PimConfig:
     burst_bytes: int
     pu: PuConfig
     timing: PimTiming
+    groups: tuple[ChannelGroup, ...] = ()
 
     # ---- organisation ----
     @property
@@ -239,6 +258,32 @@ class PimConfig:
     @property
     def gb_slots(self) -> int:
         return self.pu.gb_bytes // self.burst_bytes
+
+    @property
+    def gb_slots_total(self) -> int:
+        """Slots of the whole buffer: vector v's tile is slots v*gb_slots .. +gb_slots-1."""
+        return self.gb_slots * self.pu.vector_slots
+
+    @property
+    def acc_total(self) -> int:
+        """Accumulator registers per PU over all sets: set v is v*acc_regs .. +acc_regs-1."""
+        return self.pu.acc_regs * self.pu.acc_sets
+
+    @property
+    def token_slots(self) -> int:
+        """Tokens one row visit can serve: an input vector and an accumulator set each."""
+        return min(self.pu.vector_slots, self.pu.acc_sets)
+
+    @property
+    def pu_cycles(self) -> float:
+        """Command-clock cycles per PU clock."""
+        return 1e3 / (self.pu.clock_mhz * self.timing.tCK_ns)
+
+    @property
+    def tPU(self) -> int:
+        """Whole command cycles one PU clock (one group of mac_lanes tokens) takes; a
+        0.1% tolerance absorbs clocks quoted to a few digits (216.7 MHz = 6 x 0.769 ns)."""
+        return max(1, math.ceil(self.pu_cycles - 1e-3 * self.pu_cycles))
 
     @property
     def acc_lanes(self) -> int:
@@ -284,7 +329,9 @@ class HwConfig:
         pcs = p.channels * p.pseudo_channels
         ext_pc = p.burst_bytes / (t.tBL * t.tCK_ns)
         int_pc = p.pus_per_pc * p.burst_bytes / (t.tCCD_AB * t.tCK_ns)
-        macs = pcs * p.pus_per_pc * p.pu.lanes / (t.tCCD_AB * t.tCK_ns) * 1e9
+        # the PUs' compute peak: lanes x mac_lanes multiply-accumulates per PU clock
+        macs = pcs * p.pus_per_pc * p.pu.lanes * p.pu.mac_lanes * p.pu.clock_mhz * 1e6
+        column_rate = 1e3 / (t.tCCD_AB * t.tCK_ns)                  # MHz
         return {
             "capacity_bytes": pcs * p.banks_per_pc * p.rows * p.row_bytes,
             "total_banks": pcs * p.banks_per_pc,
@@ -295,6 +342,9 @@ class HwConfig:
             "peak_external_gbs_per_channel": ext_pc * p.pseudo_channels,
             "internal_over_external": int_pc / ext_pc,
             "peak_pim_macs_per_s": macs,
+            # tokens a column access can serve before the PU, not the column, is the bound
+            "tokens_per_column": p.pu.mac_lanes * p.pu.clock_mhz / column_rate,
+            "token_slots": p.token_slots,
             "refresh_overhead": t.tRFC / t.tREFI,
             "npu_peak_macs_per_s": self.npu.pes * self.npu.array_rows * self.npu.array_cols
             * self.npu.clock_mhz * 1e6,
@@ -304,6 +354,26 @@ class HwConfig:
         d = dataclasses.asdict(self)
         d.pop("source")
         return d
+
+    def group(self, name: str) -> ChannelGroup:
+        for g in self.pim.groups:
+            if g.name == name:
+                return g
+        have = ", ".join(g.name for g in self.pim.groups) or "none"
+        raise SpecccError(f"{self.name} has no PIM channel group {name!r} (groups: {have})")
+
+    def for_channels(self, channels) -> "HwConfig":
+        """This preset as seen by work on `channels`: the PU configuration of the channel
+        group holding them (addresses stay global). No groups, or no channels: self."""
+        if not self.pim.groups or not channels:
+            return self
+        lo, hi = min(channels), max(channels) + 1
+        for g in self.pim.groups:
+            if g.lo <= lo and hi <= g.hi:
+                if g.pu == self.pim.pu:
+                    return self
+                return dataclasses.replace(self, pim=dataclasses.replace(self.pim, pu=g.pu))
+        return self     # work spanning groups is timed with the preset's [pim.pu]
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -401,16 +471,48 @@ def _build(raw: dict, label: str, source: str) -> HwConfig:
     top = _fields(raw, TOP_KEYS, label, None, sub=("npu", "link", "pim", "energy"))
     tables = {d: _section(raw, d, label) for d in SECTIONS}
     vals = {d: _fields(tables[d], SECTIONS[d], label, d,
-                       sub=("pu", "timing") if d == "pim" else ())
+                       sub=("pu", "timing", "groups") if d == "pim" else ())
             for d in SECTIONS}
     pu = PuConfig(**vals["pim.pu"])
     timing = PimTiming(**vals["pim.timing"])
-    pim = PimConfig(**vals["pim"], pu=pu, timing=timing)
+    groups = _groups(tables["pim"].get("groups", []), vals["pim"]["channels"], pu, label)
+    pim = PimConfig(**vals["pim"], pu=pu, timing=timing, groups=groups)
     hw = HwConfig(name=top["name"], description=top["description"],
                   npu=NpuConfig(**vals["npu"]), link=LinkConfig(**vals["link"]),
                   pim=pim, energy=EnergyConfig(**vals["energy"]), source=source)
     _consistency(hw, label)
     return hw
+
+
+def _groups(raw: Any, channels: int, pu: PuConfig, label: str) -> tuple[ChannelGroup, ...]:
+    """[[pim.groups]]: name, channels (a count; groups take channels in order and must
+    cover them all), optional [pim.pu] overrides."""
+    if not raw:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
+        raise SpecccError(f"{label}: [pim] groups: expected [[pim.groups]] tables")
+    out, lo = [], 0
+    pu_kinds = {k: kind for k, kind, _ in PU_KEYS}
+    for i, g in enumerate(raw):
+        where = f"{label}: [[pim.groups]] #{i + 1}"
+        name = _check(g.get("name"), "str", f"{where} name")
+        count = _check(g.get("channels"), "int", f"{where} channels")
+        over = {}
+        for key, value in g.items():
+            if key in ("name", "channels"):
+                continue
+            if key not in pu_kinds:
+                raise SpecccError(f"{where} {key}: unknown key (a group sets name, channels "
+                                  "and [pim.pu] keys)")
+            over[key] = _check(value, pu_kinds[key], f"{where} {key}")
+        if name in {x.name for x in out}:
+            raise SpecccError(f"{where} name: {name!r} defined twice")
+        out.append(ChannelGroup(name, lo, lo + count, dataclasses.replace(pu, **over)))
+        lo += count
+    if lo != channels:
+        raise SpecccError(f"{label}: [[pim.groups]] channels: the groups cover {lo} channels, "
+                          f"the preset has {channels}")
+    return tuple(out)
 
 
 def _value(p: PimConfig, name: str):
@@ -425,3 +527,8 @@ def _consistency(hw: HwConfig, label: str) -> None:
             values = ", ".join(f"{n}={_value(p, n)}"
                                for n in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", rule)))
             raise SpecccError(f"{label}: {key}: breaks `{rule}` ({values}): {why}")
+    for g in p.groups:
+        if (g.pu.lanes, g.pu.banks_per_pu, g.pu.reduce) != (p.pu.lanes, p.pu.banks_per_pu,
+                                                            p.pu.reduce):
+            raise SpecccError(f"{label}: [[pim.groups]] {g.name}: lanes, banks_per_pu and "
+                              "reduce are the die's organisation: a group keeps them")

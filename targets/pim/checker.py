@@ -24,7 +24,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from speccc.errors import CheckFailed, SpecccError
-from speccc.targets.pim.isa import OPS, ew_slots
+from speccc.targets.pim.isa import OPS, ew_slots, token_groups, token_operands
 from speccc.targets.pim.listing import Command, Loop, Program, check_ranges, check_work
 from speccc.targets.pim.timing import completion_latency, compile_rules, standard_for
 
@@ -94,6 +94,9 @@ class _Checker:
         elif e.op in ("EWMUL", "EWADD"):
             slots = list(range(a["slot"], a["slot"] + ew_slots(p)))
         accs = [a["acc"]] if "acc" in a else []
+        if spec.tokens:     # MACN.ab: every token's buffered vector and accumulator set
+            slots = list(token_operands(p, "slot", a["slot"], a["n"]))
+            accs = list(token_operands(p, "acc", a["acc"], a["n"]))
         return {"channel": [(ch,)], "pc": [(ch, pc)],
                 "bankgroup": sorted({(ch, b // p.banks_per_group) for b in banks}),
                 "bank": [(ch, b) for b in banks], "slot": [(ch, pc, s) for s in slots],
@@ -149,15 +152,15 @@ class _Checker:
                 h = self.hist.get((cr.index, n))
                 if h is not None and len(h) >= cr.rule.window:
                     before = h[-cr.rule.window]
-                    if e.cycle - before[0] < cr.latency:
+                    if e.cycle - before[0] < cr.latency * before[3]:
                         bad.append((cr, before))
         if bad:
-            cr, (t0, line0, op0) = bad[0]
+            cr, (t0, line0, op0, groups) = bad[0]
             others = sorted({b[0].rule.name for b in bad[1:]} - {cr.rule.name})
             what = f"{cr.rule.window}th previous " if cr.rule.window > 1 else ""
             self.fail(e, f"{cr.rule.name} violated: {e.op} at cycle {e.cycle} is "
                          f"{e.cycle - t0} cycles after the {what}{op0} at cycle {t0} "
-                         f"(line {line0}); needs {cr.latency}"
+                         f"(line {line0}); needs {cr.latency * groups}"
                          + (f" (also violates {', '.join(others)})" if others else ""))
         limit = (REFRESH_POSTPONE + 1) * self.p.timing.tREFI
         for p in range(self.p.pseudo_channels):
@@ -172,7 +175,9 @@ class _Checker:
                 h = self.hist.get((cr.index, n))
                 if h is None:
                     h = self.hist[(cr.index, n)] = deque(maxlen=cr.rule.window)
-                h.append((e.cycle, e.line, e.op))
+                # a `tokens` rule binds for the PU clocks the earlier command's tokens take
+                groups = token_groups(self.p, e.args.get("n", 1)) if cr.rule.tokens else 1
+                h.append((e.cycle, e.line, e.op, groups))
         self.last[ch] = (e.cycle, e.line)
         end = e.cycle + self.done_lat[kind]
         if not e.auto and end > self.completion[0]:

@@ -48,7 +48,7 @@ from speccc.errors import SpecccError
 from speccc.hw.config import dtype_bytes
 from speccc.targets.pim import kv_layout as kv
 from speccc.targets.pim.emulator import PimEmulator, PimResult, time_program
-from speccc.targets.pim.gemv import gemv_body
+from speccc.targets.pim.gemv import gemv_body, gemv_tokens
 from speccc.targets.pim.isa import ew_slots
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix, plan_matrix
 from speccc.targets.pim.listing import Affine, Command, Loop, Program, cmd, loop
@@ -182,13 +182,9 @@ def _stream_bursts(pl: Placement) -> int:
 
 
 def _gemv_rows(hw, pl: Placement, rows: int) -> list:
-    """`loop tok rows` of one GEMV per row of x (host stream and outputs per row)."""
-    stream, outs = _stream_bursts(pl), pl.outputs
-    if rows == 1:
-        return gemv_body(hw, pl, sync=False)
-    tok = Affine.of("tok")
-    return [loop("tok", rows, gemv_body(hw, pl, src=tok * stream, dst=tok * outs, sync=False),
-                 comment=f" {rows} rows of x")]
+    """GEMVs of every row of x (host stream and outputs per row), as many rows per row
+    visit as the PUs buffer (gemv.gemv_tokens)."""
+    return gemv_tokens(hw, pl, rows, stream=_stream_bursts(pl))
 
 
 def _gemv_run(emu, prog, pl: Placement, X: np.ndarray) -> np.ndarray:

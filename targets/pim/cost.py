@@ -3,8 +3,11 @@
     pim_cost(hw, op, {"T": 1, "P": 128})   # OpCost: PimTarget.cost (targets/pim/target.py)
 
 What runs (targets/pim: `plan_matrix` -> `gemv_body` -> `time_program`, timing only):
-- linear / matmul / gemm with a stored 2-D weight: the N x K GEMV, once per row of x
-  (T x batch rows: the codegen streams the weights once per input vector);
+- linear / matmul / gemm with a stored 2-D weight: the N x K GEMV for every row of x
+  (T x batch rows), as the codegen emits it: rows in groups of `token_slots` tokens, each
+  group one weight pass whose MACs serve every token of the group (MACN.ab; a PU MACs
+  mac_lanes tokens per PU clock), so on multi-lane PUs T rows cost about max(1, T/L)
+  passes; with one token slot (the shipped presets) one pass per row;
 - gated_mlp: the gate and up GEMVs (F x K) and the down GEMV (N x F), each per row;
 - gather from a stored table (embeddings): the rows read out (RD), at the external
   bandwidth (not emulated);
@@ -62,9 +65,10 @@ class PimRun:
                       self.bytes_external * k, self.lane_macs * k, self.exact)
 
 
-def gemv_program(hw, M: int, K: int, count: int, reps: int):
-    """`count` M x K matrices, each applied to `reps` input vectors, spread over channel
-    groups (matrix j in group j mod G at its own rows); one SYNC at the end."""
+def gemv_program(hw, M: int, K: int, count: int, reps: int, tokens: int = 1):
+    """`count` M x K matrices, each applied to `reps` groups of `tokens` input vectors
+    (one row visit serves a group), spread over channel groups (matrix j in group j mod
+    G at its own rows); one SYNC at the end."""
     from speccc.targets.pim.gemv import gemv_body
     from speccc.targets.pim.layout import plan_matrix
     from speccc.targets.pim.listing import Affine, Program, cmd, loop
@@ -76,10 +80,12 @@ def gemv_program(hw, M: int, K: int, count: int, reps: int):
         chans = tuple(range(g * width, (g + 1) * width))
         for i, _ in enumerate(range(g, count, groups)):
             pl = plan_matrix(hw, M, K, base=i * first.rows_used, channels=chans)
-            inner = gemv_body(hw, pl, src=0, dst=Affine.of("r") * pl.outputs, sync=False)
+            inner = gemv_body(hw, pl, src=0, dst=Affine.of("r") * (pl.outputs * tokens),
+                              sync=False, tokens=tokens, dst_step=pl.outputs)
             body.append(loop("r", reps, inner))
     body.append(cmd("SYNC"))
-    return Program(tuple(body), hw.name, f"gemv{M}x{K}x{count}r{reps}.pim")
+    t = f"t{tokens}" if tokens > 1 else ""
+    return Program(tuple(body), hw.name, f"gemv{M}x{K}x{count}r{reps}{t}.pim")
 
 
 def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1) -> PimRun:
@@ -88,19 +94,23 @@ def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1) -> PimRun:
     cached by that: every KV length within one tile of the layout costs one emulation."""
     from speccc.targets.pim.layout import plan_matrix
     pl = plan_matrix(hw, M, K)
-    return _gemv_run(hw, pl.Mp, pl.Kp, count, reps)
+    T = max(1, min(reps, hw.pim.token_slots))          # tokens per row visit
+    full, rest = divmod(reps, T)
+    run = _gemv_run(hw, pl.Mp, pl.Kp, count, full, T)
+    return run + _gemv_run(hw, pl.Mp, pl.Kp, count, 1, rest) if rest else run
 
 
 @functools.lru_cache(maxsize=None)
-def _gemv_run(hw, M: int, K: int, count: int, reps: int) -> PimRun:
+def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1) -> PimRun:
     if reps > EXACT_REPS:
-        a, b = _gemv_run(hw, M, K, count, 2), _gemv_run(hw, M, K, count, EXACT_REPS)
+        a, b = (_gemv_run(hw, M, K, count, 2, tokens),
+                _gemv_run(hw, M, K, count, EXACT_REPS, tokens))
         per = PimRun(*((y - x) / (EXACT_REPS - 2) for x, y in
                        zip(_fields(a), _fields(b))))
         out = b + per.scaled(reps - EXACT_REPS)
         return PimRun(*_fields(out), exact=False)
     from speccc.targets.pim.emulator import time_program
-    res = time_program(gemv_program(hw, M, K, count, reps), hw)
+    res = time_program(gemv_program(hw, M, K, count, reps, tokens), hw)
     return PimRun(res.ns, res.energy_total_pj, res.bytes_internal, res.bytes_external,
                   res.lane_macs)
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from speccc.errors import SpecccError
-from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, touched_banks
-from speccc.targets.pim.listing import Command, Loop, Program
+from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, token_operands, touched_banks
+from speccc.targets.pim.listing import Affine, Command, Loop, Program
 
 
 def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
@@ -67,8 +67,8 @@ class FunctionalState:
         self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
         self.rows: dict[tuple[int, int, int], np.ndarray] = {}
         self.version = 0        # bumped whenever bank contents change (vectorised.py caches rows)
-        self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots, p.pu.lanes), np.float32)
-        self.acc = np.zeros((p.channels, p.pseudo_channels, p.pu.acc_regs, p.pus_per_pc,
+        self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots_total, p.pu.lanes), np.float32)
+        self.acc = np.zeros((p.channels, p.pseudo_channels, p.acc_total, p.pus_per_pc,
                              p.acc_lanes), np.float32)
         self.host_in = np.zeros((0, p.pu.lanes), np.float32)
         self.host_out: dict[int, np.ndarray] = {}
@@ -97,7 +97,8 @@ class FunctionalState:
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        if self.engine == "command":
+        if self.engine == "command" or _multi_token(program.body):
+            # the vectorised engine has no MACN.ab (n > 1) plan: the oracle runs those
             return self._body(program.body, {}, program.name)
         if self._vector is None:
             from speccc.targets.pim.vectorised import VectorEngine
@@ -140,13 +141,16 @@ class FunctionalState:
         elif kind in ("MAC", "MACab"):
             banks = touched_banks(p, spec, pc, a.get("bank"), a.get("sel", 0))
             data = np.stack([self.row(ch, b, a["row"])[a["col"]] for b in banks])
-            prods = data * self.gb[ch, pc, a["slot"]][None, :]
             pus = [pu_of_bank(p, b) for b in banks]
-            reg = self.acc[ch, pc, a["acc"]]
-            if p.pu.reduce == "tree":
-                reg[pus, 0] = round_to(self.accd, reg[pus, 0] + prods.sum(axis=1, dtype=np.float32))
-            else:
-                reg[pus] = round_to(self.accd, reg[pus] + prods)
+            n = a.get("n", 1)       # MACN.ab: token i has its own vector and acc set
+            for slot, acc in zip(token_operands(p, "slot", a["slot"], n),
+                                 token_operands(p, "acc", a["acc"], n)):
+                prods = data * self.gb[ch, pc, slot][None, :]
+                reg = self.acc[ch, pc, acc]
+                if p.pu.reduce == "tree":
+                    reg[pus, 0] = round_to(self.accd, reg[pus, 0] + prods.sum(axis=1, dtype=np.float32))
+                else:
+                    reg[pus] = round_to(self.accd, reg[pus] + prods)
         elif kind == "RDMAC":
             self.host_out[a["dst"]] = round_to(self.outd, self.acc[ch, pc, a["acc"]]).copy()
             self.acc[ch, pc, a["acc"]] = 0
@@ -160,3 +164,15 @@ class FunctionalState:
             g = self.gb[ch, pc, a["slot"]:a["slot"] + ew_slots(p)].reshape(-1)[:n].reshape(reg.shape)
             reg[...] = round_to(self.accd, reg * g if kind == "EWMUL" else reg + g)
         # ACT/PRE/REF/SYNC have no functional effect (row-buffer contents equal the array).
+
+
+def _multi_token(body) -> bool:
+    """Does the listing visit a row for several tokens (an `n` operand above 1)?"""
+    for node in body:
+        if isinstance(node, Loop):
+            if _multi_token(node.body):
+                return True
+        elif isinstance(node, Command) and any(name == "n" and Affine.of(v) != Affine.of(1)
+                                               for name, v in node.args):
+            return True
+    return False

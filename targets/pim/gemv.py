@@ -22,6 +22,14 @@ The schedule is software-pipelined so the in-order command stream keeps the MAC 
   WRGB right after the last MAC that reads that slot (MACs latch their slot at issue).
 The last visit prefetches tile 0 again and activates the placement's guard row; both are
 wasted work of one tile/row, kept so every loop iteration is identical.
+
+Multi-token row visits (`tokens` = T > 1, PUs with vector_slots/acc_sets >= T): the T input
+vectors sit side by side in the global buffer (token i's tile in slots i*gb_slots + g) and
+every column is MAC'd against all of them by one `MACN.ab ... n=T` (token i accumulates
+into set i: acc + i*acc_regs), so the weights stream once for T tokens; the buffer loads
+and RDMACs are per token (host input of token i at src + i*src_step, outputs at
+dst + i*dst_step). T = 1 emits exactly the one-token listing. `gemv_tokens` splits R
+rows of x into groups of at most `token_slots` tokens.
 """
 from __future__ import annotations
 
@@ -40,7 +48,21 @@ def _split_points(hw, pl: Placement) -> tuple[int, int]:
     return k1, k2
 
 
-def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch) -> list:
+class Tok:
+    """The tokens of one row visit: count, buffer/accumulator strides, host strides."""
+
+    def __init__(self, hw, tokens: int = 1, src_step: int = 0, dst_step: int = 0):
+        self.n, self.src_step, self.dst_step = tokens, src_step, dst_step
+        self.V, self.A = hw.pim.gb_slots, hw.pim.pu.acc_regs
+
+    def each(self):
+        """(token, slot offset, acc offset, src offset, dst offset) per token."""
+        return [(i, i * self.V, i * self.A, i * self.src_step, i * self.dst_step)
+                for i in range(self.n)]
+
+
+def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch,
+            tok: Tok) -> list:
     """MAC positions j = a*Gt + g of one visit, per pseudo-channel, with commands
     inserted after position j (`hooks`), and one WRGB per slot in the last segment."""
     gt, n = pl.tile_slots, pl.per_row * pl.tile_slots
@@ -50,7 +72,7 @@ def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch) 
     for lo, hi in zip(cuts, cuts[1:]):
         a, g0 = divmod(lo, gt)
         inter = prefetch is not None and lo >= n - gt
-        body = _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch)
+        body = _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch, tok)
         if hi - lo == 1:
             out += _bind(body, "g", 0)
         else:
@@ -60,14 +82,17 @@ def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch) 
     return _merge_segments(out, pl)
 
 
-def _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch) -> list:
-    """MACs of positions a*Gt + g0 + g (one per pseudo-channel), with the prefetching
-    WRGB of the same slot after each when `inter`."""
+def _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch, tok: Tok) -> list:
+    """MACs of positions a*Gt + g0 + g (one per pseudo-channel; MACN.ab over the buffered
+    tokens when there are several), with the prefetching WRGB of the same slot (every
+    token's) after each when `inter`."""
     g = Affine.of("g") + g0
-    body = [cmd("MAC.ab", ch=ch, pc=p, sel=sel, row=row, col=g + a * pl.tile_slots,
-                slot=g, acc=acc0 + a) for p in range(pl.pcs)]
+    many = {"n": tok.n} if tok.n > 1 else {}
+    body = [cmd("MACN.ab" if many else "MAC.ab", ch=ch, pc=p, sel=sel, row=row,
+                col=g + a * pl.tile_slots, slot=g, acc=acc0 + a, **many) for p in range(pl.pcs)]
     if inter:
-        body += [cmd("WRGB", ch=ch, pc=p, slot=g, src=prefetch + g) for p in range(pl.pcs)]
+        body += [cmd("WRGB", ch=ch, pc=p, slot=g + sv, src=prefetch + sx + g)
+                 for _, sv, _, sx, _ in tok.each() for p in range(pl.pcs)]
     return body
 
 
@@ -127,8 +152,13 @@ def gemv_program(hw, pl: Placement, *, src: int | Affine = 0, dst: int | Affine 
                                    sync=sync)), hw.name, name)
 
 
-def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> list:
+def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True,
+              tokens: int = 1, src_step: int = 0, dst_step: int = 0) -> list:
     src, dst, roff = Affine.of(src), Affine.of(dst), Affine.of(row_offset)
+    tok = Tok(hw, tokens, src_step, dst_step)
+    if tokens > hw.pim.token_slots:
+        raise SpecccError(f"{tokens} tokens per row visit, but {hw.name} buffers "
+                          f"{hw.pim.token_slots} (vector_slots, acc_sets): use gemv_tokens")
     c0 = pl.channels[0]
     contiguous = list(pl.channels) == list(range(c0, c0 + len(pl.channels)))
     if not contiguous:
@@ -157,17 +187,18 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> li
             other = (s + 1) % S
             hooks.setdefault(min(k1, R * Gt - 1), []).extend(pre(other))
             hooks.setdefault(min(k2, R * Gt - 1), []).extend(act(other, nxt if last else row))
-        tile += _stream(pl, ch, row, s, s * R, hooks, prefetch if last else None)
-    rdmac = [cmd("RDMAC", ch=ch, pc=p, acc=r,
-                 dst=dst + ((Affine.of("c") * pl.passes + Affine.of("q")) * pl.pcs + p) * pl.accs + r)
-             for p in pcs for r in range(pl.accs)]
+        tile += _stream(pl, ch, row, s, s * R, hooks, prefetch if last else None, tok)
+    rdmac = [cmd("RDMAC", ch=ch, pc=p, acc=r + sa,
+                 dst=dst + sd + ((Affine.of("c") * pl.passes + Affine.of("q")) * pl.pcs + p) * pl.accs + r)
+             for _, _, sa, _, sd in tok.each() for p in pcs for r in range(pl.accs)]
     first = roff + pl.base
     if pl.order == "tiles":
-        nest = _tile_major(pl, ch, src, dst, roff, pre, act)
+        nest = _tile_major(pl, ch, src, dst, roff, pre, act, tok)
     else:
         nest = loop("q", pl.passes, [loop("t", NT, tile), *rdmac])
-    body = [Loop("g", Gt, tuple(cmd("WRGB", ch=ch, pc=p, slot="g", src=src + Affine.of("g"))
-                                for p in pcs)),
+    body = [Loop("g", Gt, tuple(cmd("WRGB", ch=ch, pc=p, slot=Affine.of("g") + sv,
+                                    src=src + sx + Affine.of("g"))
+                                for _, sv, _, sx, _ in tok.each() for p in pcs)),
             *act(0, first), nest, *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
     out = [loop("c", len(pl.channels), body,
                 comment=f" GEMV {pl.M}x{pl.K} on {pl.hw}: {pl.passes} passes x {NT} tiles")]
@@ -176,7 +207,7 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True) -> li
     return out
 
 
-def _tile_major(pl: Placement, ch, src, dst, roff, pre, act) -> Loop:
+def _tile_major(pl: Placement, ch, src, dst, roff, pre, act, tok: Tok) -> Loop:
     """"tiles" order (one bank set): x tile t is sent once and serves every pass; each
     visit's accumulators are read out as a partial sum (dst block d, tile t at
     dst + d*NT + t). The last pass of a tile prefetches tile t+1 and activates the first
@@ -186,15 +217,41 @@ def _tile_major(pl: Placement, ch, src, dst, roff, pre, act) -> Loop:
 
     def visit(qv: Affine, nxt: Affine, prefetch) -> list:
         row = roff + pl.base + qv * NT + t
-        out = _stream(pl, ch, row, 0, 0, {pl.per_row * Gt - 1: pre(0) + act(0, nxt)}, prefetch)
-        return out + [cmd("RDMAC", ch=ch, pc=p, acc=r,
-                          dst=dst + (((c * Q + qv) * pl.pcs + p) * pl.accs + r) * NT + t)
-                      for p in range(pl.pcs) for r in range(pl.accs)]
+        out = _stream(pl, ch, row, 0, 0, {pl.per_row * Gt - 1: pre(0) + act(0, nxt)}, prefetch,
+                      tok)
+        return out + [cmd("RDMAC", ch=ch, pc=p, acc=r + sa,
+                          dst=dst + sd + (((c * Q + qv) * pl.pcs + p) * pl.accs + r) * NT + t)
+                      for _, _, sa, _, sd in tok.each() for p in range(pl.pcs)
+                      for r in range(pl.accs)]
 
     q = Affine.of("q")
     inner = [loop("q", Q - 1, visit(q, roff + pl.base + (q + 1) * NT + t, None))] if Q > 1 else []
     inner += visit(Affine(Q - 1), roff + pl.base + t + 1, src + (t + 1) * Gt)
     return loop("t", NT, inner)
+
+
+def gemv_tokens(hw, pl: Placement, rows: int, *, stream: int, var: str = "tok",
+                src_step: int | None = None, dst_step: int | None = None) -> list:
+    """GEMVs of `rows` input vectors (row r's host input at r*src_step, its outputs at
+    r*dst_step), in row visits of up to `token_slots` tokens: `loop VAR G { T tokens }`
+    and a last, smaller group. One token per visit (token_slots = 1) is a loop of
+    one-token GEMVs. src_step/dst_step default to `stream` bursts / the outputs."""
+    sx = stream if src_step is None else src_step
+    sd = pl.outputs if dst_step is None else dst_step
+    T = max(1, min(rows, hw.pim.token_slots))
+    full, rest = divmod(rows, T)
+    v = Affine.of(var)
+    out = []
+    if full == 1 and not rest:
+        return gemv_body(hw, pl, sync=False, tokens=T, src_step=sx, dst_step=sd)
+    if full:
+        out.append(loop(var, full, gemv_body(hw, pl, src=v * (T * sx), dst=v * (T * sd),
+                                             sync=False, tokens=T, src_step=sx, dst_step=sd),
+                        comment=f" {rows} rows of x" + (f", {T} per row visit" if T > 1 else "")))
+    if rest:
+        out += gemv_body(hw, pl, src=full * T * sx, dst=full * T * sd, sync=False,
+                         tokens=rest, src_step=sx, dst_step=sd)
+    return out
 
 
 def run_gemv(hw, W, x, *, mode: str = "device", base: int = 0, channels=None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Canonical operand order (the printer emits operands in this order).
-OPERAND_ORDER = ("ch", "pc", "bank", "sel", "row", "col", "slot", "acc", "src", "dst", "fn")
+OPERAND_ORDER = ("ch", "pc", "bank", "sel", "row", "col", "slot", "acc", "n", "src", "dst", "fn")
 AF_FUNCTIONS = ("relu", "gelu", "silu")
 
 
@@ -22,6 +22,7 @@ class OpSpec:
     opens: bool = False       # leaves the touched banks open at `row`
     closes: bool = False      # leaves the touched banks closed
     all_bank: bool = False    # touches every bank of (ch, pc) selected by `sel`
+    tokens: bool = False      # MACs the column against `n` buffered vectors (token_operands)
     doc: str = ""
 
 
@@ -51,6 +52,10 @@ OPS: dict[str, OpSpec] = {s.name: s for s in [
         doc="one bank's PU: acc[acc] += bank[row, col] * GB[slot]"),
     _op("MAC.ab", "MACab", "ch row col slot acc", "pc sel", state="open", all_bank=True,
         doc="every PU of (ch, pc) on its `sel` bank: acc[acc] += bank[row, col] * GB[slot]"),
+    _op("MACN.ab", "MACab", "ch row col slot acc n", "pc sel", state="open", all_bank=True,
+        tokens=True,
+        doc="every PU of (ch, pc) on its `sel` bank, for tokens i < n: "
+            "acc[acc + i*acc_regs] += bank[row, col] * GB[slot + i*gb_slots]"),
     _op("RDMAC", "RDMAC", "ch acc dst", "pc",
         doc="read register `acc` of every PU of (ch, pc) to host output `dst`, then clear it"),
     _op("AF", "AF", "ch acc fn", "pc", doc="acc[acc] = fn(acc[acc]) in every PU of (ch, pc)"),
@@ -69,11 +74,29 @@ RANGE_LIMITS = {
     "sel": (lambda p: p.pu.banks_per_pu, "banks per PU"),
     "row": (lambda p: p.rows, "rows per bank"),
     "col": (lambda p: p.columns, "columns per row"),
-    "slot": (lambda p: p.gb_slots, "global-buffer slots per pseudo-channel"),
-    "acc": (lambda p: p.pu.acc_regs, "accumulator registers per PU"),
+    "slot": (lambda p: p.gb_slots_total, "global-buffer slots per pseudo-channel"),
+    "acc": (lambda p: p.acc_total, "accumulator registers per PU"),
+    "n": (lambda p: p.token_slots + 1, "tokens per row visit + 1 (buffered vectors and"
+          " accumulator sets)"),
     "src": (lambda p: 1 << 40, "host input bursts"),
     "dst": (lambda p: 1 << 40, "host output slots"),
 }
+
+
+# A multi-token MAC's token i uses the operand plus i times this stride: its own input
+# vector (one buffer of gb_slots slots each) and its own accumulator set.
+TOKEN_STRIDE = {"slot": lambda p: p.gb_slots, "acc": lambda p: p.pu.acc_regs}
+
+
+def token_operands(pim, name: str, value: int, n: int) -> tuple[int, ...]:
+    """The `slot` or `acc` values tokens 0..n-1 of a MACN.ab use."""
+    step = TOKEN_STRIDE[name](pim)
+    return tuple(value + i * step for i in range(n))
+
+
+def token_groups(pim, n: int) -> int:
+    """PU clocks a MAC of n tokens takes: mac_lanes tokens per clock."""
+    return -(-n // pim.pu.mac_lanes)
 
 
 def ew_slots(pim) -> int:

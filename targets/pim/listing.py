@@ -18,7 +18,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from speccc.errors import CapacityError, ParseError, SpecccError
 from speccc.textio import check_nesting
-from speccc.targets.pim.isa import AF_FUNCTIONS, OPERAND_ORDER, OPS, RANGE_LIMITS, ew_slots
+from speccc.targets.pim.isa import (AF_FUNCTIONS, OPERAND_ORDER, OPS, RANGE_LIMITS, TOKEN_STRIDE,
+                                    ew_slots)
 
 
 # ------------------------------------------------------------------ model -----
@@ -436,6 +437,12 @@ def check_ranges(prog: Program, hw) -> None:
     """Every operand value any loop iteration produces must fit the preset."""
     pim = hw.pim
     for c, box in walk(prog.body):
+        n = dict(c.args).get("n")
+        if n is not None and (n.terms or not 1 <= n.const <= pim.token_slots):
+            why = ("a token count is a constant >= 1" if n.terms or n.const < 1 else
+                   f"n {n.const} out of range (preset {hw.name} buffers {pim.token_slots} tokens"
+                   f" per row visit: vector_slots {pim.pu.vector_slots}, acc_sets {pim.pu.acc_sets})")
+            raise SpecccError(f"n={n}: {why}", location=f"{prog.name}:{c.line}:{c.col}")
         for name, v in c.args:
             if name == "fn":
                 continue
@@ -443,6 +450,10 @@ def check_ranges(prog: Program, hw) -> None:
             limit, note = limit_fn(pim), ""
             if name == "slot" and c.op in ("EWMUL", "EWADD"):
                 limit, note = pim.gb_slots - ew_slots(pim) + 1, f"; {c.op} reads {ew_slots(pim)} slots"
+            if OPS[c.op].tokens and name in TOKEN_STRIDE:
+                n = dict(c.args)["n"].const          # a constant: checked first
+                limit -= (n - 1) * TOKEN_STRIDE[name](pim)
+                note = f"; token {n - 1} of n={n} uses {name} + {n - 1}*{TOKEN_STRIDE[name](pim)}"
             lo, hi = affine_range(v, box)
             bad = lo if lo < 0 else (hi if hi >= limit else None)
             if bad is not None:

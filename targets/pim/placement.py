@@ -91,13 +91,24 @@ class RowAllocator:
         return max(self.next)
 
 
-def channel_ranges(split: str, names: list[str], nch: int) -> dict:
-    """{graph name: (lo, hi)} of the channels each graph may use."""
+def channel_ranges(split: str, names: list[str], nch: int, hw=None) -> dict:
+    """{graph name: (lo, hi)} of the channels each graph may use. `split=GRAPH:N` gives
+    GRAPH channels [0, N); `split=GRAPH:GROUP` the preset's channel group GROUP (first
+    or last in the preset); the other graphs get the rest."""
     if not split:
         return {n: (0, nch) for n in names}
     name, sep, count = split.rpartition(":")
+    groups = {g.name: g for g in hw.pim.groups} if hw is not None else {}
+    if sep and name in names and count in groups:
+        g = groups[count]
+        if g.lo != 0 and g.hi != nch:
+            raise SpecccError(f"place: split={split}: group {count} (channels {g.lo}..{g.hi - 1})"
+                              " is in the middle; the other graphs need one contiguous rest")
+        rest = (g.hi, nch) if g.lo == 0 else (0, g.lo)
+        return {x: (g.lo, g.hi) if x == name else rest for x in names}
     if not sep or not name or not count.strip().isdigit():
-        raise SpecccError(f"place: split expects GRAPH:N (e.g. split=draft:4), got '{split}'")
+        have = f" or GRAPH:GROUP (groups: {', '.join(groups)})" if groups else ""
+        raise SpecccError(f"place: split expects GRAPH:N (e.g. split=draft:4){have}, got '{split}'")
     n = int(count)
     if name not in names:
         raise SpecccError(f"place: split names graph @{name} but the module has "
@@ -110,7 +121,7 @@ def channel_ranges(split: str, names: list[str], nch: int) -> dict:
 
 def place_module(module, hw, request) -> None:
     """Place every PIM op of every graph of `module` (see the module docstring)."""
-    ranges = channel_ranges(request.split, [g.name for g in module], hw.pim.channels)
+    ranges = channel_ranges(request.split, [g.name for g in module], hw.pim.channels, hw)
     alloc = RowAllocator(hw)
     # regions are sized without the rows limit, so capacity is checked once, in total
     sizing = dataclasses.replace(hw, pim=dataclasses.replace(hw.pim, rows=1 << 40))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from speccc.errors import SpecccError
-from speccc.targets.pim.isa import OPS, ew_slots, touched_banks
+from speccc.targets.pim.isa import OPS, ew_slots, token_groups, token_operands, touched_banks
 from speccc.targets.pim.listing import Command, Loop, Program
 from speccc.targets.pim.channel import COUNTERS, ChannelState, HazardSlot, ReadyLayout
 from speccc.targets.pim.steady import (HAZARD_LEVELS, CommandPlan, LoopAccel, LoopPlan,
@@ -33,7 +33,7 @@ from speccc.targets.pim.timing import (LEVELS, compile_rules, completion_latency
 
 __all__ = ["COUNTERS", "Scheduler", "TraceEntry"]
 
-TIMING_OPERANDS = ("ch", "pc", "bank", "sel", "row", "slot", "acc")
+TIMING_OPERANDS = ("ch", "pc", "bank", "sel", "row", "slot", "acc", "n")
 
 
 @dataclass
@@ -146,8 +146,9 @@ class Scheduler(LoopAccel):
             return [n + g]
         return [x for u in units for x in [u] + [n + G + h for h in self.member[lvl][u]]]
 
-    def _sig(self, kind: str, spec, pc: int, bank, sel: int, slot: int, acc: int) -> _Sig:
-        key = (spec.name, pc, bank, sel, slot, acc)
+    def _sig(self, kind: str, spec, pc: int, bank, sel: int, slot: int, acc: int,
+             ntok: int = 1) -> _Sig:
+        key = (spec.name, pc, bank, sel, slot, acc, ntok)
         sig = self._sigs.get(key)
         if sig is not None:
             return sig
@@ -159,6 +160,8 @@ class Scheduler(LoopAccel):
         elif kind in ("EWMUL", "EWADD"):
             slots = tuple(range(slot, slot + ew_slots(pim)))
         accs = (acc,) if kind in ("MAC", "MACab", "RDMAC", "AF", "EWMUL", "EWADD") else ()
+        if spec.tokens:       # MACN.ab: token i has its own buffered vector and acc set
+            slots, accs = token_operands(pim, "slot", slot, ntok), token_operands(pim, "acc", acc, ntok)
         nodes = touched(pim, kind, pc, banks, slots, accs)
         sig = _Sig()
         base = self.layout.base
@@ -176,10 +179,11 @@ class Scheduler(LoopAccel):
                             for x in self._reads(r.level, (n,))]
                     wins.append(((cr.index, n), r.window, cr.latency, tuple(idxs)))
                 continue
+            lat = cr.latency * token_groups(pim, ntok) if r.tokens else cr.latency
             for n in self._writes(r.level, nodes[r.level]):
                 for f in self._next_kinds(r):
                     i = base[(r.level, f)] + n
-                    upd[i] = max(upd.get(i, 0), cr.latency)
+                    upd[i] = max(upd.get(i, 0), lat)
         sig.updates = tuple(upd.items())
         sig.wins = tuple(wins)
         sig.done = self.done_lat[kind]
@@ -187,7 +191,7 @@ class Scheduler(LoopAccel):
         if kind in ("ACT", "ACTab"):
             cnt[1] = len(banks)
         elif kind in ("MAC", "MACab"):
-            cnt[2], cnt[4] = len(banks), len(banks) * pim.pu.lanes
+            cnt[2], cnt[4] = len(banks), len(banks) * pim.pu.lanes * ntok
         elif kind in ("RD", "WR", "WRGB"):
             cnt[3] = 1
         elif kind == "RDMAC":
@@ -251,7 +255,8 @@ class Scheduler(LoopAccel):
         slot = operand_value(ops["slot"], env) if "slot" in ops else 0
         acc = operand_value(ops["acc"], env) if "acc" in ops else 0
         row = operand_value(ops["row"], env) if "row" in ops else -1
-        sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc)
+        n = operand_value(ops["n"], env) if "n" in ops else 1
+        sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc, n)
         st = self.chans[ch]
         self._check_state(st, spec, sig, row, cp, env, ch)
         self.touch[-1].add(ch)

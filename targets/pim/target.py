@@ -32,12 +32,15 @@ class PimLowering:
         from speccc.targets.pim.codegen import Timer
         self.hw, self.bindings = hw, dict(bindings)
         self.timer = Timer(hw)
+        self.timers = {hw.pim.pu: self.timer}     # one per channel group's PU config
         self._timed = 0
 
     def lower(self, op, site) -> Kernel:
         from speccc.targets.pim.codegen import kernel_for, normalized_attrs, program_io, roofline
         from speccc.targets.pim.listing import format_program
-        hw = self.hw
+        from speccc.targets.pim.codegen import Timer
+        hw = self.hw.for_channels(op.attrs.get("pim_channels"))   # its group's PUs
+        timer = self.timers.setdefault(hw.pim.pu, Timer(hw))
         shapes = [[dim_eval(d, self.bindings) for d in v.type.shape] for v in op.operands]
         stem = f"pim/{site.graph}.{site.number:04d}.{op.name}"
         kernel = kernel_for(op.name, op.attrs, hw, shapes, label=stem)
@@ -45,7 +48,7 @@ class PimLowering:
         stats = {k: [] for k in ("phases", "listings", *PHASE_STATS)}
         listings = {}
         for (phase, prog), (_, tprog) in zip(kernel.phases(), twin.phases()):
-            res = self.timer.time(tprog)
+            res = timer.time(tprog)
             b_in, b_out = program_io(prog, hw)
             rel = f"{stem}.{phase}.pim"
             listings[rel] = format_program(prog)
@@ -63,7 +66,8 @@ class PimLowering:
 
     def finish_graph(self, graph_name: str) -> Kernel:
         """Per graph: how many distinct programs the emulator timed for it."""
-        new, self._timed = len(self.timer.cache) - self._timed, len(self.timer.cache)
+        total = sum(len(t.cache) for t in self.timers.values())
+        new, self._timed = total - self._timed, total
         return Kernel({"timed_programs": new})
 
 
@@ -104,7 +108,7 @@ class PimTarget:
 
     def cost(self, hw, op, bindings):
         from speccc.targets.pim.cost import pim_cost
-        return pim_cost(hw, op, bindings)
+        return pim_cost(hw.for_channels(op.attrs.get("pim_channels")), op, bindings)
 
     def place(self, module, hw, request) -> None:
         from speccc.targets.pim.placement import place_module

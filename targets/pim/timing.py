@@ -21,7 +21,9 @@ nodes a command touches (see `touched`):
   acc        one accumulator register index of a pseudo-channel (MAC -> RDMAC hazard)
 
 Latencies are expressions over the preset's [pim.timing] names plus `tRDMAC`
-(= bursts of one RDMAC x tBL).
+(= bursts of one RDMAC x tBL) and `tPU` (command cycles per PU clock, from [pim.pu]
+clock_mhz); a `tokens` rule's latency is multiplied by the PU clocks the earlier
+command's tokens take (ceil(n / mac_lanes)).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def timing_values(hw) -> dict[str, int]:
     t = hw.pim.timing
     vals = {k: v for k, v in vars(t).items() if k != "tCK_ns"}
     vals["tRDMAC"] = hw.pim.rdmac_bursts * t.tBL
+    vals["tPU"] = hw.pim.tPU
     return vals
 
 
@@ -87,8 +90,8 @@ def completion_latency(hw) -> dict[str, int]:
 def level_sizes(pim) -> dict[str, int]:
     return {"channel": 1, "pc": pim.pseudo_channels,
             "bankgroup": pim.pseudo_channels * pim.bank_groups,
-            "bank": pim.banks_per_channel, "slot": pim.pseudo_channels * pim.gb_slots,
-            "acc": pim.pseudo_channels * pim.pu.acc_regs}
+            "bank": pim.banks_per_channel, "slot": pim.pseudo_channels * pim.gb_slots_total,
+            "acc": pim.pseudo_channels * pim.acc_total}
 
 
 def touched(pim, kind: str, pc: int, banks: tuple[int, ...], slots: tuple[int, ...],
@@ -96,5 +99,5 @@ def touched(pim, kind: str, pc: int, banks: tuple[int, ...], slots: tuple[int, .
     """Nodes (channel-local indices) per level that a concrete command acts on."""
     bgs = tuple(sorted({b // pim.banks_per_group for b in banks}))
     return {"channel": (0,), "pc": (pc,), "bankgroup": bgs, "bank": banks,
-            "slot": tuple(pc * pim.gb_slots + s for s in slots),
-            "acc": tuple(pc * pim.pu.acc_regs + a for a in accs)}
+            "slot": tuple(pc * pim.gb_slots_total + s for s in slots),
+            "acc": tuple(pc * pim.acc_total + a for a in accs)}

@@ -95,18 +95,18 @@ def _keys(st, v: VecCmd) -> None:
             banks = o["bank"][:, None]
         v.banks = banks
         pus = (banks % p.banks_per_pc) // p.pu.banks_per_pu
-        keys["acc"] = (((ch * p.pseudo_channels + pc) * p.pu.acc_regs + o["acc"])[:, None]
+        keys["acc"] = (((ch * p.pseudo_channels + pc) * p.acc_total + o["acc"])[:, None]
                        * p.pus_per_pc + pus)
-        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots + o["slot"])[:, None]
+        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots_total + o["slot"])[:, None]
         keys["mem"] = (((ch[:, None] * p.banks_per_channel + banks) * p.rows + o["row"][:, None])
                        * p.columns + o["col"][:, None])
     if v.kind in ("RDMAC", "AF", "EWMUL", "EWADD"):
-        base = ((ch * p.pseudo_channels + pc) * p.pu.acc_regs + o["acc"]) * p.pus_per_pc
+        base = ((ch * p.pseudo_channels + pc) * p.acc_total + o["acc"]) * p.pus_per_pc
         keys["acc"] = base[:, None] + np.arange(p.pus_per_pc)
     if v.kind in ("EWMUL", "EWADD"):
-        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots + o["slot"])[:, None] + np.arange(ew_slots(p))
+        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots_total + o["slot"])[:, None] + np.arange(ew_slots(p))
     if v.kind == "WRGB":
-        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots + o["slot"])[:, None]
+        keys["gb"] = ((ch * p.pseudo_channels + pc) * p.gb_slots_total + o["slot"])[:, None]
     if v.kind in ("WR", "RD"):
         keys["mem"] = (((ch * p.banks_per_channel + o["bank"]) * p.rows + o["row"]) * p.columns + o["col"])[:, None]
     if v.kind in ("RD", "RDMAC"):

@@ -15,7 +15,8 @@ PRESET_DIR = Path(__file__).resolve().parents[2] / "speccc" / "hw" / "presets"
 
 
 def test_presets_listed():
-    assert preset_names() == ["aim-gddr6", "hbm-pim", "hbm3-pim"]
+    assert preset_names() == ["aim-gddr6", "aim-gddr6-x4", "hbm-pim", "hbm3-pim", "hbm3-pim-spec",
+                              "hbm3-pim-x8"]
 
 
 @pytest.mark.parametrize("name", ["aim-gddr6", "hbm-pim", "hbm3-pim"])

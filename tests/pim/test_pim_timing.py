@@ -18,7 +18,7 @@ from speccc.targets.pim.listing import parse
 from speccc.targets.pim.timing import compile_rules, standard_for
 
 PRESETS = ["hbm-pim", "aim-gddr6", "hbm3-pim"]
-KIND_OP = {s.kind: s.name for s in OPS.values()}
+KIND_OP = {s.kind: s.name for s in OPS.values() if not s.tokens}   # MACN.ab: MACab too
 
 
 def run(text, hw, **kw):

@@ -63,6 +63,12 @@ REFRESH = (
     R("tRFC", "bank", ("REF",), ACTS + ("REF",), "tRFC", why="refresh blocks the banks"),
 )
 
+PU_THROUGHPUT = (
+    R("tPU", "pc", ("MACab",), ("MACab",), "tPU", tokens=True,
+      why="PU throughput: an all-bank MAC of n tokens keeps every PU of the set busy "
+          "ceil(n / mac_lanes) PU clocks (tPU = command cycles per PU clock)"),
+)
+
 PU_REGISTERS = (    # data hazards of the PIM ISA's registers, not DRAM timing
     R("tGB", "slot", ("WRGB",), MACS + ("EWMUL", "EWADD"), "WL+tBL",
       why="global-buffer data land WL+tBL after WRGB"),

@@ -24,6 +24,7 @@ RULES = (
     *common.DATA_BUS,
     R("tCCD_AB", "pc", ("MACab",), ("MACab",), "tCCD_AB",
       why="PU rate / power limit: AB-PIM columns reach every bank group, so tCCD_L apart"),
+    *common.PU_THROUGHPUT,
     *common.BANK_GROUP,
     *common.ROW_OPEN,
     R("tRCD_MAC", "bank", ACTS, MACS, "tRCD_MAC",

@@ -24,6 +24,7 @@ RULES = (
     *common.DATA_BUS,
     R("tCCD_AB", "pc", ("MACab",), ("MACab",), "tCCD_AB",
       why="PU rate / power limit: AttAcc's nCCDAB between MACAB columns"),
+    *common.PU_THROUGHPUT,
     *common.BANK_GROUP,
     *common.ROW_OPEN,
     R("tRCD_MAC", "bank", ACTS, MACS, "tRCD_MAC",

@@ -56,6 +56,8 @@ class Rule:
     latency: str              # expression over [pim.timing] names (+ tRDMAC), e.g. "WL+tBL"
     window: int = 1
     why: str = ""
+    tokens: bool = False      # latency per PU clock the prev command's tokens take:
+                              # x ceil(n / mac_lanes) for a MACN.ab of n tokens
 
 
 @dataclass(frozen=True)
