@@ -17,6 +17,9 @@ falls below it, llama.cpp's --draft-p-min) and `adaptive` (each request drafts t
 up to gamma, that maximizes expected tokens per unit time under its running acceptance
 estimate).
 
+A preset with channel groups named after the models (`[[pim.groups]]` draft, target)
+gives the draft its group unless draft_channels says otherwise.
+
 Adds: `@schedule`, whose attributes declare the resources (PIM channel groups), the two
 models, the hardware preset, placement and batch, and whose ops are the program the
 runtime interprets (speccc/runtime/semantics.py; docs/schedules.md). Checks: both graphs
@@ -74,8 +77,8 @@ class Speculate(Pass):
                 raise SpecccError(f"draft and target vocabularies differ (draft {vd} tokens, "
                                   f"target {vt}): speculative decoding needs one tokenizer")
         from speccc.hw import load_hw
-        channels = load_hw(self.hw).pim.channels
-        groups, draft_on, target_on = self._groups(channels, module if spec else None)
+        hw = load_hw(self.hw)
+        groups, draft_on, target_on = self._groups(hw, module if spec else None)
         graphs.pop(GRAPH, None)
         g = Graph(GRAPH)
         module.add_graph(g)
@@ -110,12 +113,14 @@ class Speculate(Pass):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 bad(f"{k} must be in [0, 1], got {getattr(self, k)}")
 
-    def _groups(self, channels: int, module):
+    def _groups(self, hw, module):
+        channels = hw.pim.channels
         ids = list(range(channels))
-        split = self.schedule in ("overlap", "pipeinfer") or self.draft_channels > 0
+        own = self._preset_split(hw) if module is not None else 0
+        split = self.schedule in ("overlap", "pipeinfer") or self.draft_channels > 0 or own
         if not split:
             return {"pim": ids}, "pim", ["pim"]
-        n = self.draft_channels or self._auto_draft_channels(channels, module)
+        n = self.draft_channels or own or self._auto_draft_channels(channels, module)
         need = n + self.stages
         if need > channels:
             raise SpecccError(
@@ -131,6 +136,15 @@ class Speculate(Pass):
             groups[name] = rest[lo:hi]
             names.append(name)
         return groups, "pim.draft", names
+
+    def _preset_split(self, hw) -> int:
+        """A preset whose channel groups are named after the models (SpecPIM's per-model
+        PIM resources, e.g. hbm3-pim-spec) gives the draft its group: its channel count
+        (the draft's group first, as place{split} expects), else 0."""
+        names = [g.name for g in hw.pim.groups]
+        if names[:1] != [self.draft] or self.target not in names:
+            return 0
+        return hw.group(self.draft).hi - hw.group(self.draft).lo
 
     def _auto_draft_channels(self, channels: int, module) -> int:
         """Channels in proportion to weight bytes (decode streams every weight once)."""

@@ -43,11 +43,15 @@ def estimators(name):
     return None
 
 
-def group_hw(hw, n_channels: int):
-    """The hardware as seen by a model confined to `n_channels` PIM channels."""
-    share = n_channels / hw.pim.channels
+def group_hw(hw, channels):
+    """The hardware as seen by a model confined to PIM `channels` (ids): their channel
+    group's PU configuration (a preset's [[pim.groups]]), that many channels, and the
+    NPU's external bandwidth scaled by their share (the weights it streams live there)."""
+    channels = list(channels)
+    share = len(channels) / hw.pim.channels
+    hw = hw.for_channels(channels)
     return dataclasses.replace(
-        hw, pim=dataclasses.replace(hw.pim, channels=n_channels),
+        hw, pim=dataclasses.replace(hw.pim, channels=len(channels), groups=()),
         npu=dataclasses.replace(hw.npu, ext_bandwidth_gbs=hw.npu.ext_bandwidth_gbs * share))
 
 
@@ -65,8 +69,8 @@ class ModelCosts:
         self.placement, self.granularity = placement, granularity
         self.stages = list(stages)
         self.channels = [len(groups[s]) for s in self.stages]
-        self.models = [CostModel(group_hw(hw, n), estimators(cost_model))
-                       for n in self.channels]
+        self.models = [CostModel(group_hw(hw, groups[s]), estimators(cost_model))
+                       for s in self.stages]
         ext = hw.derived()["peak_external_gbs_per_channel"]
         self.kv_gbs = [ext * n for n in self.channels]
         ops = [op for op in graph.ops() if op.name not in FREE_OPS]

@@ -92,3 +92,24 @@ def test_auto_draft_channels_follow_weight_bytes(pairs):
     assert len(s.groups["pim.draft"]) == 3   # 8 channels x the draft's share of weight bytes
     rep, _ = run(m, "schedule=overlap", acceptance=0.5, max_new_tokens=5)
     assert rep["channel_groups"] == {"pim.draft": 3, "pim.target": 5}
+
+
+def test_preset_channel_groups_named_after_models_split_the_pair(pairs):
+    """hbm3-pim-spec gives the draft its own 2-channel group and the target 14 channels
+    of 8-lane PUs: speculate takes that split, and the runtime prices each model with its
+    group's PUs (the target's verify of 5 positions is cheaper than on plain hbm3-pim)."""
+    m = pairs("llama-tiny", 0, 0.1, weights=False, hidden=256, ffn=688, heads=8,
+              kv_heads=4, layers=1)
+    s = speculate(m, "schedule=serial,gamma=4,hw=hbm3-pim-spec")
+    assert s.groups == {"pim.draft": [0, 1], "pim.target": list(range(2, 16))}
+    assert speculate(m, "schedule=serial,gamma=4,hw=hbm3-pim").groups == {
+        "pim": list(range(16))}
+    from speccc.hw import load_hw
+    from speccc.runtime.costs import ModelCosts
+
+    def verify_ns(hw, groups, stage):
+        c = ModelCosts(m.graphs["target"], load_hw(hw), groups, [stage])
+        return sum(t.dur for t in c.forward(5, 64))
+    plain = verify_ns("hbm3-pim", {"pim": list(range(16))}, "pim")
+    spec = verify_ns("hbm3-pim-spec", s.groups, "pim.target")
+    assert 0 < spec < plain
