@@ -100,6 +100,9 @@ class Evaluator:
         self.logit_bytes = out.type.dtype.itemsize_bits // 8
         self.weights = {r: modelinfo.weight_bytes(self.module.graphs[r])
                         for r in ("target", "draft")}
+        ctx = [modelinfo.max_context(self.module.graphs[r], self.meta.get(r))
+               for r in ("target", "draft")]
+        self.max_context = min((c for c in ctx if c is not None), default=None)
         self.variants: dict = {}
         self.costs: dict = {}
         self.table: dict = {}
@@ -220,6 +223,11 @@ class Evaluator:
 
     def _fits(self, p, hw, study):
         from speccc.runtime.capacity import model_bytes
+        ctx = study.prompt_len + study.max_new_tokens
+        if self.max_context is not None and ctx > self.max_context:
+            return (f"prompt ({study.prompt_len}) + max_new_tokens "
+                    f"({study.max_new_tokens}) exceeds the models' context of "
+                    f"{self.max_context} positions")
         if p["schedule"] == "pipeinfer" and p["batch"] > 1:
             return "pipeinfer keeps one request's in-flight queue (batch 1 only)"
         split = self.channels(p, hw)
@@ -227,7 +235,6 @@ class Evaluator:
             return split
         dch, tch, shared = split
         per_ch = hw.derived()["capacity_bytes"] / hw.pim.channels
-        ctx = study.prompt_len + study.max_new_tokens
         need = {r: sum(model_bytes(self.module.graphs[r], ctx, p["batch"]))
                 for r in ("target", "draft")}
         if p["schedule"] == "none":

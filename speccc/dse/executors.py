@@ -4,9 +4,8 @@
         for task, rows in ex.run(run_task, study, tasks):   # in completion order
             ...
 
-Every executor runs the same `fn(study, task)`; the study is shipped once per worker
-(Dask: scattered, Ray: put in the object store, pool: sent with each task, it is small)
-and each worker keeps its loaded models and cost tables across tasks. Results come back
+Every executor runs the same `fn(study, task)`; the study (a few kB) travels with each
+task (Ray: put in the object store once) and each worker keeps its loaded models and cost tables across tasks. Results come back
 in completion order; the caller merges them by point id, so the outcome does not depend
 on the executor. An address that does not answer fails within CONNECT_TIMEOUT_S.
 """
@@ -75,8 +74,9 @@ class Dask:
 
     def run(self, fn, study, tasks):
         from distributed import as_completed
-        shipped = self.client.scatter(study, broadcast=True)
-        futs = [self.client.submit(fn, shipped, t, pure=False) for t in tasks]
+        # the study is small (a few kB): it travels with each task (scattering it
+        # with broadcast=True can stall a LocalCluster that is still starting workers)
+        futs = [self.client.submit(fn, study, t, pure=False) for t in tasks]
         index = dict(zip(futs, tasks))
         for fut in as_completed(futs):
             yield index[fut], fut.result()
