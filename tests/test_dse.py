@@ -75,13 +75,16 @@ def test_model_does_not_fit(tmp_path):
     assert_error(r, "no point", "does not fit hbm-pim")
 
 
-def test_unreachable_dask_address(pair, tmp_path, monkeypatch):
-    pytest.importorskip("distributed")
+@pytest.mark.parametrize("executor,module,address,what", [
+    ("dask", "distributed", "tcp://127.0.0.1:9", "Dask scheduler"),
+    ("ray", "ray", "127.0.0.1:9", "Ray cluster")])
+def test_unreachable_address(pair, tmp_path, monkeypatch, executor, module, address, what):
+    pytest.importorskip(module)
     from speccc.dse import executors
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 2)
     t0 = time.monotonic()
-    r = dse(pair, tmp_path / "o", "--executor", "dask", "--address", "tcp://127.0.0.1:9")
-    assert_error(r, "cannot reach the Dask scheduler", "127.0.0.1:9")
+    r = dse(pair, tmp_path / "o", "--executor", executor, "--address", address)
+    assert_error(r, f"cannot reach the {what}", address)
     assert time.monotonic() - t0 < 30
 
 
@@ -127,19 +130,12 @@ def _files(out):
             json.loads((out / "pareto.json").read_text())["front"])
 
 
-def test_dask_matches_local(pair, swept, tmp_path):
-    pytest.importorskip("distributed")
-    out = tmp_path / "dask"
-    r = dse(pair, out, "--executor", "dask", "--jobs", 2, "--chunk", 5, "--confirm", 0,
-            "--confirm-random", 0)
-    assert r.exit_code == 0, (r.output, r.exception)
-    assert _files(out) == _files(swept)
-
-
-def test_ray_matches_local(pair, swept, tmp_path):
-    pytest.importorskip("ray")
-    out = tmp_path / "ray"
-    r = dse(pair, out, "--executor", "ray", "--jobs", 2, "--chunk", 5, "--confirm", 0,
+@pytest.mark.parametrize("executor,module", [("dask", "distributed"), ("ray", "ray")])
+def test_executor_matches_local(pair, swept, tmp_path, executor, module):
+    """Chunks of 5 on 2 workers: the same points.csv and Pareto front as in-process."""
+    pytest.importorskip(module)
+    out = tmp_path / executor
+    r = dse(pair, out, "--executor", executor, "--jobs", 2, "--chunk", 5, "--confirm", 0,
             "--confirm-random", 0)
     assert r.exit_code == 0, (r.output, r.exception)
     assert _files(out) == _files(swept)

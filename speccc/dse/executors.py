@@ -94,6 +94,8 @@ class Ray:
         except ImportError:
             raise SpecccError("--executor ray needs ray: pip install 'speccc[ray]'") from None
         self.ray = ray
+        if address and address != "auto":
+            _check_reachable(address, "Ray cluster")   # ray.init retries for minutes
         try:
             if address:
                 ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
@@ -115,6 +117,19 @@ class Ray:
 
     def close(self):
         self.ray.shutdown()
+
+
+def _check_reachable(address: str, what: str) -> None:
+    """A TCP connection to host:port within CONNECT_TIMEOUT_S, or a one-line error."""
+    import socket
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)),
+                                 timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise SpecccError(f"cannot reach the {what} at {address} within "
+                          f"{CONNECT_TIMEOUT_S} s ({type(err).__name__})") from None
 
 
 @contextlib.contextmanager
