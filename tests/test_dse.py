@@ -89,7 +89,7 @@ def test_unreachable_address(pair, tmp_path, monkeypatch, executor, module, addr
 
 
 # ------------------------------------------------------------------ outputs -------
-def test_outputs(swept, pair):
+def test_outputs(swept, pair, tmp_path):
     from speccc.hw import load_hw
     lines = (swept / "points.csv").read_text().splitlines()
     assert lines[0].startswith("id,hw,batch,mapping,draft_channels,schedule,gamma,feasible")
@@ -107,6 +107,9 @@ def test_outputs(swept, pair):
     cmd = next(line for line in (swept / "best.toml").read_text().splitlines()
                if "speccc run" in line).split("speccc run", 1)[1].split()
     r = invoke("run", *[c.strip("'") for c in cmd])
+    assert r.exit_code == 0, r.output
+    r = invoke("compile", pair / "target.onnx", "--hw", swept / "best.toml", "--bind",
+               "T=1,P=16", "-o", tmp_path / "c")
     assert r.exit_code == 0, r.output
 
 
@@ -200,6 +203,13 @@ def test_acceptance_stats():
     trace = [(4, 4)] * 50 + [(4, 0)] * 50 + [(4, 1)] * 25 + [(4, 2)] * 25
     a = alphas_from_trace(trace)
     assert a[0] == pytest.approx(100 / 150) and a[1] == pytest.approx(75 / 100)
+
+
+def test_hardware_knobs():
+    from speccc.dse.hwfile import load_text, variant_text
+    hw = load_text(variant_text("hbm-pim", {"npu.pes": 8, "pim.pu.acc_regs": 4}))
+    assert (hw.npu.pes, hw.pim.pu.acc_regs) == (8, 4)
+    assert hw.name == "hbm-pim+npu.pes=8,pim.pu.acc_regs=4"
 
 
 def test_space_ids_roundtrip(tmp_path):
