@@ -49,9 +49,6 @@ def prepare(target, draft, hw, space_path, acceptance, trace_path, batch, prompt
     else:
         raise SpecccError("give --acceptance A (or --acceptance-trace, or [workload] "
                           "acceptance in the space file)")
-    if any(a >= 1.0 for a in alphas[-1:]):
-        raise SpecccError("--acceptance must stay below 1 for the last position "
-                          "(otherwise blocks never end)")
     prompt_len = prompt_len or work["prompt_len"]
     max_new = max_new_tokens or work["max_new_tokens"]
     for name, v in (("--prompt-len", prompt_len), ("--max-new-tokens", max_new)):

@@ -15,7 +15,6 @@ sweep fast. Randomness: none here; the runtime's acceptance draws are keyed by t
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import tempfile
@@ -307,7 +306,3 @@ def _zmax(n: int) -> float:
 
 def _row(feasible: bool, note: str = "", **m) -> dict:
     return {"feasible": int(feasible), **{k: m.get(k) for k in METRICS[1:-1]}, "note": note}
-
-
-def replace(study: Study, **kw) -> Study:
-    return dataclasses.replace(study, **kw)

@@ -35,16 +35,18 @@ def baseline_ids(space, rows, metric) -> list[int]:
 
 
 def baselines(space, rows, metric) -> list[tuple[str, dict | None]]:
-    spec = [r for r in rows if r["schedule"] != "none"]
-    out = [(f"mapping: {MAPPING_LABELS[m]}", best([r for r in rows if r["mapping"] == m],
-                                                  metric))
-           for m in space.values("mapping")]
+    """(label, best row satisfying it): one row per constraint, a table of predicates."""
+    table = [(f"mapping: {MAPPING_LABELS[m]}", lambda r, m=m: r["mapping"] == m)
+             for m in space.values("mapping")]
+    if "specpim" in space.values("mapping") and "serial" in space.values("schedule"):
+        table.append(("SpecPIM (serial, its mapping, disjoint channel sets)",
+                      lambda r: (r["schedule"], r["mapping"]) == ("serial", "specpim")
+                      and r["draft_channels"] > 0))
     if "none" in space.values("schedule"):
-        out.append(("no speculation (schedule none)",
-                    best([r for r in rows if r["schedule"] == "none"], metric)))
-    out += [(f"fixed γ = {g}", best([r for r in spec if r["gamma"] == g], metric))
-            for g in space.values("gamma")]
-    return out
+        table.append(("no speculation (schedule none)", lambda r: r["schedule"] == "none"))
+    table += [(f"fixed γ = {g}", lambda r, g=g: r["schedule"] != "none" and r["gamma"] == g)
+              for g in space.values("gamma")]
+    return [(label, best([r for r in rows if keep(r)], metric)) for label, keep in table]
 
 
 def knobs_of(space, row) -> dict:

@@ -64,7 +64,7 @@ class PointStore:
         for rec in csv.DictReader(io.StringIO(text)):
             row = self._typed(rec)
             self.rows[row["id"]] = row
-        self.path.write_text(text)
+        write_text_atomic(self.path, text)
 
     def _typed(self, rec: dict) -> dict:
         out = {"id": int(rec["id"])}
