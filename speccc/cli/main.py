@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "speccc.cli.pim_commands",
     "speccc.cli.run_commands",
     "speccc.cli.info_commands",
+    "speccc.cli.dse_commands",
 ]
 
 

@@ -1,0 +1,99 @@
+"""`speccc dse`: search γ, schedule, op mapping, channel split, batch and hardware knobs
+for a draft/target pair; write points.csv, pareto.json/png, best.toml and report.md."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from speccc.cli.main import main
+from speccc.errors import SpecccError
+
+
+@main.command("dse", short_help="Design-space exploration: Pareto front of latency vs energy.")
+@click.option("--target", required=True, help="Target model: .onnx or a zoo name (llama2-7b).")
+@click.option("--draft", required=True, help="Draft model: .onnx or a zoo name (llama-68m).")
+@click.option("--hw", default="aim-gddr6", show_default=True,
+              help="Hardware preset or .toml (the space file's `hw` list wins).")
+@click.option("--space", "space_path", type=click.Path(dir_okay=False),
+              help="Space TOML (docs/dse.md); default: γ 1-16 × none/serial/overlap × "
+              "five mappings on --hw.")
+@click.option("--strategy", type=click.Choice(["grid", "nsga2"]), default="grid",
+              show_default=True, help="Every point, or pymoo's NSGA-II.")
+@click.option("--objective", type=click.Choice(["latency", "energy", "edp"]),
+              default="latency", show_default=True, help="What `best` minimizes.")
+@click.option("--acceptance", help="Acceptance rate α, or α1,α2,... per block position.")
+@click.option("--acceptance-trace", type=click.Path(dir_okay=False),
+              help="A `speccc run --json` report whose verify outcomes set the acceptance.")
+@click.option("--batch", multiple=True, type=int, help="Batch sizes (repeat); replaces the "
+              "space's.")
+@click.option("--prompt-len", type=int, help="Prompt tokens (default 8).")
+@click.option("--max-new-tokens", type=int, help="Tokens generated per request (default 128).")
+@click.option("--executor", type=click.Choice(["local", "dask", "ray"]), default="local",
+              show_default=True, help="Where chunks run.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Worker processes (local pool / LocalCluster / Ray).")
+@click.option("--address", help="Running Dask scheduler (tcp://host:8786) or Ray cluster.")
+@click.option("--chunk", type=int, default=256, show_default=True, help="Points per task.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds NSGA-II, the confirmation sample and the runtime's draws.")
+@click.option("--population", type=int, default=40, show_default=True, help="NSGA-II.")
+@click.option("--generations", type=int, default=25, show_default=True, help="NSGA-II.")
+@click.option("--confirm", type=int, default=6, show_default=True,
+              help="Pareto points re-run on the runtime (plus --confirm-random others).")
+@click.option("--confirm-random", type=int, default=4, show_default=True)
+@click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
+              show_default=True, help="Forward prices (as `speccc run --cost-model`).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory for points.csv, pareto.json/png, best.toml, report.md; "
+              "rerunning into it resumes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def dse(target, draft, hw, space_path, strategy, objective, acceptance, acceptance_trace,
+        batch, prompt_len, max_new_tokens, executor, jobs, address, chunk, seed, population,
+        generations, confirm, confirm_random, cost_model, output, as_json):
+    """Explore the design space of speculative decoding of TARGET with DRAFT.
+
+    \b
+    speccc dse --target llama2-7b --draft llama-68m --acceptance 0.8 -o out/
+    speccc dse --target llama2-7b --draft llama-68m --acceptance 0.8 --space s.toml \\
+        --strategy nsga2 --executor dask --jobs 2 -o out/
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeRemainingColumn
+
+    from speccc.dse.driver import prepare, run
+    if chunk < 1:
+        raise SpecccError(f"--chunk must be >= 1, got {chunk}")
+    study = prepare(target, draft, hw, space_path, acceptance, acceptance_trace,
+                    list(batch), prompt_len, max_new_tokens, seed, cost_model)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]speccc dse"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                  transient=True) as bar:
+        total = (study.space.size if strategy == "grid"
+                 else min(study.space.size, population * generations))
+        task = bar.add_task("points", total=total, rate="")
+
+        def progress(n):
+            done = bar.tasks[0].completed + n
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, completed=done, rate=f"{rate:,.0f} points/s")
+        summary = run(study, output, strategy, objective, executor, jobs, address, chunk,
+                      dict(population=population, generations=generations), confirm,
+                      confirm_random, progress)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    b = summary["best"]
+    click.echo(f"{summary['points']} points ({summary['evaluated']} evaluated now, "
+               f"{summary['points_per_s']:,.0f} points/s), {summary['front']} on the "
+               f"Pareto front; wrote {output}/points.csv, pareto.json, pareto.png, "
+               "best.toml, report.md")
+    click.echo(f"best by {objective}: id {b['id']} {b['schedule']} γ{b['gamma']} "
+               f"{b['mapping']} draft_channels {b['draft_channels']} batch {b['batch']}: "
+               f"{b['tokens_per_s']:.1f} tokens/s, {b['itl_ms']:.4g} ms/token, "
+               f"{b['energy_per_token_mj']:.4g} mJ/token")
+    if summary["max_confirm_error"] is not None:
+        click.echo(f"closed form vs runtime on {summary['confirmed']} points: worst "
+                   f"relative error {summary['max_confirm_error']:.1%} (report.md)")

@@ -1,0 +1,308 @@
+"""Evaluate points: closed-form metrics from cached forward costs, or the real runtime.
+
+    study = Study(target="llama2-7b", draft="llama-68m", space=..., alphas=(0.8,), ...)
+    rows = run_task(study, ("eval", [0, 1, 2]))      # closed form, one row per point
+    rows = run_task(study, ("sim", [5]))             # `simulate` (the discrete-event runtime)
+
+A worker keeps one `Evaluator` per study: the pair loaded once, one module per
+(hardware, mapping) with the partition pass's devices, and a table of forward costs per
+(hardware, mapping, role, channels, batch, T, P) priced by `ModelCosts` (the runtime's
+own prices) plus the host-link transfers the runtime adds. A point's metrics integrate
+its schedule's closed form (closedform.py) over the context growth (Simpson's rule at the
+first, middle and last context of the generation); every point sharing hardware,
+mapping, channels and batch reuses the same few table entries, which is what makes a
+sweep fast. Randomness: none here; the runtime's acceptance draws are keyed by the seed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
+from speccc.dse.hwfile import hw_path, load_text
+from speccc.dse.space import Space
+from speccc.errors import SpecccError
+
+METRICS = ["feasible", "tokens_per_s", "itl_ms", "energy_per_token_mj", "edp",
+           "accept_len", "note"]
+OBJECTIVES = {"latency": "itl_ms", "energy": "energy_per_token_mj", "edp": "edp"}
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything a worker needs, picklable: models, space, workload, hardware texts."""
+    target: str
+    draft: str
+    space: Space
+    alphas: tuple                 # per-position acceptance (the last repeats)
+    trace: tuple | None = None    # recorded (candidates, accepted), for the runtime
+    prompt_len: int = 8
+    max_new_tokens: int = 128
+    seed: int = 0
+    cost_model: str = "roofline"
+    hw_texts: tuple = ()          # ((hw key, TOML text), ...)
+
+    def hw_key(self, point: dict) -> str:
+        knobs = ",".join(f"{k}={point[k]}" for k in self.space.knobs)
+        return point["hw"] + (f"+{knobs}" if knobs else "")
+
+
+_EVALUATORS: dict = {}
+
+
+def evaluator(study: Study) -> "Evaluator":
+    key = (study.target, study.draft, study.cost_model, study.hw_texts)
+    ev = _EVALUATORS.get(key)
+    if ev is None:
+        _EVALUATORS.clear()
+        ev = _EVALUATORS[key] = Evaluator(study)
+    return ev
+
+
+def run_task(study: Study, task) -> list[dict]:
+    """A task is ("eval" | "sim", [point ids]); returns one row per point."""
+    kind, ids = task
+    ev = evaluator(study)
+    fn = ev.evaluate if kind == "eval" else ev.simulate
+    return [{"id": pid, **study.space.point(pid), **fn(study, pid)} for pid in ids]
+
+
+def resolve_model(name: str) -> str:
+    """A path to an ONNX file; a zoo name is built (shapes-only) into a private file."""
+    if os.path.exists(name):
+        return name
+    from speccc import zoo
+    if name not in zoo.list_models():
+        raise SpecccError(f"{name}: no such model file or zoo model (speccc zoo --list)")
+    d = os.path.join(tempfile.gettempdir(), f"speccc-dse-{os.getpid()}")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{name}.onnx")
+    if not os.path.exists(path):
+        zoo.save(zoo.build(name, mode="decode", weights=False, dtype="float16"), path)
+    return path
+
+
+class Evaluator:
+    def __init__(self, study: Study):
+        from speccc import modelinfo
+        from speccc.runtime.runner import load_pair
+        self.module, self.meta = load_pair(resolve_model(study.target),
+                                           resolve_model(study.draft), shapes_only=True)
+        self.hws = {k: load_text(t) for k, t in study.hw_texts}
+        self.texts = dict(study.hw_texts)
+        self.cost_model = study.cost_model
+        tgt = self.module.graphs["target"]
+        self.vocab = modelinfo.vocab(tgt)
+        out = dict(zip(tgt.output_names, tgt.outputs))[modelinfo.logits_output(tgt)]
+        self.logit_bytes = out.type.dtype.itemsize_bits // 8
+        self.weights = {r: modelinfo.weight_bytes(self.module.graphs[r])
+                        for r in ("target", "draft")}
+        ctx = [modelinfo.max_context(self.module.graphs[r], self.meta.get(r))
+               for r in ("target", "draft")]
+        self.max_context = min((c for c in ctx if c is not None), default=None)
+        self.variants: dict = {}
+        self.costs: dict = {}
+        self.table: dict = {}
+        self.fits: dict = {}
+
+    # ------------------------------------------------------------ cost tables ----
+    def graph(self, hw_key: str, mapping: str, role: str, study: Study):
+        """@role with the mapping's devices (partition pass at the decode shape)."""
+        return self.variant(hw_key, mapping, study).graphs[role]
+
+    def variant(self, hw_key: str, mapping: str, study: Study):
+        if mapping == "auto":
+            return self.module
+        key = (hw_key, mapping)
+        if key not in self.variants:
+            import copy
+
+            from speccc.passmanager import make_pass
+            mod = copy.deepcopy(self.module)
+            opts = {"hw": hw_path(self.texts[hw_key]),
+                    "bind": f"T=1:P={study.prompt_len + study.max_new_tokens // 2}"}
+            if mapping != "mincut":
+                opts["mapping"] = mapping
+            make_pass("partition", opts).run(mod)
+            self.variants[key] = mod
+        return self.variants[key]
+
+    def model_costs(self, hw_key, mapping, role, nch, batch, study):
+        key = (hw_key, mapping, role, nch, batch)
+        mc = self.costs.get(key)
+        if mc is None:
+            from speccc.runtime.costs import ModelCosts
+            mc = self.costs[key] = ModelCosts(
+                self.graph(hw_key, mapping, role, study), self.hws[hw_key],
+                {"g": list(range(nch))}, ["g"], "auto", batch, "op", self.cost_model)
+        return mc
+
+    def fwd(self, key, role, T, P, study) -> Fwd:
+        """One forward with its host transfers, as Session.launch_* price them."""
+        hw_key, mapping, nch, batch = key
+        k = (hw_key, mapping, role, nch, batch, T, P)
+        f = self.table.get(k)
+        if f is None:
+            from speccc.runtime.costs import link_task
+            mc = self.model_costs(hw_key, mapping, role, nch, batch, study)
+            hw = self.hws[hw_key]
+            rows = self.logit_bytes * self.vocab * batch * (T if role == "target" else 1)
+            specs = [link_task(hw, "h2d", 8 * T * batch), *mc.forward(T, P, prefill=P == 0),
+                     link_task(hw, "d2h", rows)]
+            f = self.table[k] = _sum(specs)
+        return f
+
+    def kv(self, key, role, action, entries, study) -> Fwd:
+        if entries <= 0:
+            return ZERO
+        hw_key, mapping, nch, batch = key
+        k = (hw_key, mapping, role, nch, batch, action, entries)
+        f = self.table.get(k)
+        if f is None:
+            mc = self.model_costs(hw_key, mapping, role, nch, batch, study)
+            f = self.table[k] = _sum(mc.kv(action, entries))
+        return f
+
+    # ------------------------------------------------------------ a point --------
+    def channels(self, point: dict, hw) -> tuple[int, int, bool] | str:
+        """(draft channels, target channels, shared?) as the speculate pass splits them,
+        or why the split is impossible."""
+        n = hw.pim.channels
+        if point["schedule"] == "none" or (point["schedule"] == "serial"
+                                           and point["draft_channels"] == 0):
+            return n, n, True
+        d = point["draft_channels"] or max(1, min(n - 1, round(
+            n * self.weights["draft"] / (self.weights["draft"] + self.weights["target"]))))
+        if d >= n:
+            return f"draft_channels {d} leaves no channel of {n} for the target"
+        return d, n - d, False
+
+    def evaluate(self, study: Study, pid: int) -> dict:
+        p = study.space.point(pid)
+        hw_key = study.hw_key(p)
+        hw = self.hws[hw_key]
+        why = self._infeasible(p, hw, study)
+        if isinstance(why, str):
+            return _row(False, note=why)
+        dch, tch, shared = why
+        B, N, n0, g = p["batch"], study.max_new_tokens, study.prompt_len, p["gamma"]
+        keys = {"target": (hw_key, p["mapping"], tch, B), "draft": (hw_key, p["mapping"],
+                                                                    dch, B)}
+        form, _ = FORMS[p["schedule"]]
+        s = accept_stats(study.alphas, g)
+        its = []
+        for P in (n0, n0 + N // 2, n0 + N - 1):   # Simpson over the context growth
+            ctx = _Ctx(self, keys, P, shared, study)
+            its.append(form(ctx, g, s))
+        w = (1 / 6, 4 / 6, 1 / 6)
+        it_ns = sum(wi * it.ns for wi, it in zip(w, its))
+        it_pj = sum(wi * it.pj for wi, it in zip(w, its))
+        e, var = its[0].tokens, its[0].var
+        pre = self.fwd(keys["target"], "target", n0, 0, study)
+        if p["schedule"] != "none":   # the draft's prompt pass is its first forward
+            pre += self.fwd(keys["draft"], "draft", n0 + 1, 0, study)
+        iters = (N - 1) / e
+        # the batch runs until its slowest request is done (expected max of B)
+        iters_all = iters + _zmax(B) * math.sqrt((N - 1) * var / e ** 3)
+        t_end = pre.ns + iters_all * it_ns
+        energy = pre.pj + iters_all * it_pj
+        itl = it_ns / e / 1e6
+        ept = energy / 1e9 / (B * N)
+        return _row(True, tokens_per_s=B * N / (t_end * 1e-9), itl_ms=itl,
+                    energy_per_token_mj=ept, edp=itl * ept, accept_len=e)
+
+    def _infeasible(self, p, hw, study):
+        key = (study.hw_key(p), p["schedule"], p["draft_channels"], p["batch"],
+               study.prompt_len + study.max_new_tokens)
+        if key not in self.fits:
+            self.fits[key] = self._fits(p, hw, study)
+        return self.fits[key]
+
+    def _fits(self, p, hw, study):
+        from speccc.runtime.capacity import model_bytes
+        ctx = study.prompt_len + study.max_new_tokens
+        if self.max_context is not None and ctx > self.max_context:
+            return (f"prompt ({study.prompt_len}) + max_new_tokens "
+                    f"({study.max_new_tokens}) exceeds the models' context of "
+                    f"{self.max_context} positions")
+        if p["schedule"] == "pipeinfer" and p["batch"] > 1:
+            return "pipeinfer keeps one request's in-flight queue (batch 1 only)"
+        split = self.channels(p, hw)
+        if isinstance(split, str):
+            return split
+        dch, tch, shared = split
+        per_ch = hw.derived()["capacity_bytes"] / hw.pim.channels
+        need = {r: sum(model_bytes(self.module.graphs[r], ctx, p["batch"]))
+                for r in ("target", "draft")}
+        if p["schedule"] == "none":
+            need["draft"] = 0
+        if shared and need["target"] + need["draft"] > per_ch * tch:
+            return (f"does not fit {hw.name}: {(need['target'] + need['draft']) / 2**30:.2f}"
+                    f" GiB > {per_ch * tch / 2**30:.2f} GiB")
+        for role, n in (("target", tch), ("draft", dch)):
+            if not shared and need[role] > per_ch * n:
+                return (f"@{role} does not fit its {n} channels of {hw.name}: "
+                        f"{need[role] / 2**30:.2f} GiB > {per_ch * n / 2**30:.2f} GiB")
+        return split
+
+    # ------------------------------------------------------------ the runtime ----
+    def simulate(self, study: Study, pid: int) -> dict:
+        """The point on the discrete-event runtime (`speccc run`'s `simulate`)."""
+        from speccc.passmanager import make_pass
+        from speccc.runtime.runner import RunConfig, simulate
+        p = study.space.point(pid)
+        hw_key = study.hw_key(p)
+        why = self._infeasible(p, self.hws[hw_key], study)
+        if isinstance(why, str):
+            return _row(False, note=why)
+        mod = self.variant(hw_key, p["mapping"], study)
+        opts = {"schedule": p["schedule"], "gamma": str(p["gamma"]),
+                "draft_channels": str(0 if p["schedule"] == "none" else p["draft_channels"]),
+                "batch": str(p["batch"]),
+                "hw": hw_path(self.texts[hw_key]), "placement": "auto"}
+        make_pass("speculate", opts).run(mod)
+        alphas = None if study.trace else list(study.alphas)
+        cfg = RunConfig(max_new_tokens=study.max_new_tokens, prompt_len=study.prompt_len,
+                        acceptance=alphas, acceptance_trace=list(study.trace or []) or None,
+                        seed=study.seed, cost_model=study.cost_model)
+        try:
+            rep, _ = simulate(mod, cfg, self.meta)
+        except SpecccError as err:          # the runtime's own checks (e.g. capacity)
+            return _row(False, note=str(err))
+        itl, ept = rep["itl_ms"], rep["energy_per_token_mj"]
+        return _row(True, tokens_per_s=rep["tokens_per_s"], itl_ms=itl,
+                    energy_per_token_mj=ept, edp=itl * ept,
+                    accept_len=rep["mean_acceptance_length"] or 1.0)
+
+
+class _Ctx:
+    """What a closed form sees: costs at one context length."""
+
+    def __init__(self, ev, keys, P, shared, study):
+        self.ev, self.keys, self.P, self.shared, self.study = ev, keys, P, shared, study
+
+    def fwd(self, role, T) -> Fwd:
+        return self.ev.fwd(self.keys[role], role, T, self.P, self.study)
+
+    def kv(self, role, action, entries) -> Fwd:
+        return self.ev.kv(self.keys[role], role, action, entries, self.study)
+
+
+def _sum(specs) -> Fwd:
+    return Fwd(sum(s.dur for s in specs), sum(s.energy for s in specs),
+               sum(s.dur for s in specs if "npu" in s.resources),
+               sum(s.dur for s in specs if "link" in s.resources))
+
+
+def _zmax(n: int) -> float:
+    """Expected maximum of n standard normals (Blom's approximation)."""
+    if n <= 1:
+        return 0.0
+    from statistics import NormalDist
+    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
+
+
+def _row(feasible: bool, note: str = "", **m) -> dict:
+    return {"feasible": int(feasible), **{k: m.get(k) for k in METRICS[1:-1]}, "note": note}
