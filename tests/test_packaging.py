@@ -27,8 +27,9 @@ def test_every_package_is_listed():
 
 
 # import name -> distribution name, where they differ; None: comes with a declared one
-IMPORT_TO_DIST = {"google": None, "yaml": "pyyaml", "PIL": None}
-OPTIONAL = {"torch", "transformers", "onnxscript", "onnxruntime", "ray", "dask", "pytest",
+# `distributed` comes with the declared `dask[distributed]`
+IMPORT_TO_DIST = {"google": None, "yaml": "pyyaml", "PIL": None, "distributed": "dask"}
+OPTIONAL = {"torch", "transformers", "onnxscript", "onnxruntime", "ray", "pytest",
             "hypothesis"}
 
 
