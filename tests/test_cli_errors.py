@@ -133,3 +133,15 @@ def test_unknown_pass_and_option(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     r = run("--debug", "opt", tmp_path / "missing.ir", "-p", "dce")
     assert r.exit_code != 0 and r.exception is not None
+
+
+def test_broken_pipe_exits_quietly():
+    """`speccc ops | head -1`: the reader closes early; no error line, exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    speccc = Path(sys.executable).parent / "speccc"
+    proc = subprocess.run(f"'{speccc}' ops | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+                          executable="/bin/bash", capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and len(proc.stdout.splitlines()) == 1

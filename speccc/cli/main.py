@@ -27,6 +27,12 @@ class SpecccGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader went away (`speccc ops | head`): nothing to report. Point stdout
+            # at /dev/null so the interpreter's final flush does not fail again.
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (SpecccError, CheckFailed, OSError, click.UsageError) as err:
             if ctx.params.get("debug"):
                 raise
