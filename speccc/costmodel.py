@@ -105,14 +105,30 @@ def roofline_npu(hw: HwConfig, op, bindings) -> OpCost:
     return OpCost(max(t_c, t_m), energy, nbytes, flops, bound)
 
 
+PIM_WORD = 2   # bytes: PIM banks hold and MAC 16-bit words (fp16/bf16) whatever the IR dtype
+
+
+def _pim_bytes(t, bindings) -> float:
+    """A tensor's bytes as PIM stores and moves it: floats as 16-bit words."""
+    if t.dtype.is_float:
+        return _num(t.numel(), bindings) * PIM_WORD
+    return _num(t.nbytes(), bindings)
+
+
 def roofline_pim(hw: HwConfig, op, bindings) -> OpCost:
+    """Bytes in 16-bit PIM words (an fp32 model costs what its fp16 twin does, as the
+    targets' emulator-calibrated model and the MAC rate count them)."""
     c = op_cost(op)
     d = hw.derived()
     flops = _num(c.flops, bindings)
     total = _num(c.bytes_read, bindings) + _num(c.bytes_written, bindings)
-    inside = weight_bytes(op, bindings)
+    floats = [v.type for v in (*op.operands, *op.results) if v.type.dtype.is_float]
+    if floats:   # the op's own traffic, rescaled from its dtype to PIM words
+        total *= PIM_WORD / (floats[0].dtype.itemsize_bits / 8)
+    stored = [v for v in op.operands if v.op is not None and v.op.name == "weight"]
     if op.name == "attention":  # the KV cache lives in the banks too
-        inside = sum(_num(v.type.nbytes(), bindings) for v in op.operands[1:3])
+        stored = list(op.operands[1:3])
+    inside = sum(_pim_bytes(v.type, bindings) for v in stored)
     outside = max(total - inside, 0.0)
     t_c = flops / (2 * d["peak_pim_macs_per_s"] / 1e9)
     t_m = inside / d["peak_internal_gbs"] + outside / d["peak_external_gbs"]

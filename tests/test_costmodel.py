@@ -49,3 +49,25 @@ def test_device_attribute_overrides_default(llama7b):
         assert default_device(lin) == "npu"
     finally:
         del lin.attrs["device"]
+
+
+def test_pim_roofline_counts_16_bit_words_whatever_the_model_dtype():
+    """An fp32 model and its fp16 twin cost the same on PIM (banks hold 16-bit words), as
+    the emulator-calibrated model charges them (issue 13: the CLI recipe with an fp32 zoo
+    model used to flip the conclusion)."""
+    from speccc import zoo
+    from speccc.costmodel import roofline_pim
+    from speccc.frontend.onnx_import import ImportOptions, import_model
+    from speccc.hw import load_hw
+    from speccc.pipeline import run_canonical
+    hw = load_hw("aim-gddr6")
+    cost = {}
+    for dt in ("float32", "float16"):
+        m = import_model(zoo.build("llama-tiny", mode="decode", weights=False, dtype=dt),
+                         ImportOptions(shapes_only=True))
+        run_canonical(m)
+        cost[dt] = [roofline_pim(hw, op, {"T": 5, "P": 16}) for op in m.graphs["target"].ops()
+                    if op.name in ("linear", "attention", "gated_mlp")]
+    assert cost["float32"] and [c.latency_ns for c in cost["float32"]] == \
+        [c.latency_ns for c in cost["float16"]]
+    assert [c.energy_pj for c in cost["float32"]] == [c.energy_pj for c in cost["float16"]]
