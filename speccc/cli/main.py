@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "speccc.cli.core_commands",
     "speccc.cli.pim_commands",
     "speccc.cli.run_commands",
+    "speccc.cli.gguf_commands",
 ]
 
 

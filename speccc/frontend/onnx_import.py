@@ -244,9 +244,24 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
     g.remove_dead()
 
 
+_SHAPE_DATA_BYTES = 1 << 16
+
+
 def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     """Value name -> shape, for values onnx.shape_inference (with data propagation)
-    infers fully static; an independent check on speccc's own shape rules."""
+    infers fully static; an independent check on speccc's own shape rules.
+    Large initializers go in as typed inputs: onnx serializes the model it infers on, and
+    weight bytes (hundreds of MB for a real model) carry no shape information."""
+    big = [t for t in model.graph.initializer if len(t.raw_data) > _SHAPE_DATA_BYTES]
+    if big:
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(t for t in model.graph.initializer
+                                   if len(t.raw_data) <= _SHAPE_DATA_BYTES)
+        m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type,
+                                                                list(t.dims)) for t in big)
+        model = m
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # onnx's inference is advisory here; ours is authoritative
