@@ -35,8 +35,19 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
 
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
-@click.option("--target", required=True, type=click.Path(), help="Target model (.onnx).")
-@click.option("--draft", type=click.Path(), help="Draft model (.onnx).")
+@click.option("--target", required=True, type=click.Path(),
+              help="Target model (.onnx, or a zoo GGUF model name: smollm2).")
+@click.option("--draft", type=click.Path(),
+              help="Draft model (.onnx, or a zoo GGUF model name: smollm2-int4).")
+@click.option("--prompt", help="Prompt text (encoded with the model's GGUF tokenizer; the "
+              "completion is decoded and printed).")
+@click.option("--prompt-file", type=click.Path(dir_okay=False),
+              help="Prompts, one per line; run one after another (the functional runtime "
+                   "executes one request at a time), one report each.")
+@click.option("--chat", is_flag=True, help="Wrap each prompt in the model's chat template "
+              "(tokenizer.chat_template of its GGUF) as one user turn.")
+@click.option("--tokenizer", type=click.Path(dir_okay=False),
+              help="GGUF file whose tokenizer to use (default: the target's source GGUF).")
 @click.option("--prompt-ids", help="Prompt token ids, e.g. 1,2,3.")
 @click.option("--prompt-len", type=int, default=8, show_default=True,
               help="Without --prompt-ids: a synthetic prompt of this many tokens.")
@@ -75,7 +86,7 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
+def run(target, draft, prompt, prompt_file, chat, tokenizer, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
         acceptance, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
         p_decay, max_inflight, placement, passes, max_context, cost_model, granularity,
         trace_path, print_schedule, as_json):
@@ -86,14 +97,26 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
     speccc run --target pair/target.onnx --draft pair/draft.onnx --prompt-ids 1,2,3 \\
         --max-new-tokens 32 --gamma 4 --schedule serial --trace t.json
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --schedule overlap
+    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \\
+        --max-new-tokens 32 --schedule pipeinfer --hw hbm-pim --trace t.json --json
     """
     from speccc.driver import write_text_atomic
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
     from speccc.runtime.runner import RunConfig, load_pair, simulate
+    from speccc import text as textio
     _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
+    texts = None
+    if prompt is not None or prompt_file is not None:
+        if prompt_ids is not None:
+            raise SpecccError("give --prompt/--prompt-file or --prompt-ids, not both")
+        texts = textio.read_prompts(prompt, prompt_file)
+    elif chat:
+        raise SpecccError("--chat needs --prompt or --prompt-file")
     extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
-    module, meta = load_pair(target, draft if schedule != "none" else None,
+    tok = textio.tokenizer_for(target, tokenizer) if texts else None
+    module, meta = load_pair(textio.resolve_model(target),
+                             textio.resolve_model(draft) if schedule != "none" else None,
                              shapes_only=acceptance is not None)
     opts = dict(schedule=schedule, gamma=gamma, hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
@@ -105,18 +128,42 @@ def run(target, draft, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, 
     if print_schedule:
         from speccc.ir.printer import print_graph
         click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
-    cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
-                    prompt_len=prompt_len, acceptance=acceptance, seed=seed,
-                    temperature=temperature, granularity=granularity,
-                    cost_model=cost_model, max_context=max_context)
-    rep, engine = simulate(module, cfg, meta)
-    if trace_path:
-        write_text_atomic(trace_path, dumps_trace(engine, {"report": {
-            k: v for k, v in rep.items() if k != "tokens"}}))
+    prompts = [None]
+    if texts:
+        from speccc.runtime.runner import context_limit
+        from speccc.runtime.schedule import Schedule
+        ctx = max_context if max_context is not None else context_limit(
+            module, Schedule.from_graph(module.graphs["schedule"]), meta)
+        prompts = textio.encode_prompts(texts, tok, chat, ctx, max_new_tokens)
+    results = []
+    for p in prompts:  # one after another: the functional runtime runs one request
+        cfg = RunConfig(max_new_tokens=max_new_tokens,
+                        prompt=p.ids if p else _ids(prompt_ids), prompt_len=prompt_len,
+                        acceptance=acceptance, seed=seed, temperature=temperature,
+                        granularity=granularity, cost_model=cost_model,
+                        max_context=max_context)
+        rep, engine = simulate(module, cfg, meta)
+        if p:
+            rep = {"text": textio.completion(tok, rep["tokens"]), "prompt": p.text, **rep}
+        results.append((rep, engine))
+    if trace_path:  # only once every run succeeded: a failing command writes nothing
+        for i, (rep, engine) in enumerate(results):
+            path = trace_path if len(results) == 1 else _numbered(trace_path, i + 1)
+            write_text_atomic(path, dumps_trace(engine, {"report": {
+                k: v for k, v in rep.items() if k not in ("tokens", "text")}}))
+    reps = [rep for rep, _ in results]
     if as_json:
-        click.echo(json.dumps(rep, indent=1))
+        click.echo(json.dumps(reps[0] if prompt_file is None else reps, indent=1))
         return
-    _table(rep, target, draft)
+    for rep in reps:
+        _table(rep, target, draft)
+
+
+def _numbered(path: str, i: int) -> str:
+    """t.json -> t.2.json: one trace per prompt of --prompt-file."""
+    from pathlib import Path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{i}{p.suffix}"))
 
 
 def _fmt(v, digits=3):
@@ -131,7 +178,10 @@ def _table(rep: dict, target, draft) -> None:
     from rich.console import Console
     from rich.table import Table
     con = Console()
-    if rep["mode"] == "functional":
+    if "text" in rep:
+        from rich.markup import escape
+        con.print(f"[dim]{escape(rep['prompt'])}[/dim]{escape(rep['text'])}")
+    elif rep["mode"] == "functional":
         con.print("tokens: " + " ".join(map(str, rep["tokens"])))
     t = Table(title=f"speccc run: {rep['schedule']} (gamma {rep['gamma']}, {rep['hw']}, "
               f"{rep['mode']})")

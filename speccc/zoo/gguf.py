@@ -12,7 +12,7 @@ lm_head stays float (it is a Gather table too).
 
 Interface: models.py's decode mode (input_ids, position_ids, past_key_values.{i}.key|value
 -> logits, present.{i}.key|value), HF parameter names, `speccc.spec` metadata plus the
-file name and quantization in `speccc.gguf`.
+source path and quantization in `speccc.gguf` (the tokenizer is read from that file).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ _TOP_NAMES = {"token_embd.weight": "model.embed_tokens.weight",
 class GGUFInfo:
     path: Path
     spec: ModelSpec
-    fields: dict          # metadata key -> python value (token arrays included)
+    fields: dict          # general.* metadata key -> python value
     tensors: dict         # HF name -> gguf ReaderTensor (not yet dequantized)
 
     def weight(self, name: str) -> np.ndarray:
@@ -105,6 +105,12 @@ def _field(reader, key, default=None):
     return default if f is None else f.contents()
 
 
+def read_fields(path, prefix: str = "") -> dict:
+    """Metadata fields (key -> python value) whose key starts with `prefix`."""
+    reader = _open(path)
+    return {k: f.contents() for k, f in reader.fields.items() if k.startswith(prefix)}
+
+
 def read_gguf(path) -> GGUFInfo:
     """Open and validate a GGUF file: architecture, tensor types and names, dims."""
     p = Path(path)
@@ -145,8 +151,7 @@ def read_gguf(path) -> GGUFInfo:
         tie_embeddings="lm_head.weight" not in tensors,
         norm_eps=float(np.float32(g("attention.layer_norm_rms_epsilon", 1e-5))),
         rope_theta=float(g("rope.freq_base", 10000.0)))
-    fields = {k: f.contents() for k, f in reader.fields.items()
-              if k.startswith(("general.", "tokenizer."))}
+    fields = {k: f.contents() for k, f in reader.fields.items() if k.startswith("general.")}
     return GGUFInfo(p, spec, fields, tensors)
 
 
@@ -227,7 +232,7 @@ def gguf_to_onnx(info: GGUFInfo, *, dtype: str = "float32", quant: str = "dequan
     model = _GGUFLlama(info, spec, bits, group).build()
     if bits:
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-    src = {"file": info.path.name, "quant": quant, "group": group if bits else None,
+    src = {"path": str(info.path.resolve()), "quant": quant, "group": group if bits else None,
            "dtype": dtype}
     helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
                                    "speccc.gguf": json.dumps(src, sort_keys=True)})
