@@ -211,7 +211,8 @@ def exec_(model, inputs_path, output, backend, precision, hw, max_context, bind,
     speccc exec m.onnx --inputs in.npz -o out.npz --on reference
     speccc exec m.onnx --inputs in.npz -o out.npz --on emulator --precision fp16 --hw aim-gddr6
     """
-    outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
+    from speccc.text import resolve_model
+    outputs, pm = driver.exec_model(resolve_model(model), inputs_path, _parse_bind(bind), pipeline,
                                     backend=backend, hw=hw, precision=precision,
                                     max_context=max_context,
                                     **_pm_kwargs(print_after, verify_each))
@@ -258,7 +259,10 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc compile 7b.onnx --bind T=1,P=1024 --hw aim-gddr6 --shapes-only
     speccc compile target.onnx --draft draft.onnx --draft-channels 4 --bind T=1,P=16 \\
         --hw aim-gddr6 -o out                                 # SpecPIM channel split
+    speccc compile smollm2 --draft smollm2-int4 --bind T=1,P=16 -o out   # zoo GGUF names
     """
+    from speccc.text import resolve_model
+    model, draft = resolve_model(model), resolve_model(draft)
     result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
                                       hw=hw, max_context=max_context, partition=partition,
                                       draft=draft, draft_channels=draft_channels,

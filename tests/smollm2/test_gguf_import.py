@@ -75,16 +75,25 @@ def test_zoo_without_the_wheel(tmp_path, monkeypatch):
     assert not out.exists()
 
 
-def test_tiny_gguf_imports_and_runs(tmp_path):
+@pytest.mark.parametrize("quant", ["dequant", "int8", "int4"])
+def test_tiny_gguf_onnxruntime_equals_reference(tmp_path, quant):
     import onnxruntime as ort
+    from speccc.frontend.onnx_import import sanitize_name
+    from speccc.ir.interpreter import Plan
+    from speccc.runtime.runner import load_pair
     out = tmp_path / "m.onnx"
-    r = run("import-gguf", write_gguf(tmp_path / "t.gguf"), "-o", out)
+    r = run("import-gguf", write_gguf(tmp_path / "t.gguf", hidden=32), "-o", out,
+            "--quant", quant, "--group", 16)
     assert r.exit_code == 0, r.output
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     f = {"input_ids": np.array([[1, 2, 3]]), "position_ids": np.array([[0, 1, 2]]),
-         "past_key_values.0.key": np.zeros((1, 1, 0, 4), np.float32),
-         "past_key_values.0.value": np.zeros((1, 1, 0, 4), np.float32)}
-    assert sess.run(["logits"], f)[0].shape == (1, 3, 16)
+         "past_key_values.0.key": np.zeros((1, 1, 0, 16), np.float32),
+         "past_key_values.0.value": np.zeros((1, 1, 0, 16), np.float32)}
+    want = sess.run(["logits"], f)[0]
+    got = Plan(load_pair(str(out))[0].graphs["target"]).run(
+        {sanitize_name(k): v for k, v in f.items()})["logits"]
+    assert want.shape == (1, 3, 16)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("case", ["not-gguf", "arch", "qtype", "truncated", "group"])
