@@ -10,21 +10,30 @@ Prints tables and writes benchmarks/results/smollm2.json.
   each); and serial gamma=4 through `speccc run`'s runtime: acceptance rate, mean accepted
   length, modeled tokens/s of serial vs none (hbm-pim, the targets' estimators).
 * Speed: a greedy token loop (prefill, then one token at a time with the KV cache) on
-  speccc's reference interpreter (Plan) vs the same loop in onnxruntime; target <= 2x.
+  speccc's reference interpreter (Plan) vs the same loop in onnxruntime, both on one
+  thread (see below); target <= 2x.
 * Memory: peak RSS of a fresh process that imports the fp32 target and runs that loop,
   over the fp32 weight bytes; target <= 3x.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+# One BLAS / onnxruntime thread each: on a small shared machine, multi-threaded BLAS spins
+# against other jobs (measured 7x slower per GEMV under load), and one thread makes the
+# reference-vs-onnxruntime ratio a like-for-like comparison. Set before numpy loads BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 PROMPTS = [
     "The capital of France is",
@@ -71,7 +80,9 @@ def runners(path):
     from speccc.frontend.onnx_import import sanitize_name
     from speccc.ir.interpreter import Plan
     from speccc.runtime.runner import load_pair
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     module, _ = load_pair(str(path))
     plan = Plan(module.graphs["target"])
@@ -138,6 +149,9 @@ def serial_runs(target, draft, tok, n):
                                               "mean_acceptance_length", "energy_per_token_mj")}
             row[sched]["tokens"] = rep["tokens"]
         assert row["none"]["tokens"] == row["serial"]["tokens"]  # lossless
+        print(f"serial gamma=4: acceptance {row['serial']['acceptance_rate']:.3f}, "
+              f"tokens/s {row['serial']['tokens_per_s']:.0f} vs none "
+              f"{row['none']['tokens_per_s']:.0f}  {text!r}", flush=True)
         rows.append(row)
     return rows
 
@@ -171,7 +185,7 @@ def main():
     mean_agree = float(np.mean([r["agreement"] for r in res["agreement"]]))
     res["mean_agreement"] = mean_agree
     for r in res["agreement"]:
-        print(f"agreement {r['agreement']:.3f}  {r['prompt']!r} -> {r['text']!r}")
+        print(f"agreement {r['agreement']:.3f}  {r['prompt']!r} -> {r['text']!r}", flush=True)
     print(f"mean per-token greedy agreement (INT4 g64 draft vs fp32 target): {mean_agree:.3f}")
     res["serial"] = serial_runs(target, draft, tok, a.tokens)
     acc = np.mean([r["serial"]["acceptance_rate"] for r in res["serial"]])
