@@ -75,26 +75,27 @@ def token_loop(run, spec, prompt, n):
     return out
 
 
-def runners(path):
+def ort_runner(path):
     import onnxruntime as ort
-    from speccc.frontend.onnx_import import sanitize_name
-    from speccc.ir.interpreter import Plan
-    from speccc.runtime.runner import load_pair
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    module, _ = load_pair(str(path))
-    plan = Plan(module.graphs["target"])
-    back = {sanitize_name(n): n for n in names}
+    return lambda f: dict(zip(names, sess.run(None, f)))
 
-    def ort_run(f):
-        return dict(zip(names, sess.run(None, f)))
 
-    def ref_run(f):
-        r = plan.run({sanitize_name(k): v for k, v in f.items()})
-        return {back[k]: v for k, v in r.items()}
-    return ort_run, ref_run
+def ref_runner(path):
+    """speccc's reference interpreter on the imported, canonicalized model (the ONNX
+    value names here need no sanitizing)."""
+    from speccc.frontend.onnx_import import import_model
+    from speccc.ir.interpreter import Plan
+    from speccc.pipeline import run_canonical
+    module = run_canonical(import_model(str(path)))
+    return Plan(next(iter(module))).run
+
+
+def runners(path):
+    return ort_runner(path), ref_runner(path)
 
 
 def speed(spec, path, n):
@@ -118,8 +119,7 @@ def speed(spec, path, n):
 
 def agreement(spec, target, draft, tok, n):
     """Per-token greedy agreement of the draft with the target's greedy continuation."""
-    _, t_run = runners(target)
-    _, d_run = runners(draft)
+    t_run, d_run = ref_runner(target), ref_runner(draft)
     per = []
     for text in PROMPTS:
         prompt = tok.encode(text)
@@ -161,8 +161,7 @@ def child_memory(path, n):
     from speccc.zoo.gguf import read_gguf
     from speccc.zoo.smollm2 import wheel_gguf
     spec = read_gguf(wheel_gguf()).spec
-    _, ref_run = runners(path)
-    token_loop(ref_run, spec, [504, 3575, 282, 4649, 314], n)
+    token_loop(ref_runner(path), spec, [504, 3575, 282, 4649, 314], n)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 

@@ -86,8 +86,8 @@ def _check(gamma, acceptance, batch, max_new, draft, schedule):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, prompt, prompt_file, chat, tokenizer, prompt_ids, prompt_len, max_new_tokens, gamma, schedule, hw,
-        acceptance, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
+def run(target, draft, prompt, prompt_file, chat, tokenizer, prompt_ids, prompt_len,
+        max_new_tokens, gamma, schedule, hw, acceptance, seed, temperature, batch, draft_channels, stages, p_accept, p_recovery,
         p_decay, max_inflight, placement, passes, max_context, cost_model, granularity,
         trace_path, print_schedule, as_json):
     """Run speculative decoding of TARGET with DRAFT on a modeled NPU + PIM system.
@@ -100,11 +100,11 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, prompt_ids, prompt_
     speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \\
         --max-new-tokens 32 --schedule pipeinfer --hw hbm-pim --trace t.json --json
     """
+    from speccc import text as textio
     from speccc.driver import write_text_atomic
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
     from speccc.runtime.runner import RunConfig, load_pair, simulate
-    from speccc import text as textio
     _check(gamma, acceptance, batch, max_new_tokens, draft, schedule)
     texts = None
     if prompt is not None or prompt_file is not None:
