@@ -162,7 +162,19 @@ def child_memory(path, n):
     from speccc.zoo.smollm2 import wheel_gguf
     spec = read_gguf(wheel_gguf()).spec
     token_loop(ref_runner(path), spec, [504, 3575, 282, 4649, 314], n)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(peak_rss())
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over fork + exec, so a child would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():
