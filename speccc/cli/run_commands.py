@@ -88,8 +88,19 @@ def _check(configs, draft, **values):
 
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
-@click.option("--target", type=click.Path(), help="Target model (.onnx).")
-@click.option("--draft", type=click.Path(), help="Draft model (.onnx).")
+@click.option("--target", type=click.Path(),
+              help="Target model (.onnx, or a zoo GGUF model name: smollm2).")
+@click.option("--draft", type=click.Path(),
+              help="Draft model (.onnx, or a zoo GGUF model name: smollm2-int4).")
+@click.option("--prompt", help="Prompt text (encoded with the model's GGUF tokenizer; the "
+              "completion is decoded and printed).")
+@click.option("--prompt-file", type=click.Path(dir_okay=False),
+              help="Prompts, one per line, decoded together as one batch (one request "
+              "each; not with pipeinfer, whose burst runs one request).")
+@click.option("--chat", is_flag=True, help="Wrap each prompt in the model's chat template "
+              "(tokenizer.chat_template of its GGUF) as one user turn.")
+@click.option("--tokenizer", type=click.Path(dir_okay=False),
+              help="GGUF file whose tokenizer to use (default: the target's source GGUF).")
 @click.option("--module", "module_path", type=click.Path(dir_okay=False),
               help="Run the @schedule program of this .ir file as written (e.g. "
               "OUT/ir/module.ir from `speccc compile --draft`, edited or not). Its "
@@ -158,7 +169,8 @@ def _check(configs, draft, **values):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamma,
+def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt_ids,
+        prompt_len, max_new_tokens, gamma,
         schedule, hw, acceptance, acceptance_trace, seed, numerics, temperature, batch,
         draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
         max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
@@ -172,7 +184,10 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --schedule overlap
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \
         --schedule none,serial,overlap,pipeinfer --gamma 2,4,8      # one comparison table
+    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \
+        --max-new-tokens 32 --schedule pipeinfer --hw hbm-pim --trace t.json --json
     """
+    from speccc import text as textio
     from speccc.driver import write_text_atomic
     from speccc.passmanager import PassManager
     from speccc.runtime.metrics import dumps_trace
@@ -201,15 +216,33 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
                p_decay=p_decay, p_min=p_min)
         extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
         needs_draft = any(s != "none" for s, _ in configs)
-        module, meta = load_pair(target, draft if needs_draft else None,
+        module, meta = load_pair(textio.resolve_model(target),
+                                 textio.resolve_model(draft) if needs_draft else None,
                                  shapes_only=synthetic)
         if extra is not None:
             extra.run(module)
+    texts, tok, prompts = _texts(prompt, prompt_file, chat, prompt_ids), None, None
+    if texts:
+        from types import SimpleNamespace
+
+        from speccc.runtime.runner import context_limit
+        tok = textio.tokenizer_for(target, tokenizer)
+        models = SimpleNamespace(target="target", draft="draft", speculative="draft" in
+                                 module.graphs)
+        ctx = max_context if max_context is not None else context_limit(module, models, meta)
+        prompts = textio.encode_prompts(texts, tok, chat, ctx, max_new_tokens)
+        if len(prompts) > 1:
+            if any(s == "pipeinfer" for s, _ in configs if configs[0] is not None):
+                raise SpecccError("pipeinfer's burst runs one request: --prompt-file with "
+                                  "several prompts runs them as a batch under none, serial "
+                                  "or overlap")
+            opts["batch"] = len(prompts)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
                     prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,
                     seed=seed, numerics=numerics, temperature=temperature,
                     granularity=granularity,
-                    cost_model=cost_model, max_context=max_context)
+                    cost_model=cost_model, max_context=max_context,
+                    prompts=[p.ids for p in prompts] if prompts else None)
     reports = []
     for config in configs:
         if config is not None:
@@ -220,13 +253,15 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
             from speccc.ir.printer import print_graph
             click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
         rep, engine = simulate(module, cfg, meta)
+        if prompts:
+            rep = _with_text(rep, prompts, tok)
         label = f"[{rep['schedule']} gamma {rep['gamma']}] " if len(configs) > 1 else ""
         for w in rep["warnings"]:
             click.echo(f"speccc: warning: {label}{w}", err=True)
         if trace_path:
             path = trace_path if len(configs) == 1 else _suffixed(trace_path, rep)
             write_text_atomic(path, dumps_trace(engine, {"report": {
-                k: v for k, v in rep.items() if k != "tokens"}}))
+                k: v for k, v in rep.items() if k not in ("tokens", "text", "requests")}}))
         reports.append(rep)
     if as_json:
         click.echo(dumps_json(reports[0] if len(reports) == 1 else reports, indent=1))
@@ -234,6 +269,28 @@ def run(target, draft, module_path, prompt_ids, prompt_len, max_new_tokens, gamm
         _table(reports[0], target, draft)
     else:
         _compare_table(reports)
+
+
+def _texts(prompt, prompt_file, chat, prompt_ids):
+    from speccc import text as textio
+    if prompt is not None or prompt_file is not None:
+        if prompt_ids is not None:
+            raise SpecccError("give --prompt/--prompt-file or --prompt-ids, not both")
+        return textio.read_prompts(prompt, prompt_file)
+    if chat:
+        raise SpecccError("--chat needs --prompt or --prompt-file")
+    return None
+
+
+def _with_text(rep: dict, prompts, tok) -> dict:
+    """The decoded completion beside the ids: `text` (request 0, or the only prompt) and,
+    for a batch, each request's `prompt` and `text`."""
+    from speccc import text as textio
+    out = {"text": textio.completion(tok, rep["tokens"]), "prompt": prompts[0].text, **rep}
+    if "requests" in rep:
+        out["requests"] = [{"prompt": p.text, "text": textio.completion(tok, r["tokens"]),
+                            **r} for p, r in zip(prompts, rep["requests"])]
+    return out
 
 
 def _suffixed(path: str, rep: dict) -> str:
@@ -305,8 +362,10 @@ def _fmt(v, digits=3):
 
 def _table(rep: dict, target, draft) -> None:
     from rich.table import Table
-    con = console()
-    if rep["mode"] == "functional":
+    con = console()     # markup off: prompts and completions print as themselves
+    for r in rep.get("requests") or ([rep] if "text" in rep else []):
+        con.print(r["prompt"] + r["text"])
+    if "text" not in rep and rep["mode"] == "functional":
         con.print("tokens: " + " ".join(map(str, rep["tokens"])))
     t = Table(title=f"speccc run: {rep['schedule']} (gamma {rep['gamma']}, {rep['hw']}, "
               f"{rep['mode']})")

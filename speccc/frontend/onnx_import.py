@@ -224,31 +224,48 @@ def import_model(model_or_path, options: ImportOptions | None = None,
     return module
 
 
+# Initializers above this many bytes are left out of what onnx's checker and shape
+# inference see (declared as typed inputs instead).
+_SHAPE_DATA_BYTES = 1 << 16
+
+
 def check_without_data(model: onnx.ModelProto, full_check: bool = False) -> None:
     """onnx.checker (+ strict shape inference when full_check) without reading weights.
 
     onnx.checker rejects an external-data location that is not a regular file, and
-    shapes-only models point at none; so external initializers are checked as what they
-    are to the graph, typed and fully shaped values, declared as inputs of a copy.
+    shapes-only models point at none; and it serializes the model it checks, which for
+    embedded weights means a second and third copy of hundreds of MB. So external and
+    large initializers are checked as what they are to the graph, typed and fully shaped
+    values, declared as inputs of a copy without them (their bytes are checked when the
+    importer converts them).
     Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
     """
-    onnx.checker.check_model(without_external_data(model), full_check=full_check)
+    onnx.checker.check_model(without_weight_data(model), full_check=full_check)
 
 
-def without_external_data(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose external initializers are typed, shaped graph inputs instead, so
-    onnx's checker and shape inference never open a data file (speccc reads those itself,
-    checked: speccc/frontend/external_data.py)."""
-    ext = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if not ext:
+def without_weight_data(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model`, or a copy whose external or large initializers are typed graph inputs,
+    so onnx's checker and shape inference never open a data file (speccc reads those
+    itself, checked: speccc/frontend/external_data.py) nor hold weight bytes twice."""
+    def dataless(t) -> bool:
+        return (t.data_location == onnx.TensorProto.EXTERNAL
+                or len(t.raw_data) > _SHAPE_DATA_BYTES)
+    g = model.graph
+    if not any(dataless(t) for t in g.initializer):
         return model
+    # Field by field: a whole-model CopyFrom would hold a second copy of the weights.
     m = onnx.ModelProto()
-    m.CopyFrom(model)
-    keep = [t for t in m.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
-    del m.graph.initializer[:]
-    m.graph.initializer.extend(keep)
+    for field in ("ir_version", "producer_name", "producer_version", "domain",
+                  "model_version", "doc_string"):
+        setattr(m, field, getattr(model, field))
+    for field in ("opset_import", "functions", "metadata_props"):
+        getattr(m, field).extend(getattr(model, field))
+    m.graph.name = g.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(m.graph, field).extend(getattr(g, field))
+    m.graph.initializer.extend(t for t in g.initializer if not dataless(t))
     m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                         for t in ext)
+                         for t in g.initializer if dataless(t))
     return m
 
 
@@ -323,8 +340,10 @@ def _small_1d(model: onnx.ModelProto) -> bool:
 
 def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     """Value name -> shape, for values onnx.shape_inference (with data propagation)
-    infers fully static; an independent check on speccc's own shape rules."""
-    stripped = without_external_data(model)
+    infers fully static; an independent check on speccc's own shape rules.
+    Large initializers go in as typed inputs: onnx serializes the model it infers on, and
+    weight bytes (hundreds of MB for a real model) carry no shape information."""
+    stripped = without_weight_data(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(stripped, data_prop=_small_1d(stripped))
     except Exception:  # onnx's inference is advisory here; ours is authoritative

@@ -7,6 +7,7 @@ Float8/float4 values carry no zero point (ONNX requires it to be zero): it is ig
 """
 from __future__ import annotations
 
+import weakref
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
@@ -207,6 +208,10 @@ define("qlinear_matmul", 8, _qlinear_infer, _qlinear_ref, cost=_qlinear_cost,
 def unpack_bits(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     """Unsigned `bits`-wide codes packed low-bit first in the last axis of u8 `data`;
     returns the first `count` codes per row (any bits in 1..8)."""
+    if bits in (4, 8):  # fast path for the common widths: shifts, no bit matrix
+        codes = data if bits == 8 else np.stack([data & 15, data >> 4], -1).reshape(
+            data.shape[:-1] + (-1,))
+        return codes[..., :count].astype(np.int32)
     flat = np.unpackbits(data, axis=-1, bitorder="little")
     n = flat.shape[-1] // bits
     codes = flat[..., :n * bits].reshape(flat.shape[:-1] + (n, bits))
@@ -226,6 +231,9 @@ def nbits_dequant(b, scales, zero_points, g_idx, attrs) -> np.ndarray:
         zp = unpack_bits(zero_points.reshape(n, -1), bits, nblocks).astype(np.float32)
     else:
         zp = zero_points.reshape(n, nblocks).astype(np.float32)
+    if g_idx is None and k % blk == 0:  # whole blocks: broadcast instead of gathering
+        q = q.reshape(n, nblocks, blk).astype(np.float32)
+        return ((q - zp[..., None]) * s[..., None]).reshape(n, k)
     group = np.arange(k) // blk if g_idx is None else g_idx.astype(np.int64)
     return (q - zp[:, group]) * s[:, group]
 
@@ -252,10 +260,30 @@ def _nbits_infer(ctx):
     return [TensorType(tuple(a.shape[:-1]) + (n,), a.dtype)]
 
 
+# Dequantized weights of constant operands, keyed by the operand arrays' identities: the
+# interpreter hands the same weight arrays to every run, so a decode loop unpacks each
+# weight once instead of once per token. Weak references check the arrays are still the
+# ones the entry was made from (an id can be reused after an array dies).
+_DEQUANT_CACHE: dict = {}
+
+
+def _cached_dequant(ops: list, attrs) -> np.ndarray:
+    arrays = [x for x in ops if x is not None]
+    key = tuple(id(x) if x is not None else None for x in ops) + tuple(sorted(attrs.items()))
+    hit = _DEQUANT_CACHE.get(key)
+    if hit is not None and all(r() is x for r, x in zip(hit[0], arrays)):
+        return hit[1]
+    w = nbits_dequant(*ops, attrs)
+    for k in [k for k, (rs, _) in _DEQUANT_CACHE.items() if any(r() is None for r in rs)]:
+        del _DEQUANT_CACHE[k]
+    _DEQUANT_CACHE[key] = (tuple(weakref.ref(x) for x in arrays), w)
+    return w
+
+
 def _nbits_ref(ins, attrs):
     a = ins[0]
-    w = nbits_dequant(ins[1], ins[2], ins[3] if len(ins) > 3 else None,
-                      ins[4] if len(ins) > 4 else None, attrs)
+    ops = [ins[1], ins[2], ins[3] if len(ins) > 3 else None, ins[4] if len(ins) > 4 else None]
+    w = _cached_dequant(ops, attrs)
     return [np.matmul(a.astype(np.float32), w.T).astype(a.dtype)]
 
 
