@@ -79,9 +79,13 @@ def fits(m, hw) -> bool:
 
 
 def sweep(m, hw, args) -> dict:
-    out = {"facts": model_facts(m, hw), "points": []}
+    out = {"facts": model_facts(m, hw), "points": [], "does_not_fit": []}
     for batch in args.batches:
-        none = simulate_point(m, hw, "none", 1, 0.8, batch)
+        try:
+            none = simulate_point(m, hw, "none", 1, 0.8, batch)
+        except CapacityError as e:   # the KV of `batch` requests does not fit: say so
+            out["does_not_fit"].append({"batch": batch, "why": str(e)})
+            continue
         out["points"].append({"schedule": "none", "gamma": 0, "alpha": None,
                               "batch": batch, **none})
         for alpha in args.alphas:
@@ -150,6 +154,9 @@ def main():
     lines = report(res)
     print("\n".join(lines))
     print("\n".join(goal(res)))
+    for hw, r in res.items():
+        for miss in r["does_not_fit"]:
+            print(f"{hw} batch {miss['batch']}: {miss['why']}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"presets": res, "table": lines, "goal": goal(res),
                                    "seconds": time.perf_counter() - t0}, indent=1))
