@@ -51,37 +51,48 @@ def op_row(op, number: int) -> dict:
     return {**row, **HOST_ROW}
 
 
-def compile_report(module) -> dict:
-    graphs: dict = {}
+def summarize(rows) -> tuple[list, dict]:
+    """(summary per (op, device) by time, totals per device) of op rows."""
     summary: dict[tuple, Counter] = defaultdict(Counter)
     totals: dict[str, Counter] = defaultdict(Counter)
-    for g in module:
-        rows = []
-        number = 0  # the printer's %N of the op's first result (listing names follow it)
-        for op in g.ops():
-            row = op_row(op, number)
-            number += len(op.results)
-            rows.append(row)
-            s = summary[(row["op"], row["device"])]
-            s["count"] += 1
-            for k in SUMMED:
-                s[k] += row[k]
-            if row.get("roofline_ns"):
-                s["roofline_ns"] += row["roofline_ns"]
-            t = totals[row["device"]]
-            t["ops"] += 1
-            for k in TOTALLED:
-                t[k] += row[k]
-        graphs[g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", [])}
+    for row in rows:
+        s = summary[(row["op"], row["device"])]
+        s["count"] += 1
+        for k in SUMMED:
+            s[k] += row[k]
+        if row.get("roofline_ns"):
+            s["roofline_ns"] += row["roofline_ns"]
+        t = totals[row["device"]]
+        t["ops"] += 1
+        for k in TOTALLED:
+            t[k] += row[k]
     summ = []
     for (name, device), v in sorted(summary.items(), key=lambda kv: (-kv[1]["ns"],
                                                                       -kv[1]["flops"], kv[0])):
         d = {"op": name, "device": device, **v}
         d["efficiency"] = (v["roofline_ns"] / v["ns"]) if v.get("roofline_ns") and v["ns"] else None
         summ.append(d)
+    return summ, {dev: dict(v) for dev, v in sorted(totals.items())}
+
+
+def compile_report(module) -> dict:
+    graphs: dict = {}
+    every = []
+    for g in module:
+        rows = []
+        number = 0  # the printer's %N of the op's first result (listing names follow it)
+        for op in g.ops():
+            rows.append(op_row(op, number))
+            number += len(op.results)
+        every += rows
+        summ, tot = summarize(rows)
+        graphs[g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", []),
+                          "summary": summ, "totals": tot,
+                          "serial_ns": sum(v["ns"] for v in tot.values())}
+    summ, totals = summarize(every)
     lowered = [dict(g.attrs.get("lowered_pim") or []) for g in module]
     return {"hw": next((x["hw"] for x in lowered if "hw" in x), None), "graphs": graphs,
-            "summary": summ, "totals": {dev: dict(v) for dev, v in sorted(totals.items())},
+            "summary": summ, "totals": totals,
             "serial_ns": sum(v["ns"] for v in totals.values()),
             "listings": sum(len(op.attrs["listings"]) for g in module for op in g.ops()
                             if op.name == "pim.kernel"),

@@ -279,7 +279,7 @@ def test_compile_writes_listings_and_report(tmp_path, decode_tiny):
     out = tmp_path / "o"
     r = invoke("compile", decode_tiny, "--bind", "T=1,P=16", "-o", out, "--hw", "aim-gddr6")
     assert r.exit_code == 0, r.output
-    assert "pim" in r.output and "step (serial)" in r.output
+    assert "pim" in r.output and "ops in sequence (no NPU/PIM overlap)" in r.output
     report = json.loads((out / "report.json").read_text())
     assert report["hw"] == "aim-gddr6"
     ops = report["graphs"]["target"]["ops"]

@@ -278,10 +278,6 @@ def _print_pim_timings(timings: list, hw: str) -> None:
     Console().print(table)
 
 
-def _fmt_ns(ns) -> str:
-    return f"{ns / 1000:.2f}" if ns else "-"
-
-
 @main.command(short_help="Compile: fuse, place, emit PIM/NPU programs, report.")
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", "outdir", callback=out_dir, default="out",
@@ -351,22 +347,57 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
         click.echo(dumps_json(result, indent=1, sort_keys=True))
         return
     from rich.table import Table
-    table = Table(title=f"{model} -> {outdir} on {result['hw']}")
-    for col in ("op", "dev", "n", "GFLOP", "MB in", "MB out", "µs", "µJ", "eff"):
-        table.add_column(col, justify="left" if col in ("op", "dev") else "right")
-    for row in result["summary"]:
+    graphs = result["graphs"]
+    parts = [(f"{model} -> {outdir} on {result['hw']}", result)] if len(graphs) == 1 else [
+        (f"@{name} ({_channels(result, name)}) on {result['hw']}", g)
+        for name, g in graphs.items()]
+    for title, part in parts:
+        _summary_table(title, part)
+        name = f"@{next(iter(graphs))}" if len(graphs) == 1 else title.split()[0]
+        click.echo(f"{name} step, ops in sequence (no NPU/PIM overlap): "
+                   f"{_si(part['serial_ns'] * 1e-9, 's')}")
+    click.echo(f"{result['listings']} PIM listings in {outdir}/pim; report.json has every "
+               "op (the runtime overlaps devices: `speccc run`)")
+
+
+def _channels(result: dict, graph: str) -> str:
+    """Which PIM channels a graph of a pair owns (compile --draft-channels N)."""
+    n = result.get("draft_channels")
+    if n is None:
+        return "all PIM channels, shared"
+    return f"PIM channels 0-{n - 1}" if graph == "draft" else f"PIM channels {n}-"
+
+
+def _summary_table(title: str, part: dict) -> None:
+    from rich.table import Table
+    table = Table(title=title)
+    for col in ("op", "dev", "n", "work", "in", "out", "time", "energy", "eff"):
+        table.add_column(col, justify="left" if col in ("op", "dev") else "right",
+                         no_wrap=col in ("dev", "n"))
+    for row in part["summary"]:
         if row["device"] == "host" and not row["ns"]:
             continue
         eff = row.get("efficiency")
-        table.add_row(row["op"], row["device"], str(row["count"]),
-                      f"{row['flops'] / 1e9:.3f}", f"{row['bytes_in'] / 1e6:.2f}",
-                      f"{row['bytes_out'] / 1e6:.2f}", _fmt_ns(row["ns"]),
-                      f"{row['energy_pj'] / 1e6:.2f}", f"{eff:.2f}" if eff else "-")
-    for dev, t in result["totals"].items():
+        table.add_row(row["op"], row["device"], str(row["count"]), _si(row["flops"], "FLOP"),
+                      _si(row["bytes_in"], "B"), _si(row["bytes_out"], "B"),
+                      _si(row["ns"] * 1e-9, "s"), _si(row["energy_pj"] * 1e-12, "J"),
+                      f"{eff:.2g}" if eff else "-")
+    for dev, t in part["totals"].items():
         if t["ns"]:
-            table.add_row("total", dev, str(t["ops"]), "", f"{t['bytes_in'] / 1e6:.2f}",
-                          f"{t['bytes_out'] / 1e6:.2f}", _fmt_ns(t["ns"]),
-                          f"{t['energy_pj'] / 1e6:.2f}", "")
+            table.add_row("total", dev, str(t["ops"]), "", _si(t["bytes_in"], "B"),
+                          _si(t["bytes_out"], "B"), _si(t["ns"] * 1e-9, "s"),
+                          _si(t["energy_pj"] * 1e-12, "J"), "")
+    table.caption = ("in/out: bytes over the device's external interface; eff: the "
+                     "roofline bound / the modeled time")
     console().print(table)
-    click.echo(f"step (serial): {result['serial_ns'] / 1000:.2f} µs; "
-               f"{result['listings']} PIM listings in {outdir}/pim")
+
+
+def _si(x: float, unit: str) -> str:
+    """3 significant digits with an SI prefix: 0.000188 GFLOP reads 188 kFLOP."""
+    if not x:
+        return f"0 {unit}"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""),
+                          (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
