@@ -8,6 +8,7 @@ from speccc.errors import SpecccError
 from speccc.textio import dumps_json
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
+DRAFT_KNOBS = ("p_min", "adaptive")
 
 
 def _ids(text: str | None):
@@ -246,8 +247,10 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
     reports = []
     for config in configs:
         if config is not None:
+            knobs = {k: v for k, v in opts.items() if config[0] in ("serial", "overlap")
+                     or k not in DRAFT_KNOBS}   # p_min/adaptive shape serial/overlap drafts
             spec = ",".join(f"{k}={v}" for k, v in dict(
-                schedule=config[0], gamma=config[1], **opts).items())
+                schedule=config[0], gamma=config[1], **knobs).items())
             PassManager.parse(f"speculate{{{spec}}}").run(module)
         if print_schedule:
             from speccc.ir.printer import print_graph

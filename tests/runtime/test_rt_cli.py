@@ -241,3 +241,11 @@ def test_compile_writes_the_module_run_executes(files, tmp_path):
                      "--schedule", "pipeinfer", "--bind", "T=1,P=16", "-o", tmp_path / "x"),
                  "give --draft-channels N")
     assert not (tmp_path / "x").exists()
+
+
+def test_compare_with_draft_knobs(files):
+    """--adaptive/--p-min shape serial/overlap drafts; compared none/pipeinfer runs ignore them."""
+    r = cli(*pair_args(files, "--prompt-ids", "1,2,3", "--max-new-tokens", 6, "--schedule",
+                       "none,serial,pipeinfer", "--adaptive", "--p-min", 0.1, "--json"))
+    assert r.exit_code == 0, r.output
+    assert [x["schedule"] for x in json.loads(r.stdout)] == ["none", "serial", "pipeinfer"]
