@@ -24,7 +24,7 @@ from speccc.passes.partition import (convex_groups, dataflow, is_decode_gemm,
                                      partition_graph, partition_report, region_graph)
 from speccc.passmanager import PassManager
 from speccc.pipeline import run_canonical
-from speccc.targets.pim.emulator import time_program
+from speccc.targets.pim.phase import time_phase  # gemv_run charges each program as a phase
 
 BIND = {"T": 1, "P": 256}
 POLICIES = ["greedy", "dp", "mincut"]
@@ -34,11 +34,11 @@ POLICIES = ["greedy", "dp", "mincut"]
 def test_gemv_runs_are_the_emulator_and_extrapolation_is_close():
     hw = load_hw("aim-gddr6")
     for reps in (1, 3):
-        exact = time_program(gemv_program(hw, 4096, 4096, 1, reps), hw)
+        exact = time_phase(gemv_program(hw, 4096, 4096, 1, reps), hw)
         assert gemv_run(hw, 4096, 4096, 1, reps).ns == exact.ns
     # beyond EXACT_REPS the marginal repetition is extrapolated; compare with emulating
     reps = 2 * EXACT_REPS + 1
-    exact = time_program(gemv_program(hw, 4096, 4096, 1, reps), hw)
+    exact = time_phase(gemv_program(hw, 4096, 4096, 1, reps), hw)
     est = gemv_run(hw, 4096, 4096, 1, reps)
     assert not est.exact and est.ns == pytest.approx(exact.ns, rel=0.01)
     assert est.energy_pj == pytest.approx(exact.energy_total_pj, rel=0.01)
@@ -48,7 +48,7 @@ def test_gemv_runs_are_the_emulator_and_extrapolation_is_close():
 def test_runs_are_cached_by_padded_shape_exactly(preset):
     hw = load_hw(preset)
     for M, K in ((1000, 128), (128, 1000), (300, 64)):
-        direct = time_program(gemv_program(hw, M, K, 4, 2), hw)
+        direct = time_phase(gemv_program(hw, M, K, 4, 2), hw)
         assert gemv_run(hw, M, K, 4, 2).ns == direct.ns
 
 

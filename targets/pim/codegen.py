@@ -48,6 +48,7 @@ from speccc.errors import SpecccError
 from speccc.hw.config import dtype_bytes
 from speccc.targets.pim import kv_layout as kv
 from speccc.targets.pim.emulator import PimEmulator, PimResult, time_program
+from speccc.targets.pim.phase import phase_cost
 from speccc.targets.pim.gemv import gemv_body, gemv_tokens
 from speccc.targets.pim.isa import ew_slots
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix, plan_matrix
@@ -533,7 +534,8 @@ def roofline(hw, work: Work) -> tuple[float, str]:
 
 
 class Timer:
-    """Times kernels' phases with the emulator, caching identical (normalized) programs."""
+    """Times kernels' phases with the emulator, caching identical (normalized) programs;
+    each listing is charged as one phase of a step (phase.py: refresh debt, mode switches)."""
 
     def __init__(self, hw):
         self.hw = hw
@@ -544,5 +546,5 @@ class Timer:
         key = format_program(program)
         res = self.cache.get(key)
         if res is None:
-            res = self.cache[key] = time_program(program, self.hw)
+            res = self.cache[key] = phase_cost(self.hw, program, time_program(program, self.hw))
         return res

@@ -23,6 +23,8 @@ into the banks costs their bytes at the external bandwidth and external_pj_per_b
 PIM words are the preset's 16-bit mul_dtype whatever the IR dtype (an f32 weight is
 stored as 16-bit words in the banks). Other ops use the roofline (costmodel.roofline_pim).
 
+Each emulated program is charged as one phase (phase.py: refresh it did not see at the
+average rate, and the standard's PIM mode switches once), as compile charges a listing.
 Emulation is exact for up to EXACT_REPS repetitions of a GEMV; beyond that, the time,
 energy and bytes are extrapolated linearly from emulated runs of 2 and EXACT_REPS
 repetitions (the marginal repetition includes its refreshes; see tests). Results are
@@ -109,8 +111,8 @@ def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1) -> Pim
                        zip(_fields(a), _fields(b))))
         out = b + per.scaled(reps - EXACT_REPS)
         return PimRun(*_fields(out), exact=False)
-    from speccc.targets.pim.emulator import time_program
-    res = time_program(gemv_program(hw, M, K, count, reps, tokens), hw)
+    from speccc.targets.pim.phase import time_phase
+    res = time_phase(gemv_program(hw, M, K, count, reps, tokens), hw)
     return PimRun(res.ns, res.energy_total_pj, res.bytes_internal, res.bytes_external,
                   res.lane_macs)
 

@@ -34,6 +34,7 @@ class PimResult:
     lane_macs: int
     energy_pj: dict[str, float]
     channel_utilization: list[float]
+    active_channels: int = 0          # channels the program used
     trace: list[TraceEntry] | None = field(default=None, repr=False)
 
     @property
@@ -70,6 +71,7 @@ def summarize(hw, sched: Scheduler) -> PimResult:
                      bytes_internal=c["int_bursts"] * p.burst_bytes,
                      bytes_external=c["ext_bursts"] * p.burst_bytes, lane_macs=c["macs"],
                      energy_pj=energy, channel_utilization=util,
+                     active_channels=sum(st.active for st in sched.chans),
                      trace=sched.trace if sched.record else None)
 
 

@@ -21,7 +21,7 @@ nodes a command touches (see `touched`):
   acc        one accumulator register index of a pseudo-channel (MAC -> RDMAC hazard)
 
 Latencies are expressions over the preset's [pim.timing] names plus `tRDMAC`
-(= bursts of one RDMAC x tBL) and `tPU` (command cycles per PU clock, from [pim.pu]
+(= bursts of one RDMAC x tBL), `tRDL` (the standard's RDMAC latency) and `tPU` (command cycles per PU clock, from [pim.pu]
 clock_mhz); a `tokens` rule's latency is multiplied by the PU clocks the earlier
 command's tokens take (ceil(n / mac_lanes)).
 """
@@ -44,21 +44,28 @@ def timing_values(hw) -> dict[str, int]:
     vals = {k: v for k, v in vars(t).items() if k != "tCK_ns"}
     vals["tRDMAC"] = hw.pim.rdmac_bursts * t.tBL
     vals["tPU"] = hw.pim.tPU
+    std = standard_for(hw)
+    vals["tRDL"] = evaluate(std.rdmac_latency, vals, f"{std.name} rdmac_latency")
     return vals
 
 
 def evaluate(expr: str, values: dict[str, int], what: str = "") -> int:
-    total, sign = 0, 1
-    for tok in re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[+-]", expr.replace(" ", "")):
+    """A sum of terms, each a number, a name or `N*name` (e.g. "tRCDWR+3*tRRD_S-WL")."""
+    total, sign, factor = 0, 1, 1
+    for tok in re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+\*|\d+|[+-]", expr.replace(" ", "")):
         if tok in "+-":
             sign = 1 if tok == "+" else -1
             continue
+        if tok.endswith("*"):
+            factor = int(tok[:-1])
+            continue
         if tok.isdigit():
-            total += sign * int(tok)
+            total += sign * factor * int(tok)
         elif tok in values:
-            total += sign * values[tok]
+            total += sign * factor * values[tok]
         else:
             raise SpecccError(f"timing rule {what or expr}: unknown name {tok!r}")
+        factor = 1
     return total
 
 

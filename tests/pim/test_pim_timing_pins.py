@@ -29,3 +29,23 @@ def test_gemv_4096x4096_timing_is_pinned(name):
     got = (r.cycles, r.commands, r.refreshes, r.activations, r.bytes_internal,
            r.bytes_external, round(r.energy_total_pj))
     assert got == PINS[name]
+
+
+# The same GEMV charged as one phase of a step (targets/pim/phase.py): the listing's own
+# figures above plus the refresh it did not see at the average rate (tRFC per tREFI) and
+# the standard's mode switches (aim-gddr6: 7445 + 102 refresh + 64 CENT switch; hbm-pim:
+# 37480 + 235 + 180 PIMSimulator switch and CRF; hbm3-pim: 8083 + 297 + 158). Added with
+# the phase charges (refresh debt, mode switches); cycles, REFs, energy pJ.
+PHASE_PINS = {
+    "aim-gddr6": (7611, 15, 179510588),
+    "hbm-pim": (37895, 155, 193349718),
+    "hbm3-pim": (8538, 53, 175131407),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PHASE_PINS))
+def test_gemv_4096x4096_phase_timing_is_pinned(name):
+    from speccc.targets.pim.phase import time_phase
+    hw = load_hw(name)
+    r = time_phase(gemv_program(hw, plan_matrix(hw, 4096, 4096)), hw)
+    assert (r.cycles, r.refreshes, round(r.energy_total_pj)) == PHASE_PINS[name]

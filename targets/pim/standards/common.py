@@ -3,7 +3,8 @@
 A standard's table (gddr6_aim.py, ...) splices these blocks around the rules that are its
 own (how its all-bank PIM mode activates, streams MACs and reaches a MAC after ACT). The
 blocks are in the order the table is walked. Latencies are expressions over the preset's
-[pim.timing] names plus `tRDMAC` (= bursts of one RDMAC x tBL); the numbers differ per
+[pim.timing] names plus `tRDMAC` (= bursts of one RDMAC x tBL) and `tRDL` (the
+standard's RDMAC latency); the numbers differ per
 preset, the shape of these constraints does not. PIM MACs count as column reads of the
 row buffer and WRGB as a bus write, so the JEDEC rules cover them.
 
@@ -32,8 +33,13 @@ DATA_BUS = (
     R("tBL", "pc", BUSWR, BUSWR, "tBL", why="write data occupy the bus"),
     R("tRDMAC", "pc", ("RDMAC",), BUSRD, "tRDMAC", why="RDMAC data occupy the bus"),
     R("tRTW", "pc", ("RD",), BUSWR, "CL+tBL+2-WL", why="read-to-write bus turnaround"),
-    R("tRTW", "pc", ("RDMAC",), BUSWR, "CL+tRDMAC+2-WL", why="read-to-write bus turnaround"),
     R("tWTR_S", "pc", BUSWR, BUSRD, "WL+tBL+tWTR_S", why="write-to-read turnaround"),
+)
+
+# RDMAC -> write turnaround, apart from DATA_BUS because its form depends on the standard's
+# RDMAC latency tRDL (gddr6_aim.py has its own)
+RDMAC_TURNAROUND = (
+    R("tRTW", "pc", ("RDMAC",), BUSWR, "tRDL+tRDMAC+2-WL", why="read-to-write bus turnaround"),
 )
 
 BANK_GROUP = (

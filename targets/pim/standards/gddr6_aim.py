@@ -13,7 +13,8 @@ all banks.
 from __future__ import annotations
 
 from speccc.targets.pim.standards import common
-from speccc.targets.pim.standards.spec import ACTS, MACS, Rule as R, Standard
+from speccc.targets.pim.standards.spec import (ACTS, BUSWR, MACS, Overhead as O, Rule as R,
+                                               Standard)
 
 RULES = (
     *common.COMMAND_BUS,
@@ -22,6 +23,10 @@ RULES = (
       why="AiM's ACT4/ACT16 limits are not public; speccc lets an all-bank ACT spend a whole window"),
     R("tFAW", "pc", ("ACT",), ("ACTab",), "tFAW", why="an all-bank ACT needs an empty window"),
     *common.DATA_BUS,
+    R("tRTW", "pc", ("RDMAC",), BUSWR, "tRDL+tRDMAC",
+      why="RD_MAC data come from registers (tRDL 0) and a write's data follow WL later, so "
+          "the bus is free once the read data have left (aim_simulator: nCLREG + nBL + 3 - "
+          "nCWL + nWPRE, <= nBL with their nCWL)"),
     R("tCCD_AB", "pc", ("MACab",), ("MACab",), "tCCD_AB",
       why="PU rate / power limit: CENT streams one MAC_ABK column every tCCD_AB"),
     *common.PU_THROUGHPUT,
@@ -46,4 +51,13 @@ STANDARD = Standard(
         "acc": "the MAC register of every PU (RD_MAC reads them together)",
     },
     rules=RULES,
+    rdmac_latency="0",
+    rdmac_why="arkhadem/aim_simulator src/dram/impl/GDDR6.cpp: RD_MAC (RDMAC16) reads the MAC "
+              "registers with nCLREG = 0, so its data follow after the bus time nBL alone "
+              "(2 cycles here: tRDMAC), not after a bank read's CL",
+    mode_switch=(
+        O("enter", "32", "CENT's AiM model (ANCHORS.md): a mode switch costs 32 cycles; AiM's "
+                         "controller blocks normal accesses while PIM commands are outstanding"),
+        O("exit", "32", "the same switch back to normal accesses (CENT: 32 cycles)"),
+    ),
 )

@@ -13,7 +13,8 @@ modelled: the controller refreshes all banks of a pseudo-channel.
 from __future__ import annotations
 
 from speccc.targets.pim.standards import common
-from speccc.targets.pim.standards.spec import ACTS, MACS, Rule as R, Standard
+from speccc.targets.pim.standards.spec import (ACTS, MACS, Overhead as O, Rule as R,
+                                               Standard)
 
 RULES = (
     *common.COMMAND_BUS,
@@ -22,6 +23,7 @@ RULES = (
       why="an AB-PIM ACT opens a row in every bank of the set: speccc charges a whole window"),
     R("tFAW", "pc", ("ACT",), ("ACTab",), "tFAW", why="an all-bank ACT needs an empty window"),
     *common.DATA_BUS,
+    *common.RDMAC_TURNAROUND,
     R("tCCD_AB", "pc", ("MACab",), ("MACab",), "tCCD_AB",
       why="PU rate / power limit: AB-PIM columns reach every bank group, so tCCD_L apart"),
     *common.PU_THROUGHPUT,
@@ -46,4 +48,19 @@ STANDARD = Standard(
         "acc": "one GRF_B register index of every unit of a pseudo-channel",
     },
     rules=RULES,
+    rdmac_latency="CL",
+    rdmac_why="PIMSimulator: results leave GRF_B through the bank (MOV to the bank, then a "
+              "normal RD with RL); speccc's RDMAC stands for that read, so it keeps CL",
+    mode_switch=(
+        O("enter", "tRCDWR+3*tRRD_S+WL+tBL+tWR+tRP+WL+tBL",
+          "EST from SAITPublic/PIMSimulator PIMKernel::changePIMMode: SB->AB is four writes "
+          "to the mode row 0x17ff of four banks (ACTs tRRD_S apart, the last one's row "
+          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL)"),
+        O("crf", "tRCDWR+3*tCCD_L+WL+tBL",
+          "EST from PIMSimulator PIMKernel::programCrf: the microkernel (32 x 32-bit "
+          "instructions) is four bursts written to row 0x3fff, columns 4-7, in AB mode"),
+        O("exit", "WL+tBL+tRCDWR+tRRD_S+WL+tBL+tWR+tRP",
+          "EST from PIMSimulator changePIMMode: AB-PIM->AB one PIM_OP_MODE write, AB->SB two "
+          "writes to the mode row 0x1fff (the second's row cycle)"),
+    ),
 )

@@ -13,7 +13,8 @@ is not modelled: the controller refreshes all banks of a pseudo-channel.
 from __future__ import annotations
 
 from speccc.targets.pim.standards import common
-from speccc.targets.pim.standards.spec import ACTS, MACS, Rule as R, Standard
+from speccc.targets.pim.standards.spec import (ACTS, MACS, Overhead as O, Rule as R,
+                                               Standard)
 
 RULES = (
     *common.COMMAND_BUS,
@@ -22,6 +23,7 @@ RULES = (
       why="an ACTAB opens a row in every bank: speccc charges it a whole window"),
     R("tFAW", "pc", ("ACT",), ("ACTab",), "tFAW", why="an all-bank ACT needs an empty window"),
     *common.DATA_BUS,
+    *common.RDMAC_TURNAROUND,
     R("tCCD_AB", "pc", ("MACab",), ("MACab",), "tCCD_AB",
       why="PU rate / power limit: AttAcc's nCCDAB between MACAB columns"),
     *common.PU_THROUGHPUT,
@@ -46,4 +48,17 @@ STANDARD = Standard(
         "acc": "the accumulator of every PU of a pseudo-channel",
     },
     rules=RULES,
+    rdmac_latency="CL",
+    rdmac_why="EST: AttAcc (attacc_simulator) gives no register read-out path; results are taken "
+              "to leave like a bank read (CL), as HBM-PIM's do",
+    mode_switch=(
+        O("enter", "tRCDWR+3*tRRD_S+WL+tBL+tWR+tRP+WL+tBL",
+          "EST: AttAcc publishes no mode sequence; HBM-PIM's (SAITPublic/PIMSimulator "
+          "PIMKernel::changePIMMode) with HBM3 timings: SB->AB is four writes "
+          "to the mode row 0x17ff of four banks (ACTs tRRD_S apart, the last one's row "
+          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL)"),
+        O("exit", "WL+tBL+tRCDWR+tRRD_S+WL+tBL+tWR+tRP",
+          "EST from PIMSimulator changePIMMode: AB-PIM->AB one PIM_OP_MODE write, AB->SB two "
+          "writes to the mode row 0x1fff (the second's row cycle)"),
+    ),
 )

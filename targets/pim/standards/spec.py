@@ -34,13 +34,21 @@ REFRESH_STYLES = {
     "all-bank": "every tREFI: PREA (if rows are open) and REF on every pseudo-channel, "
                 "then the open rows are re-activated",
 }
+# What refresh costs a channel on average, per style: the fraction of its time its banks
+# are blocked (phase.py charges it across phase boundaries). All-bank REF blocks every
+# bank of a pseudo-channel for tRFC once per tREFI.
+REFRESH_BLOCKED = {"all-bank": ("tRFC", "tREFI")}
+
+# Commands that need the device in its PIM (all-bank compute) mode: a listing using any
+# of them pays its standard's mode switches once (phase.py).
+PIM_MODE_KINDS = ("ACTab", "PREab", "WRGB", "MAC", "MACab", "RDMAC", "AF", "EWMUL", "EWADD")
 
 # Cycles after issue until a command's effect is complete (SYNC and program end). Shared
 # by the three standards: it follows from the ISA, the numbers from each preset.
 COMPLETION = MappingProxyType({
     "ACT": "tRCD", "ACTab": "tRCD", "PRE": "tRP", "PREab": "tRP", "PREA": "tRP",
     "REF": "tRFC", "RD": "CL+tBL", "WR": "WL+tBL", "WRGB": "WL+tBL",
-    "MAC": "tMACL", "MACab": "tMACL", "RDMAC": "CL+tRDMAC",
+    "MAC": "tMACL", "MACab": "tMACL", "RDMAC": "tRDL+tRDMAC",
     "AF": "tPUOP", "EWMUL": "tPUOP", "EWADD": "tPUOP",
 })
 
@@ -53,11 +61,20 @@ class Rule:
     level: str
     prev: tuple[str, ...]
     next: tuple[str, ...]
-    latency: str              # expression over [pim.timing] names (+ tRDMAC), e.g. "WL+tBL"
+    latency: str              # expression over [pim.timing] names (+ tRDMAC, tRDL), e.g. "WL+tBL"
     window: int = 1
     why: str = ""
     tokens: bool = False      # latency per PU clock the prev command's tokens take:
                               # x ceil(n / mac_lanes) for a MACN.ab of n tokens
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """A fixed cost in command cycles (expression over [pim.timing] names; `N*name` allowed)
+    that a listing pays once, e.g. entering PIM mode, with where the figure comes from."""
+    name: str
+    latency: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,9 @@ class Standard:
     commands: tuple[str, ...] = KINDS         # timing classes a listing may use
     completion: Mapping[str, str] = field(default_factory=lambda: COMPLETION)
     refresh: str = "all-bank"
+    rdmac_latency: str = "CL"                 # tRDL: RDMAC issue to its first data on the bus
+    rdmac_why: str = "accumulators leave like a DRAM read (no source for a register path)"
+    mode_switch: tuple[Overhead, ...] = ()    # paid once per listing that uses PIM_MODE_KINDS
 
     def __post_init__(self):
         # a malformed table is a bug in its standard module: fail at import, not mid-run
