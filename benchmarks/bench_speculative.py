@@ -93,7 +93,12 @@ def sweep(m, hw, args) -> dict:
                 if schedule == "pipeinfer" and batch > 1:
                     continue
                 for gamma in args.gammas:
-                    r = simulate_point(m, hw, schedule, gamma, alpha, batch)
+                    try:
+                        r = simulate_point(m, hw, schedule, gamma, alpha, batch)
+                    except CapacityError as e:   # e.g. the target's own channel group
+                        out["does_not_fit"].append({"batch": batch, "schedule": schedule,
+                                                    "why": str(e)})
+                        continue
                     out["points"].append({
                         "schedule": schedule, "gamma": gamma, "alpha": alpha, "batch": batch,
                         **r, "speedup": r["tokens_per_s"] / none["tokens_per_s"],
@@ -156,7 +161,7 @@ def main():
     print("\n".join(goal(res)))
     for hw, r in res.items():
         for miss in r["does_not_fit"]:
-            print(f"{hw} batch {miss['batch']}: {miss['why']}")
+            print(f"{hw} batch {miss['batch']} {miss.get('schedule', '')}: {miss['why']}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"presets": res, "table": lines, "goal": goal(res),
                                    "seconds": time.perf_counter() - t0}, indent=1))
