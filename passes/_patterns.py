@@ -195,15 +195,17 @@ def apply_rules(graph, rules: list[Rule]) -> dict[str, int]:
     self-contained), so a sweep costs one topological sort, not one per rewrite.
     """
     counts: dict[str, int] = {}
+    by_name = _RulesByRootName(rules)
     changed = True
     while changed:
         changed = False
         for op in graph.ops():
-            if op.graph is None or not op.results or any(
+            candidates = by_name[op.name]
+            if not candidates or op.graph is None or not op.results or any(
                     r.users or graph.is_output(r) for r in op.results[1:]):
                 continue
             root = op.results[0]
-            for rule in rules:
+            for rule in candidates:
                 found = _first_build(graph, root, rule)
                 if found is None:
                     continue
@@ -214,6 +216,35 @@ def apply_rules(graph, rules: list[Rule]) -> dict[str, int]:
                 changed = True
                 break
     return counts
+
+
+def root_names(p: Pattern) -> frozenset | None:
+    """The op names a pattern's root can have; None when any value may match (a bare V)."""
+    if isinstance(p, Op):
+        return frozenset(p.names)
+    if isinstance(p, Check):
+        return root_names(p.inner)
+    if isinstance(p, Opt):
+        inner = root_names(p.inner)
+        names = p.names if isinstance(p.names, tuple) else (p.names,)
+        return None if inner is None else inner | frozenset(names)
+    if isinstance(p, Alt):
+        alts = [root_names(a) for a in p.alts]
+        return None if any(a is None for a in alts) else frozenset().union(*alts)
+    return None
+
+
+class _RulesByRootName(dict):
+    """op name -> the rules whose root can be that op, in table order: the fuse worklist
+    tries only those (most ops match no rule at all), and rewrites in the same order."""
+
+    def __init__(self, rules: list[Rule]):
+        super().__init__()
+        self._rules = [(r, root_names(r.pattern)) for r in rules]
+
+    def __missing__(self, name: str) -> list[Rule]:
+        found = self[name] = [r for r, names in self._rules if names is None or name in names]
+        return found
 
 
 def _erase_dead(graph, ops) -> None:

@@ -92,6 +92,7 @@ class Op:
         if g is not None:
             g.nx.remove_edge(old.producer, self, key=index)
             g.nx.add_edge(value.producer, self, key=index, res=value.index)
+            g._order = None
 
     def where(self) -> str:
         return self.loc or self.name
@@ -111,12 +112,16 @@ class Graph:
     output_names: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
     module: "Module | None" = None
+    # `ops()` order, cached: every edit through this API drops it (the graph is only
+    # edited through it), so passes may call ops() freely instead of re-sorting.
+    _order: tuple | None = field(default=None, repr=False, compare=False)
 
     # -- construction -------------------------------------------------------------------
     def add_argument(self, name: str, type: TensorType) -> Value:
         arg = Argument(self, name, type)
         self.arguments.append(arg)
         self.nx.add_node(arg)
+        self._order = None
         return arg.result
 
     @property
@@ -125,6 +130,7 @@ class Graph:
 
     def add_op(self, op: Op) -> Op:
         op.graph = self
+        self._order = None
         self.nx.add_node(op)
         for i, v in enumerate(op._operands):
             if v.graph is not self:
@@ -148,8 +154,10 @@ class Graph:
     # -- queries --------------------------------------------------------------------------
     def ops(self) -> list[Op]:
         """Ops in a deterministic topological order (creation order breaks ties)."""
-        order = nx.lexicographical_topological_sort(self.nx, key=lambda n: n.uid)
-        return [n for n in order if isinstance(n, Op)]
+        if self._order is None:
+            order = nx.lexicographical_topological_sort(self.nx, key=lambda n: n.uid)
+            self._order = tuple(n for n in order if isinstance(n, Op))
+        return list(self._order)
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes() - len(self.arguments)
@@ -171,6 +179,7 @@ class Graph:
             if r.users or self.is_output(r):
                 raise ValueError(f"{op.where()}: cannot erase, result still used")
         self.nx.remove_node(op)
+        self._order = None
         op.graph = None
 
     def rewrite(self, old: Op, new_results: list[Value]) -> None:
