@@ -108,7 +108,7 @@ def roofline_npu(hw: HwConfig, op, bindings) -> OpCost:
 PIM_WORD = 2   # bytes: PIM banks hold and MAC 16-bit words (fp16/bf16) whatever the IR dtype
 
 
-def _pim_bytes(t, bindings) -> float:
+def pim_bytes(t, bindings) -> float:
     """A tensor's bytes as PIM stores and moves it: floats as 16-bit words."""
     if t.dtype.is_float:
         return _num(t.numel(), bindings) * PIM_WORD
@@ -128,7 +128,7 @@ def roofline_pim(hw: HwConfig, op, bindings) -> OpCost:
     stored = [v for v in op.operands if v.op is not None and v.op.name == "weight"]
     if op.name == "attention":  # the KV cache lives in the banks too
         stored = list(op.operands[1:3])
-    inside = sum(_pim_bytes(v.type, bindings) for v in stored)
+    inside = sum(pim_bytes(v.type, bindings) for v in stored)
     outside = max(total - inside, 0.0)
     t_c = flops / (2 * d["peak_pim_macs_per_s"] / 1e9)
     t_m = inside / d["peak_internal_gbs"] + outside / d["peak_external_gbs"]

@@ -20,7 +20,7 @@ waits for the next result instead of re-drafting the same path (same answer).
 """
 from __future__ import annotations
 
-from speccc.runtime.semantics import Accepts, Blocks, commit
+from speccc.runtime.semantics import Accepts, Blocks, commit, on_result
 
 
 class Burst:
@@ -106,7 +106,6 @@ class Burst:
         copy = next((v for v in args if isinstance(v, list)), [])
         if not block.tokens or m.finished:
             return m.complete(step.index)
-        from speccc.runtime.semantics import on_result
         tip = _lane(self.tip)
         self.free -= 1
         run = m.launch_target("spec", [(m.lane0, len(tip["path"]), block.tokens, tip["state"],

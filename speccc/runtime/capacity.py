@@ -9,27 +9,20 @@ rows, so a model within a few percent of the capacity may pass here and fail `co
 from __future__ import annotations
 
 from speccc import modelinfo
+from speccc.costmodel import PIM_WORD, pim_bytes
 from speccc.errors import CapacityError
-
-WORD = 2   # bytes per PIM word (fp16/bf16)
-
-
-def _stored(t) -> int:
-    n = t.numel()
-    if not isinstance(n, int):
-        return 0
-    return n * WORD if t.dtype.is_float else int(t.nbytes())
 
 
 def model_bytes(graph, context: int, batch: int) -> tuple[int, int]:
     """(weight bytes, KV bytes) of `graph` as PIM stores them."""
-    weights = sum(_stored(op.result.type) for op in graph.ops() if op.name == "weight")
+    weights = int(sum(pim_bytes(op.result.type, {}) for op in graph.ops()
+                      if op.name == "weight"))
     outs = dict(zip(graph.output_names, graph.outputs))
     kv = 0
     for pair in modelinfo.kv_pairs(graph):
-        t = outs[pair.present].type
-        kv += pair.token_bytes * 8 // t.dtype.itemsize_bits * (WORD if t.dtype.is_float
-                                                               else t.dtype.itemsize_bits // 8)
+        dtype = outs[pair.present].type.dtype
+        per_element = PIM_WORD if dtype.is_float else dtype.itemsize_bits // 8
+        kv += pair.token_bytes * 8 // dtype.itemsize_bits * per_element
     return weights, kv * context * batch
 
 

@@ -145,8 +145,6 @@ def device_numerics(module, program, hw, context: int) -> dict:
         models.graphs[name] = module.graphs[name]
     PassManager.parse(f"place{{hw={hw.source or hw.name},max_context={context}{split}}}"
                       ).run(models)
-    for name in names:
-        module.graphs[name].module = module
     return {name: emulator_overrides(module.graphs[name], hw, "device") for name in names}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speccc.runtime.session import ACCEPTED, CANCELLED
+from speccc.runtime.session import ACCEPTED, CANCELLED, mean
 
 
 @dataclass
@@ -240,13 +240,8 @@ def kv(m, step, args) -> None:
         else:
             entries = []
         if entries:
-            m.kv_op("target", action, _per_request(entries, m.batch))
+            m.kv_op("target", action, mean(entries, m.batch))
     m.complete(step.index, src)
-
-
-def _per_request(entries, batch: int):
-    total = sum(entries)
-    return total // batch if total % batch == 0 else total / batch
 
 
 # ---------------------------------------------------------------- cancel ------------
@@ -294,7 +289,6 @@ def burst(m, step, args) -> None:
 
 
 def step(m, step, args) -> None:
-    m.complete(step.index)
     if not m.finished:
         m.start_iteration()
 

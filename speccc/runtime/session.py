@@ -134,10 +134,10 @@ class Session:
             self.drafted += [PENDING] * len(ids)
             lanes[lane.index] = {"path": list(path), "proposal": prop, "ids": ids}
         props = [lm["proposal"] for lm in lanes.values()]
-        specs = cost.kv("rollback", _mean([p.rolled_back for p in props], self.batch))
+        specs = cost.kv("rollback", mean([p.rolled_back for p in props], self.batch))
         for step in range(max(len(p.forwards) for p in props)):
             shapes = [p.forwards[step] for p in props if len(p.forwards) > step]
-            T, P = max(t for t, _ in shapes), round(_mean([q for _, q in shapes]))
+            T, P = max(t for t, _ in shapes), round(mean([q for _, q in shapes]))
             specs += [self.link("h2d tokens", 8 * T * self.batch),
                       *cost.forward(T, P, prefill=P == 0),
                       self.link("d2h logits", self.row_bytes)]
@@ -155,7 +155,7 @@ class Session:
                                  "state": state, "ids": ids or [None] * T,
                                  "qs": qs or [None] * T}
         T = max(len(lm["inputs"]) for lm in lanes.values())
-        start = round(_mean([lm["start"] for lm in lanes.values()]))
+        start = round(mean([lm["start"] for lm in lanes.values()]))
         specs = [*pre, self.link("h2d tokens", 8 * T * self.batch),
                  *self.costs["target"].forward(T, start, prefill=start == 0),
                  self.link("d2h logits", self.row_bytes * T)]
@@ -202,7 +202,8 @@ class Session:
         return out
 
 
-def _mean(values, n: int | None = None) -> float:
-    """Mean over `n` lanes (default: the values given); an int when it is one."""
+def mean(values, n: int | None = None) -> float:
+    """Mean over `n` lanes (default: the values given); an int when it is one (per-request
+    KV entries and batch pricing use it)."""
     total, n = sum(values), n or len(values)
     return total // n if total % n == 0 else total / n
