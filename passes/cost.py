@@ -23,12 +23,18 @@ digits); emulator results are cached per (hw, kind, shape) for the process.
 from __future__ import annotations
 
 from speccc.costmodel import CostModel, is_glue
+from speccc.errors import SpecccError
 from speccc.passes.infer_shapes import parse_bindings
 from speccc.passmanager import Pass, register_pass
 from speccc.targets import target
 
 DEFAULT_HW = "hbm-pim"
 DEFAULT_DEVICES = ["npu", "pim"]
+
+
+def system_devices(hw) -> list[str]:
+    """The devices a hardware description has (a GPU system may lack npu and pim)."""
+    return [d for d in ("npu", "pim", "gpu") if getattr(hw, d) is not None]
 
 
 def round6(x: float) -> float:
@@ -42,7 +48,7 @@ def graph_setting(graph, hw: str | None = None, bind: list | None = None):
     from speccc.hw import load_hw
     name = hw or graph.attrs.get("cost_hw") or DEFAULT_HW
     items = bind if bind is not None else graph.attrs.get("cost_bind") or []
-    return load_hw(name), parse_bindings(items)
+    return load_hw(name, system=True), parse_bindings(items)
 
 
 def setting_attrs(hw, bindings) -> tuple[str, list[str]]:
@@ -69,6 +75,10 @@ def annotate(graph, hw, bindings, model: CostModel | None = None,
     """Set cost_ns / cost_pj on every kernel op and record the setting on the graph."""
     model = model or CostModel(hw)
     devices = list(devices or cost_devices(graph))
+    for d in devices:
+        if getattr(hw, d, True) is None:     # a system without that device (speccc.hw.system)
+            raise SpecccError(f"cost: {hw.name} has no {d} (its devices: "
+                              f"{', '.join(system_devices(hw))}); choose cost{{devices=...}}")
     for op in graph.ops():
         if is_glue(op):
             for k in ("cost_ns", "cost_pj"):

@@ -7,7 +7,8 @@ This is the contract between the hardware models and their users (the `cost` and
     c = model.op_cost(op, "pim", {"T": 1, "P": 128})   # -> OpCost
     for op, device, c in model.graph_costs(graph, {"T": 1, "P": 128}): ...
 
-Devices: "npu", "pim", "host" (glue ops: reshapes, shape math, KV concat bookkeeping).
+Devices: "npu", "pim", "host" (glue ops: reshapes, shape math, KV concat bookkeeping),
+"gpu" (a system's GPU, speccc.hw.system: `roofline_gpu`, tensor parallel included).
 An op's device comes from its `device` attribute (set by `partition`), else the
 default placement below.
 
@@ -30,7 +31,7 @@ from speccc.hw.config import HwConfig
 from speccc.ir.opdefs import op_cost
 from speccc.ir.types import dim_eval
 
-DEVICES = ("npu", "pim", "host")
+DEVICES = ("npu", "pim", "host", "gpu")
 
 # Ops that move no data worth timing: views, shape math, constants, weights at rest.
 FREE_OPS = {"weight", "const", "sym_dims", "shape", "size", "reshape", "squeeze",
@@ -138,6 +139,88 @@ def roofline_pim(hw: HwConfig, op, bindings) -> OpCost:
     return OpCost(max(t_c, t_m), energy, total, flops, bound)
 
 
+def feeds_residual(op) -> bool:
+    """A weight GEMM whose result (through glue) is added to the residual stream: the
+    row-parallel GEMMs of Megatron-style tensor parallelism (attention output, FFN down),
+    after which the partial sums are all-reduced."""
+    if op.name not in ("linear", "gated_mlp", "matmul", "gemm", "matmul_nbits") \
+            or weight_bytes(op, {}) == 0:
+        return False
+    stack, seen = list(op.results), set()
+    while stack:
+        for user, _ in stack.pop().users:
+            if user in seen:
+                continue
+            seen.add(user)
+            if user.name == "add":
+                return True
+            if is_glue(user):
+                stack.extend(user.results)
+    return False
+
+
+def allreduce_cost(hw: HwConfig, nbytes: float) -> OpCost:
+    """Ring all-reduce of `nbytes` over the system's xPUs (`[system] xpus`, the
+    `[system.xpu_link]`): 2(n-1) steps, each sending nbytes/n per xPU at the link's
+    per-direction bandwidth after its latency; energy for every byte every xPU sends."""
+    n = hw.system.xpus
+    if n <= 1 or nbytes <= 0:
+        return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
+    lk = hw.system.xpu_link
+    steps = 2 * (n - 1)
+    sent = steps * nbytes / n                       # per xPU
+    return OpCost(steps * lk.latency_ns + sent / lk.bandwidth_gbs,
+                  sent * n * 8 * lk.energy_pj_per_bit, sent * n, 0.0, "memory")
+
+
+def roofline_gpu(hw: HwConfig, op, bindings) -> OpCost:
+    """A GPU op: one kernel launch + max(compute, memory) at the preset's achievable
+    fractions of peak (`compute_efficiency`, `memory_efficiency`), over `xpus` GPUs in
+    tensor parallel: FLOPs and stored bytes (weights; attention's KV cache) split evenly,
+    activations read whole by every GPU, and a ring all-reduce of the result after each
+    row-parallel GEMM (`feeds_residual`). Energy: FLOPs x flop_pj + every GPU's memory
+    bytes x mem_pj_per_bit + the all-reduce's link bytes."""
+    from speccc.errors import SpecccError
+    g = hw.gpu
+    if g is None:
+        raise SpecccError(f"{hw.name} has no GPU ([gpu] section): the gpu device needs a "
+                          "GPU system (speccc hw list: systems)")
+    n = hw.system.xpus
+    c = op_cost(op)
+    flops = _num(c.flops, bindings)
+    total = _num(c.bytes_read, bindings) + _num(c.bytes_written, bindings)
+    stored = weight_bytes(op, bindings)
+    if op.name == "attention":
+        stored = sum(_num(v.type.nbytes(), bindings) for v in op.operands[1:3])
+    stored = min(stored, total)
+    per_gpu = stored / n + (total - stored)
+    t_c = flops / n / (g.peak_tflops * 1e3 * g.compute_efficiency)   # TFLOP/s = 1e3/ns
+    t_m = per_gpu / (g.mem_bandwidth_gbs * g.memory_efficiency)
+    ar = allreduce_cost(hw, _num(op.results[0].type.nbytes(), bindings)) \
+        if n > 1 and feeds_residual(op) else host_cost(hw, op, bindings)
+    energy = flops * g.flop_pj + per_gpu * n * 8 * g.mem_pj_per_bit + ar.energy_pj
+    bound = "compute" if t_c >= t_m else "memory"
+    return OpCost(g.kernel_launch_ns + max(t_c, t_m) + ar.latency_ns, energy,
+                  per_gpu * n, flops, bound)
+
+
+def pim_link_cost(hw: HwConfig, op, bindings) -> OpCost:
+    """A PIM op in a system whose xPU reaches PIM over a link (`[system.pim_link]`,
+    AttAcc): its activations (operands not stored in the banks, and results) cross the
+    link, one latency each way. Zero where PIM is the xPU's own DRAM (device presets:
+    `transfer_cost` prices those crossings)."""
+    lk = hw.system.pim_link
+    if lk is None:
+        return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
+    stored = {id(v) for v in op.operands if v.op is not None and v.op.name == "weight"}
+    if op.name == "attention":
+        stored |= {id(v) for v in op.operands[1:3]}
+    moved = sum(pim_bytes(v.type, bindings) for v in (*op.operands, *op.results)
+                if id(v) not in stored)
+    return OpCost(2 * lk.latency_ns + moved / lk.bandwidth_gbs,
+                  moved * 8 * lk.energy_pj_per_bit, moved, 0.0, "memory")
+
+
 def host_cost(hw: HwConfig, op, bindings) -> OpCost:
     return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
 
@@ -153,6 +236,10 @@ def transfer_cost(hw: HwConfig, nbytes: float) -> OpCost:
     """
     if nbytes <= 0:
         return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
+    lk = hw.system.pim_link
+    if lk is not None:    # a system whose xPU reaches PIM over a link (AttAcc: NVLink)
+        return OpCost(lk.latency_ns + nbytes / lk.bandwidth_gbs,
+                      nbytes * 8 * lk.energy_pj_per_bit, nbytes, 0.0, "memory")
     t = hw.pim.timing
     latency = (t.tRP + t.tRCD + t.CL) * t.tCK_ns
     ns = latency + nbytes / hw.npu.ext_bandwidth_gbs
@@ -167,7 +254,7 @@ def target_estimators() -> dict[str, Estimator]:
 
 def roofline_estimators() -> dict[str, Estimator]:
     """The rooflines alone (hardware description only): the documented lower bound."""
-    return {"npu": roofline_npu, "pim": roofline_pim, "host": host_cost}
+    return {"npu": roofline_npu, "pim": roofline_pim, "host": host_cost, "gpu": roofline_gpu}
 
 
 class CostModel:

@@ -1,9 +1,11 @@
-"""A third target in a few dozen lines: an A100-class GPU roofline (a baseline device).
+"""A plug-in target in a few dozen lines: a toy GPU roofline with hard-coded A100
+constants (the real, hardware-file-driven one is speccc.targets.gpu, device "gpu").
 
-Importing this module registers it (the one line at the bottom); `cost{devices=...}`,
-`partition{devices=npu:gpu}` and `CostModel(hw).op_cost(op, "gpu", b)` then use it, with
-nothing in passes/ or speccc/ changed. It keeps no data (no placement) and has no
-kernels of its own (no lowering); ops run with their numpy semantics.
+Importing this module registers it as "toygpu" (the one line at the bottom);
+`cost{devices=...}`, `partition{devices=npu:toygpu}` and
+`CostModel(hw).op_cost(op, "toygpu", b)` then use it, with nothing in passes/ or speccc/
+changed. It keeps no data (no placement) and has no kernels of its own (no lowering);
+ops run with their numpy semantics.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ class GpuEmulation:
         return od.ref(list(inputs), od.full_attrs(op.attrs))
 
 
-class GpuTarget(NoPlacement):
-    name = "gpu"
+class ToyGpuTarget(NoPlacement):
+    name = "toygpu"
     kernel_op = None
 
     def can_lower(self, op, bindings) -> bool:
@@ -50,4 +52,4 @@ class GpuTarget(NoPlacement):
         return kernel_timing(kernel_op)
 
 
-register(GpuTarget())
+register(ToyGpuTarget())

@@ -39,12 +39,12 @@ def tiny(tmp_path_factory):
 def gpu():
     sys.modules.pop("gpu_target", None)
     import gpu_target  # noqa: F401  (importing it registers the target: its one line)
-    yield target("gpu")
-    unregister("gpu")
+    yield target("toygpu")
+    unregister("toygpu")
 
 
 def test_builtin_targets_implement_the_interface():
-    assert list(targets()) == ["npu", "pim", "host"]
+    assert list(targets()) == ["npu", "pim", "host", "gpu"]
     for t in targets().values():
         assert isinstance(t, Target), t.name
     assert target("pim").kernel_op == "pim.kernel" and target("npu").kernel_op == "npu.kernel"
@@ -54,20 +54,20 @@ def test_a_third_target_is_usable_by_cost_and_partition(gpu, tiny):
     hw = load_hw("hbm-pim")
     m = import_model(tiny)
     PassManager.parse("fold{bind=T=1:P=16},canonicalize,fold,dce,fuse,dce,"
-                      "cost{devices=npu:pim:gpu},partition{devices=npu:gpu}").run(m)
+                      "cost{devices=npu:pim:toygpu},partition{devices=npu:toygpu}").run(m)
     g = m.graphs["target"]
-    assert g.attrs["cost_devices"] == ["npu", "pim", "gpu"]
+    assert g.attrs["cost_devices"] == ["npu", "pim", "toygpu"]
     ops = [op for op in g.ops() if "device" in op.attrs]
-    assert {op.attrs["device"] for op in ops} <= {"npu", "gpu"}
+    assert {op.attrs["device"] for op in ops} <= {"npu", "toygpu"}
     assert all(len(op.attrs["cost_ns"]) == 3 for op in ops)
     info = dict(g.attrs["partition"])
-    assert info["devices"] == "npu:gpu"
-    assert info["latency_ns"] <= min(info["all_npu_ns"], info["all_gpu_ns"]) * (1 + 1e-9)
+    assert info["devices"] == "npu:toygpu"
+    assert info["latency_ns"] <= min(info["all_npu_ns"], info["all_toygpu_ns"]) * (1 + 1e-9)
     linear = next(op for op in ops if op.name == "linear")
-    assert CostModel(hw).op_cost(linear, "gpu", {"T": 1, "P": 16}).latency_ns >= 4000.0
+    assert CostModel(hw).op_cost(linear, "toygpu", {"T": 1, "P": 16}).latency_ns >= 4000.0
     # the report of a partition between two targets names them
     from speccc.passes.partition import partition_report
-    assert {"npu_ns", "gpu_ns"} <= set(partition_report(g)["ops"][-1])
+    assert {"npu_ns", "toygpu_ns"} <= set(partition_report(g)["ops"][-1])
 
 
 def test_partition_without_costs_for_a_device_says_so(tiny):

@@ -315,16 +315,43 @@ class EnergyConfig:
 
 @dataclass(frozen=True)
 class HwConfig:
+    """A device preset (npu, pim, energy all set), or a system (speccc.hw.system) whose
+    npu / pim / energy are None when it has no such device; `load_hw` without
+    `system=True` only returns the former."""
     name: str
     description: str
-    npu: NpuConfig
+    npu: NpuConfig | None
     link: LinkConfig
-    pim: PimConfig
-    energy: EnergyConfig
+    pim: PimConfig | None
+    energy: EnergyConfig | None
     source: str = dataclasses.field(default="", compare=False)
+    gpu: Any = None         # speccc.hw.system.GpuConfig: the system's xPU is a GPU
+    system: Any = None      # speccc.hw.system.SystemConfig (device presets: one NPU + PIM)
+
+    def __post_init__(self):
+        if self.system is None:
+            from speccc.hw.system import device_system
+            object.__setattr__(self, "system", device_system(self.name))
 
     def derived(self) -> dict[str, float]:
         """Headline figures computed from the description (GB/s = bytes/ns)."""
+        if self.pim is None:
+            return self._xpu_derived()
+        return {**self._pim_derived(), **self._xpu_derived()}
+
+    def _xpu_derived(self) -> dict[str, float]:
+        out = {}
+        if self.npu is not None:
+            out["npu_peak_macs_per_s"] = (self.npu.pes * self.npu.array_rows
+                                          * self.npu.array_cols * self.npu.clock_mhz * 1e6)
+        if self.gpu is not None:
+            n = self.system.xpus
+            out.update(gpu_peak_flops_per_s=self.gpu.peak_tflops * 1e12 * n,
+                       gpu_bandwidth_gbs=self.gpu.mem_bandwidth_gbs * n,
+                       gpu_capacity_bytes=self.gpu.capacity_bytes * n)
+        return out
+
+    def _pim_derived(self) -> dict[str, float]:
         p, t = self.pim, self.pim.timing
         pcs = p.channels * p.pseudo_channels
         ext_pc = p.burst_bytes / (t.tBL * t.tCK_ns)
@@ -346,8 +373,6 @@ class HwConfig:
             "tokens_per_column": p.pu.mac_lanes * p.pu.clock_mhz / column_rate,
             "token_slots": p.token_slots,
             "refresh_overhead": t.tRFC / t.tREFI,
-            "npu_peak_macs_per_s": self.npu.pes * self.npu.array_rows * self.npu.array_cols
-            * self.npu.clock_mhz * 1e6,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -382,25 +407,51 @@ def dtype_bytes(dtype: str) -> int:
 
 # ---------------------------------------------------------------- loading -----
 def preset_names() -> list[str]:
-    folder = resources.files("speccc.hw") / "presets"
+    """Device presets (one NPU + one PIM device): what compile and run take."""
+    return _names("presets")
+
+
+def system_names() -> list[str]:
+    """System presets (speccc.hw.system: GPUs, PIM stacks): what `speccc baseline` takes
+    besides the device presets."""
+    return _names("systems")
+
+
+def _names(folder_name: str) -> list[str]:
+    folder = resources.files("speccc.hw") / folder_name
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_hw(name_or_path: str | Path) -> HwConfig:
-    """Load a preset by name (`aim-gddr6`) or a TOML file by path."""
+def load_hw(name_or_path: str | Path, system: bool = False) -> HwConfig:
+    """Load a preset by name (`aim-gddr6`) or a TOML file by path. `system=True` also
+    takes system presets and files (a [system] table: speccc.hw.system)."""
     from speccc.textio import check_nesting
-    text, label = _read(str(name_or_path))
+    text, label = _read(str(name_or_path), system)
     check_nesting(text, label)  # tomllib recurses per nested array/table
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecccError(f"{label}: invalid TOML: {err}") from None
+    if "system" in raw:
+        if not system:
+            raise SpecccError(f"{label}: a system description ([system] table) is for "
+                              "`speccc baseline --system`; this command needs a device "
+                              f"preset ({', '.join(preset_names())})")
+        from speccc.hw.system import build_system
+        return build_system(raw, label, source=str(name_or_path))
     return _build(raw, label, source=str(name_or_path))
 
 
-def _read(name: str) -> tuple[str, str]:
+def _read(name: str, system: bool = False) -> tuple[str, str]:
     if name in preset_names():
         res = resources.files("speccc.hw") / "presets" / f"{name}.toml"
+        return res.read_text(encoding="utf-8"), f"{name}.toml"
+    if name in system_names():
+        if not system:
+            raise SpecccError(f"{name} is a system preset (GPUs / PIM stacks) for `speccc "
+                              "baseline --system`; this command needs a device preset "
+                              f"({', '.join(preset_names())})")
+        res = resources.files("speccc.hw") / "systems" / f"{name}.toml"
         return res.read_text(encoding="utf-8"), f"{name}.toml"
     path = Path(name)
     if path.suffix == ".toml" or path.exists():
@@ -408,8 +459,9 @@ def _read(name: str) -> tuple[str, str]:
             raise SpecccError(f"{name}: no such hardware description file")
         from speccc.textio import read_text
         return read_text(path, max_bytes=1 << 20), path.name
-    raise SpecccError(f"unknown hardware preset {name!r} (presets: {', '.join(preset_names())};"
-                      " or give a path to a .toml file)")
+    systems = f"; systems: {', '.join(system_names())}" if system else ""
+    raise SpecccError(f"unknown hardware preset {name!r} (presets: {', '.join(preset_names())}"
+                      f"{systems}; or give a path to a .toml file)")
 
 
 def _section(raw: dict, dotted: str, label: str) -> dict:

@@ -1,0 +1,174 @@
+"""Systems of several devices: xPUs (a GPU, or the NPU of a device preset) with their own
+memory, tensor parallelism across identical xPUs, and PIM devices behind a link.
+
+A *device preset* (speccc/hw/presets/*.toml: [npu], [link], [pim], [energy]) is a system of
+one NPU sharing the DRAM of one PIM device; its `system` is `device_system(name)`. A
+*system file* (speccc/hw/systems/*.toml, or any .toml with a [system] table) says
+
+    [system]
+    xpu = "gpu"              # the compute device class: "gpu" ([gpu] below) or "npu"
+    xpus = 1                 # identical xPUs, tensor parallel (Megatron-style, see docs)
+    pim = "hbm3-pim"         # a device preset: one PIM device (stack); "none": no PIM
+    pim_devices = 5          # how many of them (0 with pim = "none")
+    [system.xpu_link]        # xPU <-> xPU (the tensor-parallel all-reduce): NVLink
+    [system.pim_link]        # xPU <-> PIM devices (activations to and from PIM ops)
+    [gpu]                    # with xpu = "gpu": peak, bandwidth, capacity, efficiencies
+    [link]                   # the host link, as in device presets
+
+N PIM devices are seen as one PIM device of N x its channels (channels are independent,
+every per-channel figure stays), with the device preset's [pim] timing and [energy]. With
+xpu = "npu" the NPU is the device preset's (its xpus must be 1: tensor parallelism is
+modelled for GPUs only). Loaded by `load_hw(name, system=True)`; without `system=True`
+load_hw refuses system files, so every compile/run path keeps its NPU and PIM.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from speccc.errors import SpecccError
+
+GPU_KEYS = [
+    ("peak_tflops", "float", "dense FP16 tensor peak, TFLOP/s"),
+    ("mem_bandwidth_gbs", "float", "device memory bandwidth, GB/s"),
+    ("mem_capacity_gib", "float", "device memory, GiB"),
+    ("compute_efficiency", "float", "achievable fraction of peak_tflops"),
+    ("memory_efficiency", "float", "achievable fraction of mem_bandwidth_gbs"),
+    ("kernel_launch_ns", "float", "fixed time per kernel (launch + tail)"),
+    ("mem_pj_per_bit", "float", "device-memory access energy"),
+    ("flop_pj", "float", "energy per FP16 FLOP"),
+]
+SYSTEM_KEYS = [
+    ("xpu", ("gpu", "npu"), "compute device class"),
+    ("xpus", "int", "identical xPUs (tensor-parallel degree)"),
+    ("pim", "str", "device preset of one PIM device, or \"none\""),
+    ("pim_devices", "int0", "PIM devices (stacks) of that preset"),
+]
+SYSTEM_RANGES = {"xpus": (1, 64), "pim_devices": (0, 64), "peak_tflops": (1e-3, 1e5),
+                 "mem_bandwidth_gbs": (1e-3, 1e6), "mem_capacity_gib": (1e-3, 1e5),
+                 "compute_efficiency": (1e-3, 1.0), "memory_efficiency": (1e-3, 1.0),
+                 "kernel_launch_ns": (1e-3, 1e9), "mem_pj_per_bit": (1e-6, 1e4),
+                 "flop_pj": (1e-6, 1e4)}
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    peak_tflops: float
+    mem_bandwidth_gbs: float
+    mem_capacity_gib: float
+    compute_efficiency: float
+    memory_efficiency: float
+    kernel_launch_ns: float
+    mem_pj_per_bit: float
+    flop_pj: float
+
+    @property
+    def capacity_bytes(self) -> float:
+        return self.mem_capacity_gib * 2**30
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    xpu: str = "npu"
+    xpus: int = 1
+    pim: str = ""
+    pim_devices: int = 1
+    xpu_link: object = None     # LinkConfig: the all-reduce between xPUs
+    pim_link: object = None     # LinkConfig, or None: PIM is the xPU's own DRAM
+
+    @property
+    def has_pim(self) -> bool:
+        return self.pim_devices > 0
+
+
+def device_system(name: str) -> SystemConfig:
+    """A device preset as a system: its NPU on the DRAM of its one PIM device."""
+    return SystemConfig(xpu="npu", xpus=1, pim=name, pim_devices=1)
+
+
+def build_system(raw: dict, label: str, source: str):
+    """A system file -> HwConfig (npu/pim/energy from the named device preset, or None)."""
+    from speccc.hw.config import (LINK_KEYS, TOP_KEYS, HwConfig, LinkConfig, _fields,
+                                  _section, load_hw)
+    top = _fields(raw, TOP_KEYS, label, None, sub=("system", "gpu", "link"))
+    table = _section(raw, "system", label)
+    vals = _fields(table, SYSTEM_KEYS, label, "system", sub=("xpu_link", "pim_link"))
+    _ranges(vals, label, "system")
+    links = {}
+    for which in ("xpu_link", "pim_link"):
+        if which in table:
+            links[which] = LinkConfig(**_fields(_section(raw, f"system.{which}", label),
+                                                LINK_KEYS, label, f"system.{which}"))
+    no_pim = vals["pim"] == "none"
+    if no_pim != (vals["pim_devices"] == 0):
+        raise SpecccError(f"{label}: [system] pim_devices: {vals['pim_devices']} with pim = "
+                          f"{vals['pim']!r}: a system without PIM says pim = \"none\" and "
+                          "pim_devices = 0")
+    if vals["xpus"] > 1 and "xpu_link" not in links:
+        raise SpecccError(f"{label}: [system.xpu_link]: missing section (xpus = "
+                          f"{vals['xpus']} need a link for the tensor-parallel all-reduce)")
+    base = None
+    if not no_pim:
+        if vals["pim"] == top["name"]:
+            raise SpecccError(f"{label}: [system] pim: names the system itself")
+        try:
+            base = load_hw(vals["pim"])
+        except SpecccError as err:
+            raise SpecccError(f"{label}: [system] pim: {err}") from None
+        if vals["pim_devices"] > 1 and base.pim.groups:
+            raise SpecccError(f"{label}: [system] pim_devices: {base.name} has channel "
+                              "groups; several devices of it are not modelled")
+    gpu = None
+    if vals["xpu"] == "gpu":
+        gv = _fields(_section(raw, "gpu", label), GPU_KEYS, label, "gpu")
+        _ranges(gv, label, "gpu")
+        gpu = GpuConfig(**gv)
+        if base is not None and "pim_link" not in links:
+            raise SpecccError(f"{label}: [system.pim_link]: missing section (a GPU reaches "
+                              "its PIM devices over a link)")
+    else:
+        if "gpu" in raw:
+            raise SpecccError(f"{label}: [gpu]: xpu = \"npu\" has no GPU (remove [gpu] or "
+                              "set xpu = \"gpu\")")
+        if base is None:
+            raise SpecccError(f"{label}: [system] pim: xpu = \"npu\" takes its NPU from a "
+                              "device preset; name one")
+        if vals["xpus"] != 1:
+            raise SpecccError(f"{label}: [system] xpus: {vals['xpus']}: tensor parallelism "
+                              "is modelled for xpu = \"gpu\" only")
+    system = SystemConfig(**vals, **links)
+    pim = energy = npu = None
+    if base is not None:
+        pim = dataclasses.replace(base.pim, channels=base.pim.channels * vals["pim_devices"])
+        energy = base.energy
+        npu = base.npu if vals["xpu"] == "npu" else None
+    return HwConfig(name=top["name"], description=top["description"], npu=npu,
+                    link=LinkConfig(**_fields(_section(raw, "link", label), LINK_KEYS,
+                                              label, "link")),
+                    pim=pim, energy=energy, source=source, gpu=gpu, system=system)
+
+
+def _ranges(vals: dict, label: str, section: str) -> None:
+    for key, value in vals.items():
+        if key in SYSTEM_RANGES:
+            lo, hi = SYSTEM_RANGES[key]
+            if not lo <= value <= hi:
+                raise SpecccError(f"{label}: [{section}] {key}: {value!r} is outside the "
+                                  f"plausible range [{lo:g}, {hi:g}]")
+
+
+def with_tp(hw, xpus: int):
+    """`hw` with `xpus` tensor-parallel xPUs (speccc baseline --tp)."""
+    if xpus == hw.system.xpus:
+        return hw
+    if hw.system.xpu != "gpu":
+        raise SpecccError(f"--tp {xpus}: {hw.name} has an NPU; tensor parallelism is "
+                          "modelled for GPU systems")
+    if xpus > 1 and hw.system.xpu_link is None:
+        raise SpecccError(f"--tp {xpus}: {hw.name} has no [system.xpu_link] for the "
+                          "all-reduce")
+    lo, hi = SYSTEM_RANGES["xpus"]
+    if not lo <= xpus <= hi:
+        raise SpecccError(f"--tp {xpus}: outside [{lo}, {hi}]")
+    return dataclasses.replace(hw, name=f"{hw.name}-tp{xpus}",
+                               system=dataclasses.replace(hw.system, xpus=xpus))
