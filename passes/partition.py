@@ -210,7 +210,8 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
     stale = (graph.attrs.get("cost_hw"), list(graph.attrs.get("cost_bind") or [])) != \
         (hw_attr, bind_attr) or not set(devices) <= set(cost_devices(graph))
     if stale or any("cost_ns" not in op.attrs for op in graph.ops() if not is_glue(op)):
-        priced = cost_devices(graph)
+        # devices priced before, less those this hardware lacks (a GPU system: no npu)
+        priced = [d for d in cost_devices(graph) if getattr(hw, d, True) is not None]
         annotate(graph, hw, bindings, devices=priced + [d for d in devices if d not in priced])
     problem, group, ops, producers, values = build_problem(graph, hw, bindings, mapping,
                                                            devices)

@@ -113,6 +113,9 @@ class Evaluator:
         return self.variant(hw_key, mapping, study).graphs[role]
 
     def variant(self, hw_key: str, mapping: str, study: Study):
+        """The module with the mapping's devices: the partition pass between the
+        system's xPU (npu, or a GPU system's gpu) and pim; `all-gpu` puts every
+        non-glue op on the GPU."""
         if mapping == "auto":
             return self.module
         key = (hw_key, mapping)
@@ -120,14 +123,33 @@ class Evaluator:
             import copy
 
             from speccc.passmanager import make_pass
+            hw = self.hws[hw_key]
+            self._check_devices(hw, mapping)
             mod = copy.deepcopy(self.module)
-            opts = {"hw": hw_path(self.texts[hw_key]),
-                    "bind": f"T=1:P={study.prompt_len + study.max_new_tokens // 2}"}
-            if mapping != "mincut":
-                opts["mapping"] = mapping
-            make_pass("partition", opts).run(mod)
+            if mapping == "all-gpu":
+                from speccc.costmodel import is_glue
+                for g in mod.graphs.values():
+                    for op in g.ops():
+                        if not is_glue(op):
+                            op.attrs["device"] = "gpu"
+            else:
+                opts = {"hw": hw_path(self.texts[hw_key]),
+                        "bind": f"T=1:P={study.prompt_len + study.max_new_tokens // 2}"}
+                if mapping != "mincut":
+                    opts["mapping"] = mapping
+                if hw.system.xpu != "npu":
+                    opts["devices"] = f"{hw.system.xpu}:pim"
+                make_pass("partition", opts).run(mod)
             self.variants[key] = mod
         return self.variants[key]
+
+    @staticmethod
+    def _check_devices(hw, mapping: str) -> None:
+        if mapping == "all-gpu" and hw.gpu is None:
+            raise SpecccError(f"mapping all-gpu: {hw.name} has no GPU")
+        if mapping != "all-gpu" and hw.pim is None:
+            raise SpecccError(f"mapping {mapping}: {hw.name} has no PIM (its only mapping "
+                              "is all-gpu)")
 
     def model_costs(self, hw_key, mapping, role, nch, batch, study):
         key = (hw_key, mapping, role, nch, batch)
@@ -169,15 +191,22 @@ class Evaluator:
     def channels(self, point: dict, hw) -> tuple[int, int, bool] | str:
         """(draft channels, target channels, shared?) as the speculate pass splits them,
         or why the split is impossible."""
+        if hw.pim is None:          # a GPU-only system: both models in the GPUs' memory
+            return 1, 1, True    # (one nominal channel group: no PIM to split)
         n = hw.pim.channels
         if point["schedule"] == "none" or (point["schedule"] == "serial"
                                            and point["draft_channels"] == 0):
             return n, n, True
-        d = point["draft_channels"] or max(1, min(n - 1, round(
-            n * self.weights["draft"] / (self.weights["draft"] + self.weights["target"]))))
+        d = point["draft_channels"] or self.auto_draft_channels(n)
         if d >= n:
             return f"draft_channels {d} leaves no channel of {n} for the target"
         return d, n - d, False
+
+    def auto_draft_channels(self, n: int) -> int:
+        """The draft's share of n channels in proportion to its weights (at least one
+        each), as the speculate pass splits them."""
+        return max(1, min(n - 1, round(
+            n * self.weights["draft"] / (self.weights["draft"] + self.weights["target"]))))
 
     def evaluate(self, study: Study, pid: int) -> dict:
         p = study.space.point(pid)
@@ -233,6 +262,12 @@ class Evaluator:
         if isinstance(split, str):
             return split
         dch, tch, shared = split
+        if hw.system.xpu == "gpu":
+            from speccc.runtime.capacity import gpu_system_fits
+            roles = ("target",) if p["schedule"] == "none" else ("target", "draft")
+            why = gpu_system_fits(hw, p["mapping"], {
+                r: model_bytes(self.module.graphs[r], ctx, p["batch"]) for r in roles})
+            return why or split
         per_ch = hw.derived()["capacity_bytes"] / hw.pim.channels
         need = {r: sum(model_bytes(self.module.graphs[r], ctx, p["batch"]))
                 for r in ("target", "draft")}

@@ -42,9 +42,11 @@ def variant_text(base: str, knobs: dict, header: str = "") -> str:
 def hw_text(base: str) -> str:
     from importlib import resources
 
-    from speccc.hw.config import preset_names
+    from speccc.hw.config import preset_names, system_names
     if base in preset_names():
         return (resources.files("speccc.hw") / "presets" / f"{base}.toml").read_text()
+    if base in system_names():
+        return (resources.files("speccc.hw") / "systems" / f"{base}.toml").read_text()
     return Path(base).read_text(encoding="utf-8")
 
 
@@ -85,4 +87,4 @@ def hw_path(text: str) -> str:
 
 def load_text(text: str):
     from speccc.hw.config import load_hw
-    return load_hw(hw_path(text))
+    return load_hw(hw_path(text), system=True)

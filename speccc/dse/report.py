@@ -17,7 +17,8 @@ from speccc.fileio import write_bytes_atomic, write_text_atomic
 
 MAPPING_LABELS = {"all-npu": "all-NPU", "all-pim": "all-PIM",
                   "attacc": "attention-only PIM (AttAcc)", "specpim": "SpecPIM's mapping",
-                  "mincut": "min-cut mapping", "auto": "per-op fastest (auto)"}
+                  "mincut": "min-cut mapping", "auto": "per-op fastest (auto)",
+                  "all-gpu": "all-GPU"}
 UNITS = {"itl_ms": "ms/token", "energy_per_token_mj": "mJ/token", "edp": "ms·mJ"}
 
 

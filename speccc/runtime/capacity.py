@@ -8,6 +8,8 @@ rows, so a model within a few percent of the capacity may pass here and fail `co
 """
 from __future__ import annotations
 
+import math
+
 from speccc import modelinfo
 from speccc.costmodel import PIM_WORD, pim_bytes
 from speccc.errors import CapacityError
@@ -46,3 +48,28 @@ def check_fits(module, program, hw, context: int, batch: int) -> None:
                 f"request(s), 16-bit words) = {need / 2**30:.2f} GiB, but its "
                 f"{len(chans)} of {hw.pim.channels} PIM channels hold {cap / 2**30:.2f} GiB; "
                 "use a larger --hw preset, a shorter context or a smaller batch")
+
+
+def gpu_system_fits(hw, mapping: str, need: dict) -> str | None:
+    """Why `need` ({model: (weight bytes, KV bytes)}) does not fit a GPU system, or None.
+
+    The GPUs hold the weights (split evenly over `xpus` in tensor parallel) and, unless
+    the mapping puts attention on PIM (`attacc`, `all-pim`), the KV cache; PIM devices
+    hold what the mapping puts there. 16-bit words, as `model_bytes` counts them."""
+    on_pim_kv = hw.pim is not None and mapping in ("attacc", "all-pim")
+    on_pim_w = hw.pim is not None and mapping == "all-pim"
+    gpu = sum((0 if on_pim_w else w) + (0 if on_pim_kv else k) for w, k in need.values())
+    pim = sum((w if on_pim_w else 0) + (k if on_pim_kv else 0) for w, k in need.values())
+    what = " + ".join(f"@{n} {w / 2**30:.2f} GiB weights + {k / 2**30:.2f} GiB KV"
+                      for n, (w, k) in need.items())
+    n, cap = hw.system.xpus, hw.gpu.capacity_bytes
+    if gpu > n * cap:
+        tp = math.ceil(gpu / cap)
+        hint = f"; use --tp {tp} or more" if tp <= 64 else ""
+        return (f"does not fit {hw.name}: {what} = {gpu / 2**30:.2f} GiB on the GPUs "
+                f"(16-bit words), but {n} GPU(s) of {cap / 2**30:.2f} GiB hold "
+                f"{n * cap / 2**30:.2f} GiB{hint}")
+    if pim and pim > hw.derived()["capacity_bytes"]:
+        return (f"does not fit {hw.name}: {pim / 2**30:.2f} GiB on its PIM devices, which "
+                f"hold {hw.derived()['capacity_bytes'] / 2**30:.2f} GiB")
+    return None

@@ -12,7 +12,7 @@ NPU op that reads weights or the KV cache holds the group too (a channel serves 
 commands or ordinary reads, not both at once).
 
 KV operations move real bytes on the group holding the cache, over its channels' data
-bus (peak_external_gbs_per_channel x channels): append writes the new positions (it
+bus (peak_external_gbs_per_channel x channels; a GPU-only system: the GPUs' memory): append writes the new positions (it
 replaces the graph's concat of the whole cache), rollback clears rejected positions (so
 stale rows never enter an all-bank MAC), copy reads and writes positions between
 partitions. Batch B: weight-streaming ops see B*T rows; attention and KV scale by B.
@@ -47,12 +47,25 @@ def group_hw(hw, channels):
     """The hardware as seen by a model confined to PIM `channels` (ids): their channel
     group's PU configuration (a preset's [[pim.groups]]), that many channels, and the
     NPU's external bandwidth scaled by their share (the weights it streams live there)."""
+    if hw.pim is None or not channels:   # a GPU-only system: nothing to confine
+        return hw
     channels = list(channels)
     share = len(channels) / hw.pim.channels
     hw = hw.for_channels(channels)
+    npu = hw.npu and dataclasses.replace(hw.npu,
+                                         ext_bandwidth_gbs=hw.npu.ext_bandwidth_gbs * share)
     return dataclasses.replace(
-        hw, pim=dataclasses.replace(hw.pim, channels=len(channels), groups=()),
-        npu=dataclasses.replace(hw.npu, ext_bandwidth_gbs=hw.npu.ext_bandwidth_gbs * share))
+        hw, pim=dataclasses.replace(hw.pim, channels=len(channels), groups=()), npu=npu)
+
+
+def kv_memory(hw, channels: int) -> tuple[float, float]:
+    """(GB/s, pJ/bit) of the memory holding the KV cache: the model's PIM channels'
+    data bus, or (a system without PIM) the GPUs' memory at its achievable bandwidth."""
+    if hw.pim is None:
+        g = hw.gpu
+        return g.mem_bandwidth_gbs * g.memory_efficiency * hw.system.xpus, g.mem_pj_per_bit
+    return (hw.derived()["peak_external_gbs_per_channel"] * channels,
+            hw.energy.external_pj_per_bit)
 
 
 def link_task(hw, name: str, nbytes: float, args=None) -> TaskSpec:
@@ -71,8 +84,8 @@ class ModelCosts:
         self.channels = [len(groups[s]) for s in self.stages]
         self.models = [CostModel(group_hw(hw, groups[s]), estimators(cost_model))
                        for s in self.stages]
-        ext = hw.derived()["peak_external_gbs_per_channel"]
-        self.kv_gbs = [ext * n for n in self.channels]
+        self.kv_gbs = [kv_memory(hw, n)[0] for n in self.channels]
+        self.kv_pj_per_bit = kv_memory(hw, 1)[1]
         ops = [op for op in graph.ops() if op.name not in FREE_OPS]
         wb = [weight_bytes(op, {}) if _static_weights(op) else 0.0 for op in ops]
         # Pipeline stages take consecutive ops, weight bytes in proportion to channels.
@@ -117,8 +130,9 @@ class ModelCosts:
         if "device" in op.attrs:
             dev = op.attrs["device"]
             c = model.op_cost(op, dev, bind)
-        elif prefill:
-            dev, c = "npu", model.op_cost(op, "npu", bind)
+        elif prefill:     # on the system's xPU (a GPU system has no NPU)
+            dev = model.hw.system.xpu
+            c = model.op_cost(op, dev, bind)
         elif self.placement == "auto" and default_device(op) != "host":
             dev, c = min(((d, model.op_cost(op, d, bind)) for d in ("npu", "pim")),
                          key=lambda dc: dc[1].latency_ns)
@@ -126,11 +140,17 @@ class ModelCosts:
             dev = default_device(op)
             c = model.op_cost(op, dev, bind)
         lat, en = c.latency_ns, c.energy_pj
-        if per_req:
-            lat, en = lat * b, en * b
+        if dev == "pim":      # over the xPU<->PIM link of a system that has one (AttAcc)
+            x = costmodel.pim_link_cost(model.hw, op, bind)
+            lat, en = lat + x.latency_ns, en + x.energy_pj
+        if per_req:   # B requests' attention: B kernels, but one launch on a GPU
+            fixed = model.hw.gpu.kernel_launch_ns if dev == "gpu" else 0.0
+            lat, en = fixed + (lat - fixed) * b, en * b
         if dev == "host" or (lat <= 0 and en <= 0):
             return False
-        res = (group,) if dev == "pim" else (("npu", group) if reads else ("npu",))
+        # a GPU reads its own memory; an NPU reading weights or KV holds their channels
+        res = (group,) if dev == "pim" else (dev,) if dev != "npu" else \
+            (("npu", group) if reads else ("npu",))
         return TaskSpec(op.name, res, lat, en, "op", st,
                         {"T": T, "P": P, "device": dev, "bound": c.bound})
 
@@ -161,7 +181,7 @@ class ModelCosts:
     def _kv_spec(self, name, st, nbytes, rw, args) -> TaskSpec:
         moved = nbytes * rw
         return TaskSpec(name, (self.stages[st],), KV_OVERHEAD_NS + moved / self.kv_gbs[st],
-                        moved * 8 * self.hw.energy.external_pj_per_bit, "kv", st,
+                        moved * 8 * self.kv_pj_per_bit, "kv", st,
                         {"bytes": moved, **args})
 
 
