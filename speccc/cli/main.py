@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "speccc.cli.run_commands",
     "speccc.cli.info_commands",
     "speccc.cli.dse_commands",
+    "speccc.cli.baseline_commands",
     "speccc.cli.gguf_commands",
 ]
 

@@ -25,8 +25,11 @@ def hw() -> None:
 @hw.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def hw_list(as_json: bool) -> None:
-    """List the shipped presets with their headline figures."""
+    """List the shipped presets with their headline figures: device presets (NPU + PIM,
+    for compile and run), then systems (GPUs, PIM stacks: speccc baseline). --json lists
+    the device presets."""
     from speccc.hw import load_hw, preset_names
+    from speccc.hw.config import system_names
     rows = []
     for name in preset_names():
         cfg = load_hw(name)
@@ -35,8 +38,9 @@ def hw_list(as_json: bool) -> None:
                      "channels": cfg.pim.channels, "capacity_gib": d["capacity_bytes"] / 2**30,
                      "peak_internal_gbs": d["peak_internal_gbs"],
                      "peak_external_gbs": d["peak_external_gbs"]})
+    systems = [_system_row(name) for name in system_names()]
     if as_json:
-        return _echo_json(rows)
+        return _echo_json(rows)   # the device presets (what compile and run take)
     from rich.table import Table   # rich is imported by the commands that print tables
     t = Table("preset", "kind", "channels", "capacity", "internal", "external")
     for r in rows:
@@ -46,23 +50,55 @@ def hw_list(as_json: bool) -> None:
     con.print(t)
     for r in rows:
         con.print(f"  {r['name']}: {r['description']}")
+    st = Table("system", "xPUs", "PIM devices", "xPU memory", "PIM capacity")
+    for s in systems:
+        st.add_row(s["name"], f"{s['xpus']} {s['xpu']}", s["pim"],
+                   f"{s['xpu_capacity_gib']:.0f} GiB" if s["xpu_capacity_gib"] else "-",
+                   f"{s['pim_capacity_gib']:.0f} GiB" if s["pim_capacity_gib"] else "-")
+    con.print(st)
+    for s in systems:
+        con.print(f"  {s['name']}: {s['description']}")
+
+
+def _system_row(name: str) -> dict:
+    """A system preset's headline: its xPUs, PIM devices and memories."""
+    from speccc.hw import load_hw
+    cfg = load_hw(name, system=True)
+    d = cfg.derived()
+    sy = cfg.system
+    return {"name": name, "description": cfg.description, "xpu": sy.xpu, "xpus": sy.xpus,
+            "pim": f"{sy.pim_devices} x {sy.pim}" if sy.has_pim else "none",
+            "xpu_capacity_gib": d.get("gpu_capacity_bytes", 0) / 2**30,
+            "pim_capacity_gib": d.get("capacity_bytes", 0) / 2**30}
 
 
 @hw.command("show")
 @click.argument("preset")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def hw_show(preset: str, as_json: bool) -> None:
-    """Show every field of PRESET (a preset name or a .toml path) and derived figures."""
+    """Show every field of PRESET (a device or system preset name, or a .toml path) and
+    derived figures."""
     from speccc.hw import load_hw
-    cfg = load_hw(preset)
+    cfg = load_hw(preset, system=True)
     data = {**cfg.to_dict(), "derived": cfg.derived()}
     if as_json:
         return _echo_json(data)
     from rich.text import Text
     con = console()
     con.print(Text.assemble((cfg.name, "bold"), f": {cfg.description}"))
-    for section in ("npu", "link", "energy"):
-        _table(con, f"[{section}]", data[section])
+    system = dict(data["system"])
+    links = {k: system.pop(k) for k in ("xpu_link", "pim_link")}
+    if cfg.gpu is not None or cfg.system.pim_devices != 1:   # a system file
+        _table(con, "[system]", system)
+        for k, v in links.items():
+            if v:
+                _table(con, f"[system.{k}]", v)
+    for section in ("gpu", "npu", "link", "energy"):
+        if data[section]:
+            _table(con, f"[{section}]", data[section])
+    if cfg.pim is None:
+        _table(con, "derived", data["derived"])
+        return
     pim = dict(data["pim"])
     pu, timing, groups = pim.pop("pu"), pim.pop("timing"), pim.pop("groups")
     _table(con, "[pim]", pim)
