@@ -77,7 +77,7 @@ class Speculate(Pass):
                 raise SpecccError(f"draft and target vocabularies differ (draft {vd} tokens, "
                                   f"target {vt}): speculative decoding needs one tokenizer")
         from speccc.hw import load_hw
-        hw = load_hw(self.hw)
+        hw = load_hw(self.hw, system=True)    # a GPU system runs none / serial schedules
         groups, draft_on, target_on = self._groups(hw, module if spec else None)
         graphs.pop(GRAPH, None)
         g = Graph(GRAPH)
@@ -114,6 +114,12 @@ class Speculate(Pass):
                 bad(f"{k} must be in [0, 1], got {getattr(self, k)}")
 
     def _groups(self, hw, module):
+        if hw.pim is None:      # a GPU-only system: one nominal group, nothing to split
+            if self.schedule in ("overlap", "pipeinfer") or self.draft_channels > 0:
+                raise SpecccError(f"speculate: {self.hw} has no PIM channels to split "
+                                  f"between draft and target; schedule {self.schedule} "
+                                  "needs them (a GPU system runs none or serial)")
+            return {"pim": [0]}, "pim", ["pim"]
         channels = hw.pim.channels
         ids = list(range(channels))
         own = self._preset_split(hw) if module is not None else 0

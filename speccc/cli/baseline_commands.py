@@ -72,7 +72,7 @@ def baseline(target, draft, systems, spec, batch, gamma, acceptance, tp, prompt_
                   f"{r['energy_per_token_mj']:.4g}", f"{r['speedup']:.2f}x",
                   f"{r['energy_efficiency']:.2f}x")
     con = console()
-    con.width = max(con.width, 132)     # nine columns: do not fold the labels
+    con.width = max(con.width, 150)     # eight columns: do not fold the labels
     con.print(t)
     for r in rows:
         if not r["feasible"]:

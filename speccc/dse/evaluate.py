@@ -116,6 +116,8 @@ class Evaluator:
         """The module with the mapping's devices: the partition pass between the
         system's xPU (npu, or a GPU system's gpu) and pim; `all-gpu` puts every
         non-glue op on the GPU."""
+        hw = self.hws[hw_key]
+        self._check_devices(hw, mapping)
         if mapping == "auto":
             return self.module
         key = (hw_key, mapping)
@@ -123,8 +125,6 @@ class Evaluator:
             import copy
 
             from speccc.passmanager import make_pass
-            hw = self.hws[hw_key]
-            self._check_devices(hw, mapping)
             mod = copy.deepcopy(self.module)
             if mapping == "all-gpu":
                 from speccc.costmodel import is_glue
@@ -150,6 +150,9 @@ class Evaluator:
         if mapping != "all-gpu" and hw.pim is None:
             raise SpecccError(f"mapping {mapping}: {hw.name} has no PIM (its only mapping "
                               "is all-gpu)")
+        if mapping == "auto" and hw.npu is None:    # auto picks per op between npu and pim
+            raise SpecccError(f"mapping auto: {hw.name} has no NPU (its xPU is a "
+                              f"{hw.system.xpu}; use attacc, all-pim, specpim or all-gpu)")
 
     def model_costs(self, hw_key, mapping, role, nch, batch, study):
         key = (hw_key, mapping, role, nch, batch)

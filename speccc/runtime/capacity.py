@@ -29,7 +29,16 @@ def model_bytes(graph, context: int, batch: int) -> tuple[int, int]:
 
 
 def check_fits(module, program, hw, context: int, batch: int) -> None:
-    """Raise a CapacityError with the numbers when some channel set cannot hold its models."""
+    """Raise a CapacityError with the numbers when some channel set cannot hold its models
+    (a GPU system: its GPUs and PIM devices, `gpu_system_fits`)."""
+    if hw.system.xpu == "gpu":
+        models = [program.target] + ([program.draft] if program.speculative else [])
+        mapping = _gpu_mapping(module.graphs[program.target])
+        why = gpu_system_fits(hw, mapping, {n: model_bytes(module.graphs[n], context, batch)
+                                            for n in models})
+        if why:
+            raise CapacityError(why)
+        return
     per_channel = hw.derived()["capacity_bytes"] / hw.pim.channels
     models = [program.target] + ([program.draft] if program.speculative else [])
     by_channels: dict[tuple, list[str]] = {}
@@ -73,3 +82,10 @@ def gpu_system_fits(hw, mapping: str, need: dict) -> str | None:
         return (f"does not fit {hw.name}: {pim / 2**30:.2f} GiB on its PIM devices, which "
                 f"hold {hw.derived()['capacity_bytes'] / 2**30:.2f} GiB")
     return None
+
+
+def _gpu_mapping(graph) -> str:
+    """What a GPU system's partitioned graph keeps on PIM: attention (`attacc`), or
+    nothing (`all-gpu`)."""
+    on_pim = {op.name for op in graph.ops() if op.attrs.get("device") == "pim"}
+    return "attacc" if on_pim else "all-gpu"

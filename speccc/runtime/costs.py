@@ -148,8 +148,9 @@ class ModelCosts:
             lat, en = fixed + (lat - fixed) * b, en * b
         if dev == "host" or (lat <= 0 and en <= 0):
             return False
-        # a GPU reads its own memory; an NPU reading weights or KV holds their channels
-        res = (group,) if dev == "pim" else (dev,) if dev != "npu" else \
+        # the xPU slot is the runtime's "npu" resource, whichever xPU a system has; a GPU
+        # reads its own memory, an NPU reading weights or KV holds their channels
+        res = (group,) if dev == "pim" else ("npu",) if dev == "gpu" else \
             (("npu", group) if reads else ("npu",))
         return TaskSpec(op.name, res, lat, en, "op", st,
                         {"T": T, "P": P, "device": dev, "bound": c.bound})

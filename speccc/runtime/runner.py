@@ -216,7 +216,7 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
         if model not in module.graphs:
             raise SpecccError(f"@{GRAPH} runs @{model} but the module has no such graph")
     prompts, ctx, vocab = _check(cfg, module, program, meta)
-    hw = load_hw(program.hw)
+    hw = load_hw(program.hw, system=True)
     from speccc.runtime.capacity import check_fits
     longest = max(len(p) for p in prompts)
     check_fits(module, program, hw, longest + cfg.max_new_tokens, program.batch)
