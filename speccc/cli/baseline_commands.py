@@ -30,9 +30,13 @@ from speccc.cli.main import console, main
 @click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
               show_default=True, help="Forward prices (as `speccc dse --cost-model`).")
 @click.option("--no-best", is_flag=True, help="Skip the speccc-best row (a small dse sweep).")
+@click.option("--runtime", is_flag=True, help="Run each row on the discrete-event runtime "
+              "(`speccc run`'s, seeded acceptance draws) instead of the closed form.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the runtime's acceptance draws (--runtime).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def baseline(target, draft, systems, spec, batch, gamma, acceptance, tp, prompt_len,
-             max_new_tokens, cost_model, no_best, as_json):
+             max_new_tokens, cost_model, no_best, runtime, seed, as_json):
     """Tokens/s, ms/token and energy/token of TARGET (with DRAFT) under each baseline:
     GPU autoregressive and speculative, AttAcc-like, PIM-only, NPU-only, SpecPIM's
     mapping with disjoint channel sets, and the best speccc schedule; speedups against
@@ -47,17 +51,22 @@ def baseline(target, draft, systems, spec, batch, gamma, acceptance, tp, prompt_
     rows = baseline_rows(target, draft, list(systems), spec=spec, gamma=gamma,
                          alphas=tuple(parse_alphas(acceptance)), batch=batch,
                          prompt_len=prompt_len, max_new_tokens=max_new_tokens, tp=tp,
-                         cost_model=cost_model, best=not no_best)
+                         cost_model=cost_model, best=not no_best, runtime=runtime,
+                         seed=seed)
     if as_json:
         click.echo(json.dumps({"target": target, "draft": draft, "batch": batch,
                                "gamma": gamma, "acceptance": acceptance,
                                "prompt_len": prompt_len, "max_new_tokens": max_new_tokens,
-                               "cost_model": cost_model, "rows": rows}, indent=1))
+                               "cost_model": cost_model,
+                               "priced_by": "runtime" if runtime else "closed form",
+                               "rows": rows}, indent=1))
         return
     from rich.table import Table
     t = Table("system", "baseline", "schedule", "tokens/s", "ms/token", "mJ/token",
               "speedup", "energy eff.", title=f"{target} (draft {draft}), batch {batch}, "
-              f"γ {gamma}, α {acceptance}; vs {rows[0]['reference']}", title_justify="left")
+              f"γ {gamma}, α {acceptance}; vs {rows[0]['reference']}; "
+              f"{'discrete-event runtime' if runtime else 'closed form'}",
+              title_justify="left")
     for r in rows:
         if not r["feasible"]:
             t.add_row(r["system"], r["label"], "-", "does not fit", "-", "-", "-", "-")

@@ -53,10 +53,12 @@ def _has(hw, device: str) -> bool:
 def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True,
                   gamma: int = 4, alphas=(0.8,), batch: int = 1, prompt_len: int = 8,
                   max_new_tokens: int = 128, tp: int | None = None,
-                  cost_model: str = "roofline", best: bool = True) -> list[dict]:
+                  cost_model: str = "roofline", best: bool = True,
+                  runtime: bool = False, seed: int = 0) -> list[dict]:
     """One dict per (system, baseline): tokens/s, ms/token, mJ/token, speedup vs GPU AR,
     energy efficiency vs GPU AR (its mJ/token over this row's); infeasible rows carry
-    the reason. Raises CapacityError when no row fits."""
+    the reason. Raises CapacityError when no row fits. `runtime`: each row on the
+    discrete-event runtime (seeded acceptance draws) instead of the closed form."""
     from speccc.dse.evaluate import Evaluator, Study
     from speccc.dse.hwfile import hw_text
     from speccc.dse.space import Space
@@ -83,18 +85,24 @@ def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True
                    ("draft_channels", (0,)), ("schedule", BEST_SCHEDULES),
                    ("gamma", tuple(gammas))))
     study = Study(target, draft, space, tuple(alphas), prompt_len=prompt_len,
-                  max_new_tokens=max_new_tokens, cost_model=cost_model, hw_texts=texts)
+                  max_new_tokens=max_new_tokens, cost_model=cost_model, hw_texts=texts,
+                  seed=seed)
     ev = Evaluator(study)
     rows = []
     for name, b in plan:
         hw = ev.hws[name]
         if b is BEST:
             r = _best(ev, study, name, batch)
+            if runtime and r["feasible"]:   # the sweep's winner, re-run on the runtime
+                r = _eval(ev, study, {"hw": name, "batch": batch, **{
+                    k: r[k] for k in ("mapping", "draft_channels", "schedule", "gamma")}},
+                    False, runtime)
         else:
             point = {"hw": name, "batch": batch, "mapping": b.mapping, "draft_channels": 0,
                      "schedule": "serial" if (b.speculative and spec) else "none",
                      "gamma": gamma}
-            r = _eval(ev, study, point, b.disjoint and point["schedule"] != "none")
+            r = _eval(ev, study, point, b.disjoint and point["schedule"] != "none",
+                      runtime)
         rows.append({"system": name, "baseline": b.key, "label": b.label,
                      "xpus": hw.system.xpus, **r})
     ok = [r for r in rows if r["feasible"]]
@@ -110,9 +118,10 @@ def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True
     return rows
 
 
-def _eval(ev, study, point: dict, disjoint: bool) -> dict:
-    """The point's closed-form metrics; with `disjoint`, the draft on its own channels
-    (the weight-proportional split the speculate pass makes)."""
+def _eval(ev, study, point: dict, disjoint: bool, runtime: bool = False) -> dict:
+    """The point's closed-form metrics (`runtime`: the discrete-event runtime's); with
+    `disjoint`, the draft on its own channels (the weight-proportional split the
+    speculate pass makes)."""
     from dataclasses import replace
 
     from speccc.dse.space import Space
@@ -121,7 +130,7 @@ def _eval(ev, study, point: dict, disjoint: bool) -> dict:
             ev.hws[point["hw"]].pim.channels)}
     # a one-point space for this point (its draft_channels may not be in the grid)
     one = Space(tuple((n, (point[n],)) for n in study.space.names))
-    r = ev.evaluate(replace(study, space=one), 0)
+    r = (ev.simulate if runtime else ev.evaluate)(replace(study, space=one), 0)
     return {"schedule": point["schedule"], "gamma": point["gamma"],
             "mapping": point["mapping"], "draft_channels": point["draft_channels"], **r}
 

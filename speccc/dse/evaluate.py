@@ -154,24 +154,26 @@ class Evaluator:
             raise SpecccError(f"mapping auto: {hw.name} has no NPU (its xPU is a "
                               f"{hw.system.xpu}; use attacc, all-pim, specpim or all-gpu)")
 
-    def model_costs(self, hw_key, mapping, role, nch, batch, study):
-        key = (hw_key, mapping, role, nch, batch)
+    def model_costs(self, hw_key, mapping, role, chans, batch, study):
+        """`chans`: the (first, last + 1) channel ids the model owns, as the speculate
+        pass assigns them (the draft first), so a preset's channel groups apply."""
+        key = (hw_key, mapping, role, chans, batch)
         mc = self.costs.get(key)
         if mc is None:
             from speccc.runtime.costs import ModelCosts
             mc = self.costs[key] = ModelCosts(
                 self.graph(hw_key, mapping, role, study), self.hws[hw_key],
-                {"g": list(range(nch))}, ["g"], "auto", batch, "op", self.cost_model)
+                {"g": list(range(*chans))}, ["g"], "auto", batch, "op", self.cost_model)
         return mc
 
     def fwd(self, key, role, T, P, study) -> Fwd:
         """One forward with its host transfers, as Session.launch_* price them."""
-        hw_key, mapping, nch, batch = key
-        k = (hw_key, mapping, role, nch, batch, T, P)
+        hw_key, mapping, chans, batch = key
+        k = (hw_key, mapping, role, chans, batch, T, P)
         f = self.table.get(k)
         if f is None:
             from speccc.runtime.costs import link_task
-            mc = self.model_costs(hw_key, mapping, role, nch, batch, study)
+            mc = self.model_costs(hw_key, mapping, role, chans, batch, study)
             hw = self.hws[hw_key]
             rows = self.logit_bytes * self.vocab * batch * (T if role == "target" else 1)
             specs = [link_task(hw, "h2d", 8 * T * batch), *mc.forward(T, P, prefill=P == 0),
@@ -182,11 +184,11 @@ class Evaluator:
     def kv(self, key, role, action, entries, study) -> Fwd:
         if entries <= 0:
             return ZERO
-        hw_key, mapping, nch, batch = key
-        k = (hw_key, mapping, role, nch, batch, action, entries)
+        hw_key, mapping, chans, batch = key
+        k = (hw_key, mapping, role, chans, batch, action, entries)
         f = self.table.get(k)
         if f is None:
-            mc = self.model_costs(hw_key, mapping, role, nch, batch, study)
+            mc = self.model_costs(hw_key, mapping, role, chans, batch, study)
             f = self.table[k] = _sum(mc.kv(action, entries))
         return f
 
@@ -197,10 +199,11 @@ class Evaluator:
         if hw.pim is None:          # a GPU-only system: both models in the GPUs' memory
             return 1, 1, True    # (one nominal channel group: no PIM to split)
         n = hw.pim.channels
+        own = _preset_split(hw) if point["schedule"] != "none" else 0
         if point["schedule"] == "none" or (point["schedule"] == "serial"
-                                           and point["draft_channels"] == 0):
+                                           and point["draft_channels"] == 0 and not own):
             return n, n, True
-        d = point["draft_channels"] or self.auto_draft_channels(n)
+        d = point["draft_channels"] or own or self.auto_draft_channels(n)
         if d >= n:
             return f"draft_channels {d} leaves no channel of {n} for the target"
         return d, n - d, False
@@ -220,8 +223,9 @@ class Evaluator:
             return _row(False, note=why)
         dch, tch, shared = why
         B, N, n0, g = p["batch"], study.max_new_tokens, study.prompt_len, p["gamma"]
-        keys = {"target": (hw_key, p["mapping"], tch, B), "draft": (hw_key, p["mapping"],
-                                                                    dch, B)}
+        spans = ({"target": (0, tch), "draft": (0, tch)} if shared
+                 else {"draft": (0, dch), "target": (dch, dch + tch)})
+        keys = {r: (hw_key, p["mapping"], spans[r], B) for r in ("target", "draft")}
         form, _ = FORMS[p["schedule"]]
         s = accept_stats(study.alphas, g)
         its = []
@@ -326,6 +330,15 @@ class _Ctx:
 
     def kv(self, role, action, entries) -> Fwd:
         return self.ev.kv(self.keys[role], role, action, entries, self.study)
+
+
+def _preset_split(hw) -> int:
+    """The draft group's channel count of a preset whose channel groups are named after
+    the models (draft first, as the speculate pass gives them), else 0."""
+    names = [g.name for g in hw.pim.groups]
+    if names[:1] != ["draft"] or "target" not in names:
+        return 0
+    return hw.group("draft").hi - hw.group("draft").lo
 
 
 def _sum(specs) -> Fwd:
