@@ -124,15 +124,18 @@ def _eval(ev, study, point: dict, disjoint: bool, runtime: bool = False) -> dict
     speculate pass makes)."""
     from dataclasses import replace
 
+    from speccc.dse.evaluate import preset_split
     from speccc.dse.space import Space
-    if disjoint:
-        point = {**point, "draft_channels": ev.auto_draft_channels(
-            ev.hws[point["hw"]].pim.channels)}
+    hw = ev.hws[point["hw"]]
+    if disjoint and not preset_split(hw):   # a preset's draft/target groups split it already
+        point = {**point, "draft_channels": ev.auto_draft_channels(hw.pim.channels)}
     # a one-point space for this point (its draft_channels may not be in the grid)
     one = Space(tuple((n, (point[n],)) for n in study.space.names))
     r = (ev.simulate if runtime else ev.evaluate)(replace(study, space=one), 0)
+    split = ev.channels(point, hw) if hw.pim is not None and r["feasible"] else None
+    draft_channels = split[0] if split and not split[2] else point["draft_channels"]
     return {"schedule": point["schedule"], "gamma": point["gamma"],
-            "mapping": point["mapping"], "draft_channels": point["draft_channels"], **r}
+            "mapping": point["mapping"], "draft_channels": draft_channels, **r}
 
 
 def _best(ev, study, name: str, batch: int) -> dict:

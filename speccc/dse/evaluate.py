@@ -199,7 +199,7 @@ class Evaluator:
         if hw.pim is None:          # a GPU-only system: both models in the GPUs' memory
             return 1, 1, True    # (one nominal channel group: no PIM to split)
         n = hw.pim.channels
-        own = _preset_split(hw) if point["schedule"] != "none" else 0
+        own = preset_split(hw) if point["schedule"] != "none" else 0
         if point["schedule"] == "none" or (point["schedule"] == "serial"
                                            and point["draft_channels"] == 0 and not own):
             return n, n, True
@@ -332,7 +332,7 @@ class _Ctx:
         return self.ev.kv(self.keys[role], role, action, entries, self.study)
 
 
-def _preset_split(hw) -> int:
+def preset_split(hw) -> int:
     """The draft group's channel count of a preset whose channel groups are named after
     the models (draft first, as the speculate pass gives them), else 0."""
     names = [g.name for g in hw.pim.groups]
