@@ -262,3 +262,23 @@ def test_closed_form_matches_the_discrete_event_runtime(system, mapping):
     # docs/dse.md and test_dse.py hold `speccc dse`'s confirmations to
     assert sim["itl_ms"] * sim["accept_len"] == pytest.approx(
         closed["itl_ms"] * closed["accept_len"], rel=0.05)
+
+
+def test_passes_on_systems_and_commands_that_refuse_them(tmp_path):
+    from speccc import zoo
+    p = tmp_path / "tiny.onnx"
+    zoo.save(zoo.build("llama-tiny", mode="decode"), p)
+    pre = "fold{bind=T=1:P=16},canonicalize,fold,dce,fuse,dce,"
+    r = CliRunner().invoke(main, ["opt", str(p), "-p", pre + "cost{hw=a100-80g}"])
+    assert r.exit_code == 2 and "a100-80g has no npu (its devices: gpu)" in r.output
+    r = CliRunner().invoke(main, ["opt", str(p), "-p", pre + "partition{hw=attacc,"
+                                  "mapping=attacc,devices=gpu:pim,bind=T=1:P=16}"])
+    assert r.exit_code == 0, r.output
+    assert 'device = "gpu"' in r.output and 'device = "pim"' in r.output
+    for cmd in (["run", "--target", str(p), "--prompt-ids", "1", "--max-new-tokens", "2",
+                 "--schedule", "none", "--hw", "a100-80g"],
+                ["compile", str(p), "--bind", "T=1,P=16", "--hw", "attacc", "-o",
+                 str(tmp_path / "out")]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2 and "is a system preset" in r.output, r.output
+    assert not (tmp_path / "out").exists()

@@ -198,6 +198,8 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
     trace = load_trace(acceptance_trace) if acceptance_trace is not None else None
     synthetic = alphas is not None or trace is not None
     configs = _configs(schedule, gamma)
+    from speccc.hw import load_hw
+    load_hw(hw)   # a device preset: system presets (GPUs) are for `speccc baseline`
     opts = dict(hw=hw, batch=batch, placement=placement,
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
                 p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight,
