@@ -282,3 +282,16 @@ def test_passes_on_systems_and_commands_that_refuse_them(tmp_path):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 2 and "is a system preset" in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_attention_on_pim_pays_the_link_for_q_and_its_output(pair):
+    from speccc.costmodel import pim_link_cost
+    hw = load_hw("attacc", system=True)
+    lk = hw.system.pim_link
+    op = next(o for o in pair.graphs["target"].ops() if o.name == "attention")
+    c = pim_link_cost(hw, op, {"T": 1, "P": 64})
+    moved = 2 * 4096 * 2      # q in, context out: 32 heads x 128 x fp16 each; K, V stay
+    assert c.bytes_moved == moved
+    assert c.latency_ns == pytest.approx(2 * lk.latency_ns + moved / lk.bandwidth_gbs)
+    # a device preset's PIM is the NPU's own DRAM: no link
+    assert pim_link_cost(load_hw("hbm3-pim"), op, {"T": 1, "P": 64}).latency_ns == 0.0
