@@ -44,6 +44,8 @@ def test_compile_paths_refuse_systems():
         load_hw("a100-80g")
     r = CliRunner().invoke(main, ["hw", "show", "a100-80g", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["gpu"]["peak_tflops"] == 312.0
+    r = CliRunner().invoke(main, ["hw", "list"])
+    assert r.exit_code == 0 and "5 x hbm3-pim" in r.output and "h100-80g" in r.output
 
 
 SYSTEM = """name = "s"
