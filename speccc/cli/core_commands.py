@@ -65,12 +65,12 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
               show_default=True,
               help="decode: past_key_values inputs and present outputs (what compile, "
                    "exec --on emulator and run expect); prefill: no KV cache.")
-@click.option("--layers", type=int)
-@click.option("--hidden", type=int)
-@click.option("--heads", type=int)
-@click.option("--kv-heads", type=int)
-@click.option("--ffn", type=int)
-@click.option("--vocab", type=int)
+@click.option("--layers", type=int, help="Override the preset's decoder layers.")
+@click.option("--hidden", type=int, help="Override the preset's hidden size (model width).")
+@click.option("--heads", type=int, help="Override the preset's attention (query) heads.")
+@click.option("--kv-heads", type=int, help="Override the preset's key/value heads (fewer than --heads: grouped-query attention).")
+@click.option("--ffn", type=int, help="Override the preset's MLP intermediate size.")
+@click.option("--vocab", type=int, help="Override the preset's vocabulary size.")
 @click.option("--seed", type=int, help="Seed of the random weights (default: the preset's).")
 @click.option("--dtype", type=click.Choice(list(ZOO_DTYPES)), default=None,
               help="Weight and activation dtype (default: the preset's, fp32). PIM "

@@ -183,9 +183,9 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
     speccc run --target pair/target.onnx --draft pair/draft.onnx --prompt-ids 1,2,3 \\
         --max-new-tokens 32 --gamma 4 --schedule serial --trace t.json
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --schedule overlap
-    speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \
+    speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \\
         --schedule none,serial,overlap,pipeinfer --gamma 2,4,8      # one comparison table
-    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \
+    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \\
         --max-new-tokens 32 --schedule pipeinfer --hw hbm-pim --trace t.json --json
     """
     from speccc import text as textio

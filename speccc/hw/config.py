@@ -323,6 +323,15 @@ class HwConfig:
     energy: EnergyConfig
     source: str = dataclasses.field(default="", compare=False)
 
+    @property
+    def label(self) -> str:
+        """How reports and errors name this hardware: the preset's name, or for a file
+        the file and the name inside it (`my.toml (from aim-gddr6)`), so a copy of a
+        preset is never reported as the preset."""
+        if not self.source or self.source in preset_names():
+            return self.name
+        return f"{Path(self.source).name} (from {self.name})"
+
     def derived(self) -> dict[str, float]:
         """Headline figures computed from the description (GB/s = bytes/ns)."""
         p, t = self.pim, self.pim.timing
