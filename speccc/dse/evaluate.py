@@ -239,11 +239,11 @@ class Evaluator:
         if p["schedule"] == "none":
             need["draft"] = 0
         if shared and need["target"] + need["draft"] > per_ch * tch:
-            return (f"does not fit {hw.label}: {(need['target'] + need['draft']) / 2**30:.2f}"
+            return (f"does not fit {hw.name}: {(need['target'] + need['draft']) / 2**30:.2f}"
                     f" GiB > {per_ch * tch / 2**30:.2f} GiB")
         for role, n in (("target", tch), ("draft", dch)):
             if not shared and need[role] > per_ch * n:
-                return (f"@{role} does not fit its {n} channels of {hw.label}: "
+                return (f"@{role} does not fit its {n} channels of {hw.name}: "
                         f"{need[role] / 2**30:.2f} GiB > {per_ch * n / 2**30:.2f} GiB")
         return split
 
