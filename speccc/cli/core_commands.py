@@ -355,6 +355,9 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
             **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
+    for name, g in result["graphs"].items():       # layers whose attention/MLP did not fuse
+        for w in g.get("fuse_warnings", []):
+            click.echo(f"speccc: warning: @{name} {w}", err=True)
     if as_json:
         click.echo(dumps_json(result, indent=1, sort_keys=True))
         return
