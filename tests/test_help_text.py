@@ -60,3 +60,50 @@ def test_group_summaries_are_whole(path, cmd):
         summary = sub.short_help or sub.help.split("\n\n")[0]
         flat = " ".join(commands.split())
         assert " ".join(summary.split()).rstrip(".") in flat, (name, summary)
+
+
+def _examples(cmd) -> list[str]:
+    """The `speccc ...` lines of a command's help (continuation lines joined, comments cut;
+    a line eliding its options with `...` is left out)."""
+    out, buf = [], ""
+    for raw in (cmd.help or "").splitlines():
+        line = raw.strip()
+        if buf:
+            line = buf + " " + line
+            buf = ""
+        elif not line.startswith("speccc "):
+            continue
+        line = re.sub(r"\s+#.*$", "", line)
+        if line.endswith("\\"):
+            buf = line[:-1].strip()
+            continue
+        if " ... " not in f"{line} ":
+            out.append(line)
+    return out
+
+
+EXAMPLES = [(" ".join(p) or "speccc", ex) for p, c in COMMANDS for ex in _examples(c)]
+
+
+def test_help_has_examples():
+    assert len(EXAMPLES) >= 20
+
+
+@pytest.mark.parametrize("where,example", EXAMPLES, ids=[f"{w}:{i}" for i, (w, _) in
+                                                         enumerate(EXAMPLES)])
+def test_help_examples_parse(where, example, tmp_path, monkeypatch):
+    """Every example a --help shows names a command and options it has, with values its
+    option types accept (parsed, not run: the README tour runs commands)."""
+    import shlex
+    monkeypatch.chdir(tmp_path)
+    args = shlex.split(example)[1:]
+    group, ctx = main, main.make_context("speccc", [], resilient_parsing=True)
+    while args and isinstance(group, click.Group):
+        cmd = group.get_command(ctx, args[0])
+        assert cmd is not None, f"{where}: unknown command in {example!r}"
+        name, args = args[0], args[1:]
+        if isinstance(cmd, click.Group):
+            group = cmd
+            continue
+        cmd.make_context(name, list(args), parent=ctx)
+        break
