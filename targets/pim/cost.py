@@ -188,7 +188,10 @@ def _disk_get(key: tuple) -> PimRun | None:
         got = json.loads(data)
         if got["key"] != text:            # a hash collision, or a hand-edited file
             return None
-        return PimRun(*(float(x) for x in got["run"]))
+        fields = got["run"]               # JSON keeps each field's int/float type
+        if len(fields) != 5 or not all(isinstance(x, (int, float)) for x in fields):
+            return None
+        return PimRun(*fields)
     except (ValueError, KeyError, TypeError):
         return None                       # torn or foreign file: a miss
 

@@ -121,3 +121,13 @@ def test_an_unwritable_cache_folder_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(cost, "_MEMO", {})
     hw = load_hw("hbm-pim")
     assert cost.gemv_run(hw, 1024, 512, 1, 1).ns == _direct(hw, 1024, 512, 1, 1)
+
+
+def test_a_cached_run_keeps_each_field_type(fresh, monkeypatch):
+    """Reports print what the run holds: an int read back as 12.0 would change their bytes."""
+    hw = load_hw("hbm-pim")
+    cold = cost.gemv_run(hw, 1024, 512, 1, 2)
+    monkeypatch.setattr(cost, "_MEMO", {})
+    warm = cost.gemv_run(hw, 1024, 512, 1, 2)
+    assert [type(x) for x in cost._fields(warm)] == [type(x) for x in cost._fields(cold)]
+    assert repr(cost._fields(warm)) == repr(cost._fields(cold))
