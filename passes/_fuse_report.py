@@ -1,6 +1,6 @@
 """Why a decoder layer's attention or MLP did not fuse: one line per layer and part.
 
-    fusion_warnings(graph)  # ["layer 1 attention: the mask is a stored constant that is not causal", ...]
+    fusion_warnings(graph)   # ["layer 1 attention: the mask is a stored constant ...", ...]
 
 Run after fuse's rules. Layers are counted by attention sites in topological order (a
 fused `attention`, or a `softmax` over the last axis left behind); an op belongs to the

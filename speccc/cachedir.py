@@ -1,6 +1,6 @@
 """speccc's on-disk cache: one folder, shared by everything that caches.
 
-    cache_dir("calibration")      # $SPECCC_CACHE/calibration, else $XDG_CACHE_HOME/speccc/..., else ~/.cache/speccc/...
+    cache_dir("calibration")   # <root>/calibration (root below)
 
 Where: `$SPECCC_CACHE` if set, else `$XDG_CACHE_HOME/speccc` (XDG base directory spec:
 a relative XDG_CACHE_HOME is ignored), else `~/.cache/speccc`. Users: zoo/ (GGUF models

@@ -69,7 +69,9 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
 @click.option("--layers", type=int, help="Override the preset's decoder layers.")
 @click.option("--hidden", type=int, help="Override the preset's hidden size (model width).")
 @click.option("--heads", type=int, help="Override the preset's attention (query) heads.")
-@click.option("--kv-heads", type=int, help="Override the preset's key/value heads (fewer than --heads: grouped-query attention).")
+@click.option("--kv-heads", type=int,
+              help="Override the preset's key/value heads (fewer than --heads: "
+                   "grouped-query attention).")
 @click.option("--ffn", type=int, help="Override the preset's MLP intermediate size.")
 @click.option("--vocab", type=int, help="Override the preset's vocabulary size.")
 @click.option("--seed", type=int, help="Seed of the random weights (default: the preset's).")

@@ -44,7 +44,8 @@ from speccc.errors import SpecccError
 @click.option("--confirm", type=int, default=6, show_default=True,
               help="Pareto points re-run on the runtime (plus --confirm-random others).")
 @click.option("--confirm-random", type=int, default=4, show_default=True,
-              help="Random non-Pareto points also re-run on the runtime (checks the sweep's prices off the front).")
+              help="Random non-Pareto points also re-run on the runtime (checks the "
+                   "sweep's prices off the front).")
 @click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
               show_default=True, help="Forward prices (as `speccc run --cost-model`).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),

@@ -7,8 +7,8 @@ module is never imported: it would pull in packages speccc does not need). Nothi
 downloaded: without the wheel, a one-line error says how to install it.
 
 `model_path(name)` builds once into the cache folder's zoo/ (speccc/cachedir.py:
-$SPECCC_CACHE, else $XDG_CACHE_HOME/speccc, else ~/.cache/speccc) keyed by the GGUF file and this converter's source, so `speccc run
---target smollm2` pays the conversion once.
+$SPECCC_CACHE, else $XDG_CACHE_HOME/speccc, else ~/.cache/speccc) keyed by the GGUF file
+and this converter's source, so `speccc run --target smollm2` pays the conversion once.
 """
 from __future__ import annotations
 
