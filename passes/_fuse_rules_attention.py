@@ -86,6 +86,25 @@ def _largest_constant(mask, max_ops: int = 200):
     return big
 
 
+def is_stored(v) -> bool:
+    return v.op is not None and v.op.name == "weight"
+
+
+def stored_value(v):
+    """The data of a stored tensor (a `weight` op: e.g. the causal mask a static-shape
+    export folds to an initializer), or None (not stored, no data, or too big to check)."""
+    if not is_stored(v) or v.op.graph is None or v.op.graph.module is None:
+        return None
+    store = v.op.graph.module.weights_of(v.op.graph.name)
+    name = v.op.attrs["name"]
+    if store is None or not store.has(name):
+        return None
+    shape = v.type.shape
+    if not all(isinstance(d, int) for d in shape) or int(np.prod(shape)) > PROBE_BUDGET:
+        return None
+    return np.asarray(store.get(name))
+
+
 def _allowed(t, s, window):
     """Query i at absolute position s - t + i sees keys <= its position (and > it - w)."""
     pos, key = (s - t + np.arange(t))[:, None], np.arange(s)[None, :]
@@ -100,7 +119,10 @@ def _mask_window(mask, fill, q, k):
     Probes: small bindings, plus (if the slice compares positions with a constant b) ones
     with more than 2b + 2 keys, so a window or threshold up to there shows; if such a
     probe would exceed PROBE_BUDGET elements, the mask is not classified."""
-    big = _largest_constant(mask)
+    stored = stored_value(mask)
+    if is_stored(mask) and stored is None:
+        return None                 # a stored mask without data: nothing to check
+    big = 0 if stored is not None else _largest_constant(mask)
     if big is None or big > PROBE_BUDGET:
         return None
     b = int(big)
@@ -112,7 +134,7 @@ def _mask_window(mask, fill, q, k):
         t, s = (dim_eval(x.type.shape[2], binding) for x in (q, k))
         if not isinstance(t, int) or not isinstance(s, int) or t * s > PROBE_BUDGET:
             continue
-        got = evaluate_slice(mask, binding)
+        got = stored if stored is not None else evaluate_slice(mask, binding)
         if got is None or got.ndim < 2:
             return None
         try:
@@ -178,7 +200,11 @@ def _scale(m) -> float:
 
 def _attention(g, root, m):
     k, v = _repeat_kv(m["k"]), _repeat_kv(m["v"])
-    if k.type.shape[1] != v.type.shape[1]:  # only one of k, v had its heads repeated
+    if m["k"].type.rank == 5:               # kᵀ flattened straight from the GQA expand
+        k = _expanded_kv(m["k"])
+        if k.type.shape[1] != v.type.shape[1]:
+            return None
+    elif k.type.shape[1] != v.type.shape[1]:  # only one of k, v had its heads repeated
         k, v = m["k"], m["v"]
     q = m["q"] if "q" in m.captures else None
     q_type = m["qt"].type if q is None else q.type
@@ -193,6 +219,8 @@ def _attention(g, root, m):
         attrs["causal"] = True
         if window:
             attrs["sliding_window"] = window
+    elif mask is not None and is_stored(mask):
+        return None     # a stored (static-shape) mask fuses only when checked causal
     if "guard" in m.captures:
         attrs["nan_to_zero"] = True
     if q is None:  # q was scaled before its head split: split the unscaled value
@@ -208,12 +236,37 @@ def _perm(*p):
 
 
 def _kt_chain(value, m) -> bool:
-    """reshape(transpose(reshape(k, [B*H, S, D]), (0, 2, 1)), [B, H, D, S]) is kᵀ."""
+    """reshape(transpose(reshape(k, [B*H, S, D]), (0, 2, 1)), [B, H, D, S]) is kᵀ; k may
+    also be the [B, G, H/G, S, D] expand of a GQA head repeat (static-shape exports fold
+    the repeat's reshape into the flatten)."""
     k, flat = m["k"], m["kflat"]
-    if k.type.rank != 4 or flat.type.rank != 3:
+    if flat.type.rank != 3:
         return False
-    b, h, s, d = k.type.shape
+    if k.type.rank == 5:
+        kv = _expanded_kv(k)
+        if kv is None:
+            return False
+        b, g, r, s, d = k.type.shape
+        h = g * r
+    elif k.type.rank == 4:
+        b, h, s, d = k.type.shape
+    else:
+        return False
     return tuple(flat.type.shape[1:]) == (s, d) and tuple(value.type.shape) == (b, h, d, s)
+
+
+def _expanded_kv(e):
+    """kv when `e` is expand(unsqueeze(kv, axes=[2])) to [B, G, r, S, D], else None."""
+    if e.op is None or e.op.name != "expand" or e.type.rank != 5:
+        return None
+    u = e.op.operands[0].op
+    if u is None or u.name != "unsqueeze" or list(u.attrs["axes"]) != [2]:
+        return None
+    kv = u.operands[0]
+    if kv.type.rank != 4 or tuple(e.type.shape[:2]) + tuple(e.type.shape[3:]) != \
+            tuple(kv.type.shape[:2]) + tuple(kv.type.shape[2:]):
+        return None
+    return kv
 
 
 def _very_negative(a) -> bool:

@@ -51,7 +51,7 @@ def lower_module(module, device: str, hw, bindings) -> None:
             continue            # lowered before: nothing new, keep its record
         done = lowering.finish_graph(g.name)
         module.listings.update(done.listings)
-        g.attrs[key] = [["hw", hw.name], *map(list, done.attrs.items())]
+        g.attrs[key] = [["hw", hw.label], *map(list, done.attrs.items())]
 
 
 @dataclasses.dataclass

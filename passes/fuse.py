@@ -13,7 +13,13 @@ The tables live in _fuse_rules_dense.py (linear, norms, activations, MLPs) and
 _fuse_rules_attention.py (rope, attention). After: every formed op computes what its
 subgraph did (its reference semantics are independent); a mask is dropped for
 `causal = true` (and `sliding_window`) only after evaluating it for several (T, P)
-bindings and finding exactly that pattern, otherwise it stays an operand.
+bindings and finding exactly that pattern, otherwise it stays an operand; a stored mask
+(static-shape exports fold the causal mask to an initializer) is read and must be exactly
+causal (or a sliding window) for attention to fuse.
+
+Layers whose attention or MLP did not fuse are recorded, one line each with the reason,
+in the graph attribute `fuse_warnings` (_fuse_report.py); compile prints them and puts
+them in report.json.
 """
 from __future__ import annotations
 
@@ -41,3 +47,10 @@ class Fuse(Pass):
                               f"known: {', '.join(PATTERN_NAMES)}")
         for stage in STAGES:
             apply_rules(graph, [r for r in stage if r.name.split(".")[0] in wanted])
+        if wanted == set(PATTERN_NAMES):     # a partial fuse leaves the rest by request
+            from speccc.passes._fuse_report import fusion_warnings
+            found = fusion_warnings(graph)
+            if found:
+                graph.attrs["fuse_warnings"] = found
+            else:
+                graph.attrs.pop("fuse_warnings", None)

@@ -71,7 +71,7 @@ PRECISIONS = {"fp32": "fp32", "fp16": "device"}  # --precision -> emulator mode
 
 def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: str | None,
                *, backend: str = "reference", hw: str | None = None, precision: str = "fp32",
-               max_context: int = 0, timings: list | None = None,
+               max_context: int = 0, timings: list | None = None, on_pim_op=None,
                **pm_kwargs) -> tuple[dict[str, np.ndarray], PassManager]:
     """Run a model on inputs. backend "reference": the op table's numpy semantics;
     "emulator": PIM-assigned ops (speccc.costmodel.default_device) are placed, lowered by
@@ -109,7 +109,22 @@ def exec_model(model_path, inputs_path, bindings: Mapping[str, int], pipeline: s
     pm.run(module)
     graph = next(iter(module))
     overrides = emulator_overrides(graph, hwc, PRECISIONS[precision], timings) if hwc else None
+    if overrides and on_pim_op:     # fn(PIM ops run, PIM ops): progress bars
+        overrides = _counted(overrides, on_pim_op)
     return Plan(graph, overrides).run(args, bindings), pm
+
+
+def _counted(overrides: dict, report) -> dict:
+    done = [0]
+
+    def wrap(fn):
+        def run(ins, attrs):
+            out = fn(ins, attrs)
+            done[0] += 1
+            report(done[0], len(overrides))
+            return out
+        return run
+    return {op: wrap(fn) for op, fn in overrides.items()}
 
 
 def _load_hw(hw: str | None):
@@ -265,7 +280,11 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         import_model(draft, ImportOptions(shapes_only=shapes_only, graph_name="draft"),
                      module=module)
     # the pipeline up to the appended passes, the bindings check, then those
+    n_all, on_pass = len(pm.passes), pm.on_pass
     del pm.passes[len(pm.passes) - len(tail_passes):]
+    n_head = len(pm.passes)
+    if on_pass:     # one count over both parts (progress bars)
+        pm.on_pass = lambda i, n, name: on_pass(i, n_all, name)
     pm.run(module)
     free = unbound_symbols(module)
     if free:
@@ -273,9 +292,13 @@ def compile_model(model_path, outdir, bindings: Mapping[str, int], pipeline: str
         example = ",".join(f"{s}=1" for s in sorted(free))
         raise SpecccError(f"unbound symbolic dim(s) {names}: costs need numbers; "
                           f"pass --bind {example}", location=str(model_path))
-    tail = dataclasses.replace(pm, passes=tail_passes, timings=[])
+    tail = dataclasses.replace(pm, passes=tail_passes, timings=[], on_pass=on_pass and (
+        lambda i, n, name: on_pass(n_head + i, n_all, name)))
     tail.run(module)
     pm.passes += tail_passes
+    pm.on_pass = on_pass
+    if on_pass:
+        on_pass(n_all, n_all, "write")
     pm.timings += tail.timings
     first_lowering = next(i for i, p in enumerate(pm.passes) if isinstance(p, LowerPass))
     specs = [s for s, _ in pm.timings]

@@ -151,6 +151,7 @@ class PassManager:
     print_after: set[str] | str = dataclasses.field(default_factory=set)  # names or "all"
     printer: Callable[[str, Module], None] | None = None
     timings: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    on_pass: Callable[[int, int, str], None] | None = None   # (done, total, next pass): bars
 
     @staticmethod
     def parse(pipeline: str, **kw) -> "PassManager":
@@ -159,7 +160,9 @@ class PassManager:
     def run(self, module: Module) -> Module:
         if self.verify_each:
             verify(module)
-        for p in self.passes:
+        for i, p in enumerate(self.passes):
+            if self.on_pass:
+                self.on_pass(i, len(self.passes), p.name)
             t0 = time.perf_counter()
             p.run(module)
             self.timings.append((p.spec(), time.perf_counter() - t0))

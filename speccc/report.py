@@ -87,6 +87,7 @@ def compile_report(module) -> dict:
         every += rows
         summ, tot = summarize(rows)
         graphs[g.name] = {"ops": rows, "kv_cache": g.attrs.get("kv_cache", []),
+                          "fuse_warnings": list(g.attrs.get("fuse_warnings", [])),
                           "summary": summ, "totals": tot,
                           "serial_ns": sum(v["ns"] for v in tot.values())}
     summ, totals = summarize(every)

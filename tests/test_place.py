@@ -154,7 +154,8 @@ def test_does_not_fit_custom_preset_cli(tmp_path, tiny_decode):
     assert r.exit_code == 2, r.output
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
-    assert re.search(r"speccc: error: place: the model does not fit small-pim: it needs \d+ "
+    assert re.search(r"speccc: error: place: the model does not fit small.toml \(from small-pim\): "
+                     r"it needs \d+ "
                      r"rows per bank but the preset has 8 \(", err[0]), err[0]
     assert not out.exists()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from speccc.cli.main import console, main, out_dir, out_file
+from speccc.cli.progress import progress_bars, progress_option
 from speccc.errors import SpecccError
 from speccc.textio import dumps_json
 
@@ -65,12 +66,14 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
               show_default=True,
               help="decode: past_key_values inputs and present outputs (what compile, "
                    "exec --on emulator and run expect); prefill: no KV cache.")
-@click.option("--layers", type=int)
-@click.option("--hidden", type=int)
-@click.option("--heads", type=int)
-@click.option("--kv-heads", type=int)
-@click.option("--ffn", type=int)
-@click.option("--vocab", type=int)
+@click.option("--layers", type=int, help="Override the preset's decoder layers.")
+@click.option("--hidden", type=int, help="Override the preset's hidden size (model width).")
+@click.option("--heads", type=int, help="Override the preset's attention (query) heads.")
+@click.option("--kv-heads", type=int,
+              help="Override the preset's key/value heads (fewer than --heads: "
+                   "grouped-query attention).")
+@click.option("--ffn", type=int, help="Override the preset's MLP intermediate size.")
+@click.option("--vocab", type=int, help="Override the preset's vocabulary size.")
 @click.option("--seed", type=int, help="Seed of the random weights (default: the preset's).")
 @click.option("--dtype", type=click.Choice(list(ZOO_DTYPES)), default=None,
               help="Weight and activation dtype (default: the preset's, fp32). PIM "
@@ -226,8 +229,9 @@ def hw_options(fn):
               "from the inputs).")
 @click.option("-p", "--pipeline", default=None, help="Override the canonical pipeline.")
 @pipeline_options
+@progress_option
 def exec_(model, inputs_path, output, backend, precision, hw, max_context, time_pim, bind,
-          pipeline, print_after, verify_each, time_passes):
+          pipeline, print_after, verify_each, time_passes, progress):
     """Import a model, run the canonical pipeline, execute it on given inputs.
 
     \b
@@ -241,11 +245,16 @@ def exec_(model, inputs_path, output, backend, precision, hw, max_context, time_
     if time_pim and backend != "emulator":
         raise SpecccError("--time needs --on emulator (it times the PIM listings)")
     timings = [] if time_pim else None
-    outputs, pm = driver.exec_model(resolve_model(model), inputs_path, _parse_bind(bind),
-                                    pipeline,
-                                    backend=backend, hw=hw, precision=precision,
-                                    max_context=max_context, timings=timings,
-                                    **_pm_kwargs(print_after, verify_each))
+    with progress_bars(progress) as bars:
+        passes = bars.add("exec: passes")
+        outputs, pm = driver.exec_model(
+            resolve_model(model), inputs_path, _parse_bind(bind), pipeline, backend=backend,
+            hw=hw, precision=precision, max_context=max_context, timings=timings,
+            on_pass=lambda i, n, name: bars.update(passes, completed=i, total=n,
+                                                   description=f"exec: {name}"),
+            on_pim_op=bars.callback("exec: PIM ops on the emulator")
+            if backend == "emulator" else None,
+            **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
     driver.save_npz_atomic(output, outputs)
@@ -309,9 +318,10 @@ def _print_pim_timings(timings: list, hw: str) -> None:
 @click.option("--print-pipeline", is_flag=True,
               help="Print the whole pipeline (a `speccc opt -p` string) and exit.")
 @pipeline_options
+@progress_option
 def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, draft,
             draft_channels, schedule, gamma, as_json, print_pipeline, print_after,
-            verify_each, time_passes):
+            verify_each, time_passes, progress):
     """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
     PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
 
@@ -336,13 +346,20 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
                                         draft_channels=draft_channels)
         click.echo(driver.pipeline_text(pm))
         return
-    result, pm = driver.compile_model(model, outdir, _parse_bind(bind), pipeline, shapes_only,
-                                      hw=hw, max_context=max_context, partition=partition,
-                                      draft=draft, draft_channels=draft_channels,
-                                      schedule=schedule, gamma=gamma,
-                                      **_pm_kwargs(print_after, verify_each))
+    with progress_bars(progress) as bars:
+        task = bars.add("compile", total=None)
+        result, pm = driver.compile_model(
+            model, outdir, _parse_bind(bind), pipeline, shapes_only, hw=hw,
+            max_context=max_context, partition=partition, draft=draft,
+            draft_channels=draft_channels, schedule=schedule, gamma=gamma,
+            on_pass=lambda i, n, name: bars.update(task, completed=i, total=n,
+                                                   description=f"compile: {name}"),
+            **_pm_kwargs(print_after, verify_each))
     if time_passes:
         _print_timings(pm)
+    for name, g in result["graphs"].items():       # layers whose attention/MLP did not fuse
+        for w in g.get("fuse_warnings", []):
+            click.echo(f"speccc: warning: @{name} {w}", err=True)
     if as_json:
         click.echo(dumps_json(result, indent=1, sort_keys=True))
         return

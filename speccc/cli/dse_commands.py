@@ -8,6 +8,7 @@ import time
 import click
 
 from speccc.cli.main import main
+from speccc.cli.progress import progress_bars, progress_option
 from speccc.errors import SpecccError
 
 
@@ -42,16 +43,19 @@ from speccc.errors import SpecccError
 @click.option("--generations", type=int, default=25, show_default=True, help="NSGA-II.")
 @click.option("--confirm", type=int, default=6, show_default=True,
               help="Pareto points re-run on the runtime (plus --confirm-random others).")
-@click.option("--confirm-random", type=int, default=4, show_default=True)
+@click.option("--confirm-random", type=int, default=4, show_default=True,
+              help="Random non-Pareto points also re-run on the runtime (checks the "
+                   "sweep's prices off the front).")
 @click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
               show_default=True, help="Forward prices (as `speccc run --cost-model`).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Directory for points.csv, pareto.json/png, best.toml, report.md; "
               "rerunning into it resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@progress_option
 def dse(target, draft, hw, space_path, strategy, objective, acceptance, acceptance_trace,
         batch, prompt_len, max_new_tokens, executor, jobs, address, chunk, seed, population,
-        generations, confirm, confirm_random, cost_model, output, as_json):
+        generations, confirm, confirm_random, cost_model, output, as_json, progress):
     """Explore the design space of speculative decoding of TARGET with DRAFT.
 
     \b
@@ -59,29 +63,24 @@ def dse(target, draft, hw, space_path, strategy, objective, acceptance, acceptan
     speccc dse --target llama2-7b --draft llama-68m --acceptance 0.8 --space s.toml \\
         --strategy nsga2 --executor dask --jobs 2 -o out/
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeRemainingColumn
-
     from speccc.dse.driver import prepare, run
     if chunk < 1:
         raise SpecccError(f"--chunk must be >= 1, got {chunk}")
     study = prepare(target, draft, hw, space_path, acceptance, acceptance_trace,
                     list(batch), prompt_len, max_new_tokens, seed, cost_model)
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]speccc dse"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                  transient=True) as bar:
+    with progress_bars(progress) as bars:
         total = (study.space.size if strategy == "grid"
                  else min(study.space.size, population * generations))
-        task = bar.add_task("points", total=total, rate="")
+        task, done = bars.add("dse: points", total=total), [0]
 
-        def progress(n):
-            done = bar.tasks[0].completed + n
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            bar.update(task, completed=done, rate=f"{rate:,.0f} points/s")
+        def advance(n):
+            done[0] += n
+            rate = done[0] / max(time.perf_counter() - t0, 1e-9)
+            bars.update(task, completed=done[0], description=f"dse: {rate:,.0f} points/s")
         summary = run(study, output, strategy, objective, executor, jobs, address, chunk,
                       dict(population=population, generations=generations), confirm,
-                      confirm_random, progress)
+                      confirm_random, advance)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return

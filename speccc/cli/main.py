@@ -26,6 +26,20 @@ COMMAND_MODULES = [
 
 
 class SpecccGroup(click.Group):
+    group_class = type          # subgroups (`speccc hw`) are SpecccGroups too
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """As click's, but a command's summary is never cut to fit one line (`Show
+        every field of PRESET (a ...`): its whole first sentence, wrapped."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

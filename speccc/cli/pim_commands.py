@@ -85,7 +85,7 @@ def hw_show(preset: str, as_json: bool) -> None:
         return _echo_json(data)
     from rich.text import Text
     con = console()
-    con.print(Text.assemble((cfg.name, "bold"), f": {cfg.description}"))
+    con.print(Text.assemble((cfg.label, "bold"), f": {cfg.description}"))
     system = dict(data["system"])
     links = {k: system.pop(k) for k in ("xpu_link", "pim_link")}
     if cfg.gpu is not None or cfg.system.pim_devices != 1:   # a system file
@@ -177,7 +177,7 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         return
     if cfg is None:
         raise SpecccError(f"{file}: no hardware preset: pass --hw or start the listing with `.hw NAME`")
-    report: dict = {"file": file, "hw": cfg.name}
+    report: dict = {"file": file, "hw": cfg.label}
     if run:
         from speccc.targets.pim.emulator import format_trace, perfetto_trace, time_program
         from speccc.targets.pim.listing import MAX_COMMANDS
@@ -202,7 +202,7 @@ def asm(file, hw_name, run, check, as_json, no_refresh, trace_out, perfetto_out,
         r = report["run"]
         from rich.table import Table
         con = console()
-        t = Table(title=f"{file} on {cfg.name}", show_header=False, title_justify="left")
+        t = Table(title=f"{file} on {cfg.label}", show_header=False, title_justify="left")
         t.add_row("cycles", f"{r['cycles']:,}")
         t.add_row("time", f"{r['ns'] / 1000:,.3f} us")
         t.add_row("commands", f"{r['commands']:,} ({r['refreshes']:,} refreshes)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from speccc.cli.main import console, main, out_file
+from speccc.cli.progress import progress_bars, progress_option
 from speccc.errors import SpecccError
 from speccc.textio import dumps_json
 
@@ -170,12 +171,8 @@ def _check(configs, draft, **values):
               help="Write a Chrome/Perfetto trace JSON here.")
 @click.option("--print-schedule", is_flag=True, help="Print the @schedule IR to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt_ids,
-        prompt_len, max_new_tokens, gamma,
-        schedule, hw, acceptance, acceptance_trace, seed, numerics, temperature, batch,
-        draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
-        max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
-        print_schedule, as_json):
+@progress_option
+def run(progress, **options):
     """Run speculative decoding of TARGET with DRAFT on a modeled NPU + PIM system.
 
     \b
@@ -183,11 +180,21 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
     speccc run --target pair/target.onnx --draft pair/draft.onnx --prompt-ids 1,2,3 \\
         --max-new-tokens 32 --gamma 4 --schedule serial --trace t.json
     speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --schedule overlap
-    speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \
+    speccc run --target 7b.onnx --draft 68m.onnx --acceptance 0.8 --hw aim-gddr6 \\
         --schedule none,serial,overlap,pipeinfer --gamma 2,4,8      # one comparison table
-    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \
+    speccc run --target smollm2 --draft smollm2-int4 --prompt "The capital of France is" \\
         --max-new-tokens 32 --schedule pipeinfer --hw hbm-pim --trace t.json --json
     """
+    with progress_bars(progress) as bars:
+        _run(**options, bars=bars)
+
+
+def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt_ids,
+         prompt_len, max_new_tokens, gamma,
+         schedule, hw, acceptance, acceptance_trace, seed, numerics, temperature, batch,
+         draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
+         max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
+         print_schedule, as_json, bars):
     from speccc import text as textio
     from speccc.driver import write_text_atomic
     from speccc.passmanager import PassManager
@@ -219,9 +226,11 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
                p_decay=p_decay, p_min=p_min)
         extra = PassManager.parse(passes) if passes else None  # bad pipelines fail early
         needs_draft = any(s != "none" for s, _ in configs)
+        loading = bars.add("run: load models")
         module, meta = load_pair(textio.resolve_model(target),
                                  textio.resolve_model(draft) if needs_draft else None,
                                  shapes_only=synthetic)
+        bars.update(loading, total=1, completed=1)
         if extra is not None:
             extra.run(module)
     texts, tok, prompts = _texts(prompt, prompt_file, chat, prompt_ids), None, None
@@ -257,6 +266,8 @@ def run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, prompt
         if print_schedule:
             from speccc.ir.printer import print_graph
             click.echo(print_graph(module.graphs["schedule"]), err=True, nl=False)
+        cfg.progress = bars.callback("run: " + (f"{config[0]} γ{config[1]}" if config
+                                                else "module") + ", tokens")
         rep, engine = simulate(module, cfg, meta)
         if prompts:
             rep = _with_text(rep, prompts, tok)

@@ -4,8 +4,9 @@ Loads like IREE's importer: parse the protobuf without touching external data, r
 `onnx.checker` and shape inference, scan the whole graph and report *all* unsupported
 (op, opset) pairs at once, then convert node by node with per-op, per-opset converters
 (speccc/frontend/convert/). Shape subgraphs fold while building (see ir/folding.py).
-Initializers become `weight` ops whose bytes load lazily; with `shapes_only` no byte is
-ever read, so multi-GB models import in seconds.
+Initializers become `weight` ops whose bytes load lazily; with `shapes_only` no weight's
+bytes are read (only small tensors stored inside the file stay readable, for fuse's mask
+check), so multi-GB models import in seconds.
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ from speccc.ir.types import MAX_DIM, Sym, TensorType
 # scalars of any type (eps, scales) become inline `const`s so they fold; everything else
 # (including small float vectors such as norm scales) is a weight stored out of line.
 INLINE_INT_ELEMENTS = 64
+# With shapes_only, a small tensor stored inside the .onnx still gets its (lazy) data: a
+# static-shape export folds its causal mask into one, and fuse reads it to check it is
+# causal (passes/_fuse_rules_attention.py). Nothing is read unless a pass asks.
+SHAPES_ONLY_KEEP_ELEMENTS = 1 << 16
 
 # ONNX dim_param spellings mapped to speccc's canonical symbols.
 DIM_ALIASES = {
@@ -383,7 +388,7 @@ def _initializer(g: Graph, module: Module, tensor, base_dir: str, shapes_only: b
     name = tensor.name
     op = g.create("weight", [], {"name": name}, result_types=[TensorType(shape, dtype)],
                   loc=where)
-    if not shapes_only:
+    if not shapes_only or (not external and numel <= SHAPES_ONLY_KEEP_ELEMENTS):
         bits = dtype.itemsize_bits
         module.weights_of(g.name).put_lazy(
             name, lambda t=tensor: _load_tensor(t, base_dir, bits, where))

@@ -333,6 +333,15 @@ class HwConfig:
             from speccc.hw.system import device_system
             object.__setattr__(self, "system", device_system(self.name))
 
+    @property
+    def label(self) -> str:
+        """How reports and errors name this hardware: the preset's name, or for a file
+        the file and the name inside it (`my.toml (from aim-gddr6)`), so a copy of a
+        preset is never reported as the preset."""
+        if not self.source or self.source in (*preset_names(), *system_names()):
+            return self.name
+        return f"{Path(self.source).name} (from {self.name})"
+
     def derived(self) -> dict[str, float]:
         """Headline figures computed from the description (GB/s = bytes/ns)."""
         if self.pim is None:

@@ -53,7 +53,7 @@ def check_fits(module, program, hw, context: int, batch: int) -> None:
             what = " + ".join(f"@{n} {w / 2**30:.2f} GiB weights + {k / 2**30:.2f} GiB KV"
                               for n, (w, k) in zip(names, parts))
             raise CapacityError(
-                f"does not fit {hw.name}: {what} ({context} positions x {batch} "
+                f"does not fit {hw.label}: {what} ({context} positions x {batch} "
                 f"request(s), 16-bit words) = {need / 2**30:.2f} GiB, but its "
                 f"{len(chans)} of {hw.pim.channels} PIM channels hold {cap / 2**30:.2f} GiB; "
                 "use a larger --hw preset, a shorter context or a smaller batch")

@@ -36,6 +36,7 @@ class RunConfig:
     max_context: int | None = None
     numerics: str = "reference"      # reference (fp32) | device (PIM ops in the preset's
                                      # MAC precision, through the emulator)
+    progress: object = None          # fn(tokens generated, tokens to generate): bars
 
 
 def load_pair(target, draft=None, shapes_only: bool = False):
@@ -246,10 +247,33 @@ def simulate(module, cfg: RunConfig, meta: dict | None = None):
     machine = Machine(program, SEMANTICS, engine, backend, costs, hw, prompts,
                       cfg.max_new_tokens, ctx, logits_t.dtype.itemsize_bits // 8, vocab)
     machine.start()
-    engine.run()
+    engine.run(until=_ticker(cfg.progress, machine) if cfg.progress else None)
+    if cfg.progress:
+        cfg.progress(*_generated(machine))
     machine.set_status(range(len(machine.drafted)), CANCELLED)  # drafted, never verified
     mode = "synthetic" if _synthetic(cfg) else "functional"
     extra = {"mode": mode, "acceptance": cfg.acceptance, "temperature": cfg.temperature,
              "numerics": cfg.numerics if not _synthetic(cfg) else None,
              "prompt_tokens": len(prompts[0]), "max_context": ctx, "placement": program.placement}
     return report(machine, engine, program, extra), engine
+
+
+def _generated(machine) -> tuple[int, int]:
+    """(tokens generated so far over all requests, tokens the run generates)."""
+    return (sum(min(lane.generated, machine.max_new) for lane in machine.lanes),
+            machine.batch * machine.max_new)
+
+
+def _ticker(report, machine, every_s: float = 0.05):
+    """An `Engine.run(until=...)` check that never stops the run and reports tokens
+    generated at most every `every_s` seconds (a sum over the batch is not free)."""
+    import time
+    last = [0.0]
+
+    def tick() -> bool:
+        now = time.perf_counter()
+        if now - last[0] >= every_s:
+            last[0] = now
+            report(*_generated(machine))
+        return False
+    return tick

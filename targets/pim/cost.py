@@ -27,15 +27,26 @@ Each emulated program is charged as one phase (phase.py: refresh it did not see 
 average rate, and the standard's PIM mode switches once), as compile charges a listing.
 Emulation is exact for up to EXACT_REPS repetitions of a GEMV; beyond that, the time,
 energy and bytes are extrapolated linearly from emulated runs of 2 and EXACT_REPS
-repetitions (the marginal repetition includes its refreshes; see tests). Results are
-cached by (hw, kind, shape) for the process, so a LLaMA decode step emulates only a
-handful of distinct programs.
+repetitions (the marginal repetition includes its refreshes; see tests).
+
+Calibration cache: an emulated run is keyed by exactly what decides its program's timing
+(`program_key`: the per-channel geometry, [pim.pu], [pim.timing] and the PIM energy
+figures, the padded shape, repetitions, tokens per row visit, and the channels the
+program spans) plus a digest of the emulator's source, so a channel split or a DSE knob
+that does not change the program reuses it, and an edit to the emulator invalidates it.
+Runs are kept for the process and on disk (speccc/cachedir.py: calibration/ under
+$SPECCC_CACHE, $XDG_CACHE_HOME/speccc or ~/.cache/speccc; SPECCC_NO_CACHE=1 turns the
+disk part off), so a LLaMA decode step emulates a handful of distinct programs once per
+machine.
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from speccc.costmodel import OpCost, roofline_pim
 from speccc.errors import CapacityError, SpecccError
@@ -102,7 +113,6 @@ def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1) -> PimRun:
     return run + _gemv_run(hw, pl.Mp, pl.Kp, count, 1, rest) if rest else run
 
 
-@functools.lru_cache(maxsize=None)
 def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1) -> PimRun:
     if reps > EXACT_REPS:
         a, b = (_gemv_run(hw, M, K, count, 2, tokens),
@@ -111,10 +121,86 @@ def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1) -> Pim
                        zip(_fields(a), _fields(b))))
         out = b + per.scaled(reps - EXACT_REPS)
         return PimRun(*_fields(out), exact=False)
+    key = program_key(hw, M, K, count, reps, tokens)
+    run = _MEMO.get(key)
+    if run is None:
+        run = _MEMO[key] = _disk_get(key) or _disk_put(key, _emulate(hw, M, K, count, reps,
+                                                                      tokens))
+    return run
+
+
+def _emulate(hw, M: int, K: int, count: int, reps: int, tokens: int) -> PimRun:
     from speccc.targets.pim.phase import time_phase
     res = time_phase(gemv_program(hw, M, K, count, reps, tokens), hw)
     return PimRun(res.ns, res.energy_total_pj, res.bytes_internal, res.bytes_external,
                   res.lane_macs)
+
+
+# ---------------------------------------------------------- calibration cache --
+_MEMO: dict[tuple, PimRun] = {}          # program_key -> run, for the process
+_SOURCES: list[str] = []                  # digest of the emulator's source, once
+
+
+def program_key(hw, M: int, K: int, count: int, reps: int, tokens: int) -> tuple:
+    """Everything `gemv_program` + `time_phase` read: not the preset's name, not its
+    NPU or link, and of the channel count only the channels the program spans (a
+    placement `width` wide, `groups` such placements side by side)."""
+    from speccc.targets.pim.layout import plan_matrix
+    p = hw.pim
+    width = len(plan_matrix(hw, M, K).channels)
+    groups = max(1, min(count, p.channels // width))
+    geometry = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
+                if f.name not in ("channels", "groups", "pu", "timing")}
+    energy = {k: v for k, v in dataclasses.asdict(hw.energy).items() if not k.startswith("npu_")}
+    return (tuple(sorted(geometry.items())), tuple(sorted(dataclasses.asdict(p.pu).items())),
+            tuple(sorted(dataclasses.asdict(p.timing).items())), tuple(sorted(energy.items())),
+            ("width", width), ("groups", groups), ("shape", M, K, count, reps, tokens))
+
+
+def source_digest() -> str:
+    """sha256 of the sources that decide a calibrated run: targets/pim (emulator,
+    codegen, standards, this file) and the preset schema (derived figures)."""
+    if not _SOURCES:
+        from speccc.hw import config
+        here = Path(__file__).resolve().parent
+        files = sorted(f for f in here.rglob("*") if f.suffix in (".py", ".lark")
+                       and "__pycache__" not in f.parts)
+        h = hashlib.sha256()
+        for f in [*files, Path(config.__file__)]:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        _SOURCES.append(h.hexdigest()[:16])
+    return _SOURCES[0]
+
+
+def _entry(key: tuple) -> tuple[Path, str]:
+    from speccc.cachedir import cache_dir
+    text = json.dumps([source_digest(), key])
+    return cache_dir("calibration") / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json", text
+
+
+def _disk_get(key: tuple) -> PimRun | None:
+    from speccc.cachedir import read_entry
+    path, text = _entry(key)
+    data = read_entry(path)
+    if data is None:
+        return None
+    try:
+        got = json.loads(data)
+        if got["key"] != text:            # a hash collision, or a hand-edited file
+            return None
+        fields = got["run"]               # JSON keeps each field's int/float type
+        if len(fields) != 5 or not all(isinstance(x, (int, float)) for x in fields):
+            return None
+        return PimRun(*fields)
+    except (ValueError, KeyError, TypeError):
+        return None                       # torn or foreign file: a miss
+
+
+def _disk_put(key: tuple, run: PimRun) -> PimRun:
+    from speccc.cachedir import write_entry
+    path, text = _entry(key)
+    write_entry(path, json.dumps({"key": text, "run": list(_fields(run))}).encode())
+    return run
 
 
 def _fields(r: PimRun) -> tuple:

@@ -146,7 +146,7 @@ def place_module(module, hw, request) -> None:
     if alloc.high > hw.pim.rows:
         cap = hw.derived()["capacity_bytes"]
         raise CapacityError(
-            f"place: the model does not fit {hw.name}: it needs {alloc.high} rows per bank "
+            f"place: the model does not fit {hw.label}: it needs {alloc.high} rows per bank "
             f"but the preset has {hw.pim.rows} ({alloc.placed_bytes / 2**30:.2f} GiB placed, "
             f"{payload / 2**30:.2f} GiB of weights and KV cache as 16-bit words, vs "
             f"{cap / 2**30:.2f} GiB capacity); use a larger --hw preset, a smaller "

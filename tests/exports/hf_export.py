@@ -295,9 +295,10 @@ def versions() -> dict[str, str]:
             "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
 
 
-def fingerprint(family: str, mode: str, role: str | None = None) -> str:
+def fingerprint(family: str, mode: str, role: str | None = None, static: bool = False) -> str:
     blob = json.dumps({
-        "family": family, "mode": mode, "role": role, "opset": OPSET, "seed": SEED,
+        "family": family, "mode": mode, "role": role, "static": static, "opset": OPSET,
+        "seed": SEED,
         "attn": ATTN_IMPLEMENTATION, "spec": asdict(spec(family)),
         "config": hf_config(family).to_dict(), "versions": versions(),
         "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
@@ -306,16 +307,17 @@ def fingerprint(family: str, mode: str, role: str | None = None) -> str:
 
 
 def export(family: str, mode: str, out_dir: str | os.PathLike | None = None, *,
-           force: bool = False, role: str | None = None) -> Path:
+           force: bool = False, role: str | None = None, static: bool = False) -> Path:
     """Export (or find in the cache) `family` in `mode` (with `role`: the draft or target
-    of its pair, see pair_model); return the .onnx path.
+    of its pair, see pair_model); return the .onnx path. `static`: no dynamic dims (T and
+    P fixed at the trace sizes), so the exporter folds the causal mask to constants.
 
     A JSON sidecar next to it records the export wall time, versions and I/O names.
     """
     _check(family, mode)
     out_dir = Path(out_dir) if out_dir is not None else cache_root()
-    name = f"{family}-{role}" if role else family
-    path = out_dir / f"{name}-{mode}-{fingerprint(family, mode, role)}.onnx"
+    name = (f"{family}-{role}" if role else family) + ("-static" if static else "")
+    path = out_dir / f"{name}-{mode}-{fingerprint(family, mode, role, static)}.onnx"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and not force:
         return path
@@ -341,7 +343,8 @@ def export(family: str, mode: str, out_dir: str | os.PathLike | None = None, *,
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, args, tmp, dynamo=True, opset_version=OPSET,
-                              dynamic_shapes=dynamic_shapes, external_data=False,
+                              dynamic_shapes=None if static else dynamic_shapes,
+                              external_data=False,
                               input_names=input_names(family, mode),
                               output_names=output_names(family, mode), verbose=False)
         seconds = time.perf_counter() - start
