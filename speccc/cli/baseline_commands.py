@@ -18,15 +18,18 @@ from speccc.cli.main import console, main
               "attacc, hbm3-pim-spec, ... (`speccc hw list`).")
 @click.option("--spec/--no-spec", default=True, show_default=True,
               help="Speculative (serial) rows, or every row autoregressive.")
-@click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Concurrent requests B (each with its own KV cache).")
 @click.option("--gamma", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Draft tokens per block for the speculative rows.")
 @click.option("--acceptance", default="0.8", show_default=True,
               help="Acceptance rate α, or α1,α2,... per block position.")
 @click.option("--tp", type=click.IntRange(1, 64), help="Tensor-parallel GPUs (GPU systems; "
               "default: the system's [system] xpus).")
-@click.option("--prompt-len", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--prompt-len", type=click.IntRange(1), default=8, show_default=True,
+              help="Prompt tokens per request (prefilled before decoding).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True,
+              help="Tokens generated per request (the KV cache grows to prompt + this).")
 @click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
               show_default=True, help="Forward prices (as `speccc dse --cost-model`).")
 @click.option("--no-best", is_flag=True, help="Skip the speccc-best row (a small dse sweep).")

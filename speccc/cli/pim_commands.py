@@ -25,9 +25,10 @@ def hw() -> None:
 @hw.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def hw_list(as_json: bool) -> None:
-    """List the shipped presets with their headline figures: device presets (NPU + PIM,
-    for compile and run), then systems (GPUs, PIM stacks: speccc baseline). --json lists
-    the device presets."""
+    """List the shipped presets with their headline figures.
+
+    Device presets (NPU + PIM, for compile and run) first, then systems (GPUs, PIM
+    stacks: speccc baseline). --json lists the device presets."""
     from speccc.hw import load_hw, preset_names
     from speccc.hw.config import system_names
     rows = []
