@@ -12,8 +12,8 @@ from speccc.errors import SpecccError
 
 
 @main.command("dse", short_help="Design-space exploration: Pareto front of latency vs energy.")
-@click.option("--target", required=True, help="Target model: .onnx or a zoo name (llama2-7b).")
-@click.option("--draft", required=True, help="Draft model: .onnx or a zoo name (llama-68m).")
+@click.option("--target", required=True, help="Target model: ONNX file or zoo name (llama2-7b).")
+@click.option("--draft", required=True, help="Draft model: ONNX file or zoo name (llama-68m).")
 @click.option("--hw", default="aim-gddr6", show_default=True,
               help="Hardware preset or .toml (the space file's `hw` list wins).")
 @click.option("--space", "space_path", type=click.Path(dir_okay=False),

@@ -90,9 +90,10 @@ def _check(configs, draft, **values):
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
 @click.option("--target", type=click.Path(),
-              help="Target model (.onnx, or a zoo GGUF model name: smollm2).")
+              help="Target model: ONNX file or zoo name (llama2-7b; smollm2 has weights "
+              "and a tokenizer).")
 @click.option("--draft", type=click.Path(),
-              help="Draft model (.onnx, or a zoo GGUF model name: smollm2-int4).")
+              help="Draft model: ONNX file or zoo name (llama-68m, smollm2-int4).")
 @click.option("--prompt", help="Prompt text (encoded with the model's GGUF tokenizer; the "
               "completion is decoded and printed).")
 @click.option("--prompt-file", type=click.Path(dir_okay=False),

@@ -34,6 +34,9 @@ def alphas_from_trace(outcomes) -> list[float]:
 def prepare(target, draft, hw, space_path, acceptance, trace_path, batch, prompt_len,
             max_new_tokens, seed, cost_model) -> Study:
     from speccc.runtime.acceptance import load_trace, parse_alphas
+    from speccc.zoo.resolve import resolve
+    for model in (target, draft):   # a bad name fails before any sweep
+        resolve(model)
     space = load_space(space_path, hw, {"batch": batch} if batch else None)
     work = space.workload
     if acceptance is not None and trace_path is not None:

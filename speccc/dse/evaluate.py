@@ -16,8 +16,6 @@ sweep fast. Randomness: none here; the runtime's acceptance draws are keyed by t
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
@@ -69,27 +67,16 @@ def run_task(study: Study, task) -> list[dict]:
     return [{"id": pid, **study.space.point(pid), **fn(study, pid)} for pid in ids]
 
 
-def resolve_model(name: str) -> str:
-    """A path to an ONNX file; a zoo name is built (shapes-only) into a private file."""
-    if os.path.exists(name):
-        return name
-    from speccc import zoo
-    if name not in zoo.list_models():
-        raise SpecccError(f"{name}: no such model file or zoo model (speccc zoo --list)")
-    d = os.path.join(tempfile.gettempdir(), f"speccc-dse-{os.getpid()}")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{name}.onnx")
-    if not os.path.exists(path):
-        zoo.save(zoo.build(name, mode="decode", weights=False, dtype="float16"), path)
-    return path
+# Kept importable for callers that need a file path (speccc baseline); the resolver
+# itself lives in speccc.zoo.resolve, shared by every command.
+from speccc.zoo.resolve import resolve_path as resolve_model  # noqa: E402
 
 
 class Evaluator:
     def __init__(self, study: Study):
         from speccc import modelinfo
         from speccc.runtime.runner import load_pair
-        self.module, self.meta = load_pair(resolve_model(study.target),
-                                           resolve_model(study.draft), shapes_only=True)
+        self.module, self.meta = load_pair(study.target, study.draft, shapes_only=True)
         self.hws = {k: load_text(t) for k, t in study.hw_texts}
         self.texts = dict(study.hw_texts)
         self.cost_model = study.cost_model
