@@ -53,9 +53,17 @@ def test_pair_study_space():
     study, stacks = pair_study(pair, suite)
     ch = study.space.values("pim.channels")[0]
     assert ch == stacks * suite.per_stack_channels
-    split = draft_split(pair, ch)
+    split = draft_split(pair, suite, ch)
     assert study.space.values("draft_channels") == (0, split)
     assert 0 < split < ch / 4          # the 7B draft is ~1/10 of the weights
+    hw = load_hw(suite.preset)
+    per_channel = hw.derived()["capacity_bytes"] / hw.pim.channels
+    ctx = suite.prompt_len + suite.max_new_tokens
+    for p in suite.pairs:              # every split holds its draft and leaves the rest
+        n = stacks_for(p, suite) * suite.per_stack_channels
+        d = draft_split(p, suite, n)
+        assert model_bytes(p.draft, ctx, 1) <= d * per_channel, p.slug
+        assert model_bytes(p.target, ctx, 1) <= (n - d) * per_channel, p.slug
     assert study.space.names[:3] == ["hw", "npu.ext_bandwidth_gbs", "pim.channels"]
     assert study.alphas == pair.alphas and study.target == "llama2-70b"
 
@@ -74,8 +82,9 @@ basis = "test"
 def _suite_text(pairs=GOOD_PAIR, space='gamma = [2, 4]\nschedule = ["none", "serial"]\n'
                 'mapping = ["auto", "specpim"]\nbatch = [1]'):
     base = open(default_path()).read()
-    head = base[:base.index("[[pair]]")]
-    head = re.sub(r"\[space\][^\[]*", "[space]\n" + space + "\n\n", head)
+    head = base[:base.index("\n[[pair]]") + 1]
+    head = re.sub(r"\n\[space\]\n.*?\n(?=\[workload\])", "\n[space]\n" + space + "\n\n",
+                  head, flags=re.S)
     head = head.replace("max_new_tokens = 128", "max_new_tokens = 32")
     return head + pairs
 

@@ -171,11 +171,17 @@ def stacks_for(pair: Pair, suite: Suite) -> int:
     return max(1, math.ceil(need / stack))
 
 
-def draft_split(pair: Pair, channels: int) -> int:
-    """SpecPIM's disjoint split: channels in proportion to the weights (at least 1)."""
+def draft_split(pair: Pair, suite: Suite, channels: int) -> int:
+    """SpecPIM's disjoint split: the draft's channels in proportion to the weights, but
+    at least as many as hold the draft and its KV cache (and at least 1)."""
+    from speccc.hw.config import load_hw
     from speccc.zoo.presets import get_spec
+    hw = load_hw(suite.preset)
+    per_channel = hw.derived()["capacity_bytes"] / hw.pim.channels
+    ctx, batch = suite.prompt_len + suite.max_new_tokens, max(suite.space["batch"])
     wd, wt = (get_spec(m).param_count() for m in (pair.draft, pair.target))
-    return max(1, min(channels - 1, round(channels * wd / (wd + wt))))
+    holds = math.ceil(model_bytes(pair.draft, ctx, batch) / per_channel)
+    return max(1, min(channels - 1, max(holds, round(channels * wd / (wd + wt)))))
 
 
 def pair_study(pair: Pair, suite: Suite, seed: int = 0, cost_model: str = "roofline"):
@@ -186,7 +192,7 @@ def pair_study(pair: Pair, suite: Suite, seed: int = 0, cost_model: str = "roofl
     knobs = {"npu.ext_bandwidth_gbs": suite.per_stack_ext_bandwidth_gbs * stacks,
              "pim.channels": channels}
     values = {"hw": [suite.preset], **{k: [v] for k, v in knobs.items()},
-              "draft_channels": [0, draft_split(pair, channels)], **suite.space}
+              "draft_channels": [0, draft_split(pair, suite, channels)], **suite.space}
     dims = [(name, tuple(values[name])) for name, _, _ in DIMS]
     for k in reversed(list(knobs)):        # knob dimensions go right after `hw`
         dims.insert(1, (k, tuple(values[k])))
