@@ -75,3 +75,12 @@ def test_bad_dse_table(tmp_path, best, table, needle):
     f.write_text(text[:text.index("[dse]")] + table)
     with pytest.raises(SpecccError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         load_hw(f)
+
+
+def test_shared_channels_point_loads(tmp_path, best):
+    path, _ = best
+    text = path.read_text()
+    f = tmp_path / "b.toml"
+    f.write_text(text[:text.index("[dse]")] + "[dse]\nschedule = 'none'\ngamma = 1\n"
+                 "mapping = 'auto'\ndraft_channels = 0\nbatch = 4\npartition_p = 72\n")
+    assert load_hw(f).dse["draft_channels"] == 0 and load_hw(f).dse["batch"] == 4

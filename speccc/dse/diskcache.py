@@ -36,12 +36,17 @@ def enabled() -> bool:
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """sha256 over the speccc package's Python sources (sorted by path)."""
-    root = Path(__file__).resolve().parents[1]
+    """sha256 over the Python sources of speccc and of its passes and targets packages
+    (which a source checkout keeps beside speccc/, not in it), sorted by path."""
+    import speccc
+    import speccc.passes
+    import speccc.targets
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
+    for pkg in (speccc, speccc.passes, speccc.targets):
+        root = Path(pkg.__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(f"{pkg.__name__}/{f.relative_to(root)}".encode())
+            h.update(f.read_bytes())
     return h.hexdigest()
 
 

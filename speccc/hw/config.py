@@ -106,7 +106,7 @@ DSE_KEYS = [("schedule", ("none", "serial", "overlap", "pipeinfer"), "speculativ
             ("gamma", "int", "tokens drafted per verify"),
             ("mapping", ("auto", "mincut", "specpim", "attacc", "all-npu", "all-pim"),
              "op mapping (partition pass) or auto placement"),
-            ("draft_channels", "int", "PIM channels of the draft (0: shared/auto)"),
+            ("draft_channels", "int0", "PIM channels of the draft (0: shared/auto)"),
             ("batch", "int", "requests decoded together"),
             ("partition_p", "int", "context length P the mapping was chosen at")]
 
@@ -484,11 +484,6 @@ def _build(raw: dict, label: str, source: str) -> HwConfig:
         if not isinstance(raw["dse"], dict):
             raise SpecccError(f"{label}: [dse]: expected a table")
         dse = _fields(raw["dse"], DSE_KEYS, label, "dse")
-        for key in ("gamma", "batch", "partition_p"):
-            if dse[key] < 1:
-                raise SpecccError(f"{label}: [dse] {key}: must be >= 1, got {dse[key]}")
-        if dse["draft_channels"] < 0:
-            raise SpecccError(f"{label}: [dse] draft_channels: must be >= 0")
     tables = {d: _section(raw, d, label) for d in SECTIONS}
     vals = {d: _fields(tables[d], SECTIONS[d], label, d,
                        sub=("pu", "timing", "groups") if d == "pim" else ())
