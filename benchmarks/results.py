@@ -65,16 +65,20 @@ def gamma_sweep(suite, work: Path, jobs: int) -> dict:
     space = {**suite.space, "gamma": SWEEP_GAMMAS, "schedule": ["none", "serial"],
              "mapping": ["specpim"], "batch": list(SWEEP_BATCHES)}
     study, stacks = pair_study(pair, dataclasses.replace(suite, space=space))
+    before = len(PointStore(work, study).rows)
     driver.run(study, work, "grid", "latency", "local", jobs, None, 256, {}, 0, 0)
-    rows = [r for r in PointStore(work, study).rows.values() if r["feasible"]]
-    out = {}
+    every = list(PointStore(work, study).rows.values())
+    rows = [r for r in every if r["feasible"]]
+    out, plain = {}, {}
     for b in SWEEP_BATCHES:
         none = best([r for r in rows if r["batch"] == b and r["schedule"] == "none"],
                     "itl_ms")
+        plain[b] = none["tokens_per_s"]
         out[b] = {g: none["itl_ms"] / best([r for r in rows if r["batch"] == b and r[
             "schedule"] == "serial" and r["gamma"] == g], "itl_ms")["itl_ms"]
             for g in SWEEP_GAMMAS}
-    return {"pair": pair, "stacks": stacks, "speedup": out}
+    return {"pair": pair, "stacks": stacks, "speedup": out, "target_only_tokens_per_s":
+            plain, "points": len(every), "evaluated": len(every) - before}
 
 
 def plot_suite(summary: dict, path: Path) -> None:
@@ -120,10 +124,13 @@ def main() -> None:
     ap.add_argument("--gpu-baseline", help="`speccc baseline` JSON for the GPU column")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    from speccc.dse import diskcache
+    cache_was_empty = not any((diskcache.cache_root() / "dse").glob("*.pkl"))
     suite = load_suite()
     work = Path(args.work)
     summary = run_suite(suite, work / "suite", jobs=args.jobs)
     from results_doc import overlap_vs_specpim, render   # benchmarks/results_doc.py
+    summary["cache_was_empty"] = cache_was_empty
     summary["overlap_vs_specpim"] = overlap_vs_specpim({
         p.slug: list(PointStore(work / "suite" / p.slug, pair_study(p, suite)[0]).rows.values())
         for p in suite.pairs})

@@ -59,8 +59,9 @@ from speccc.errors import SpecccError
               "subdirectory per pair, plus suite.md and suite.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def dse(target, draft, suite, suite_file, pairs, hw, space_path, strategy, objective,
-        acceptance, acceptance_trace, batch, prompt_len, max_new_tokens, executor, jobs, address, chunk, seed, population,
-        generations, confirm, confirm_random, cost_model, output, as_json):
+        acceptance, acceptance_trace, batch, prompt_len, max_new_tokens, executor, jobs,
+        address, chunk, seed, population, generations, confirm, confirm_random,
+        cost_model, output, as_json):
     """Explore the design space of speculative decoding of TARGET with DRAFT.
 
     \b

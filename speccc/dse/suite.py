@@ -218,15 +218,17 @@ def run_suite(suite: Suite, out_dir, *, executor: str = "local", jobs: int = 1,
         study, stacks = pair_study(pair, suite, seed, cost_model)
         t = time.perf_counter()
         note = ""
+        from speccc.dse.sweep import PointStore
+        before = len(PointStore(out / pair.slug, study).rows)
         try:
             driver.run(study, out / pair.slug, "grid", "latency", executor, jobs, address,
                        chunk, {}, 0, 0)
         except SpecccError as err:     # no feasible point: reported, not dropped
             note = str(err)
-        from speccc.dse.sweep import PointStore
         rows = list(PointStore(out / pair.slug, study).rows.values())
         results.append(pair_result(pair, study, stacks, rows, note,
                                    time.perf_counter() - t))
+        results[-1]["evaluated"] = len(rows) - before
         if progress:
             progress(pair, results[-1])
     return write_suite(out, suite, results, time.perf_counter() - t0)

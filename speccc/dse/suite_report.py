@@ -137,7 +137,8 @@ def markdown(summary: dict) -> str:
     lines += ["", f"Geomean over {len(summary['geomean_over'])} of "
               f"{len(summary['pairs'])} pairs (those with a feasible point). Acceptance "
               "sources:", ""]
-    lines += [f"- {r['draft']} → {r['target']}: α {','.join(f'{a:g}' for a in r['acceptance'])}"
+    lines += [f"- {r['draft']} → {r['target']}: α "
+              f"{','.join(f'{a:g}' for a in r['acceptance'])}"
               f" ({r['acceptance_kind']}). {r['source']}."
               + (f" Basis: {r['basis']}." if r["basis"] else "") for r in summary["pairs"]]
     return "\n".join(lines) + "\n"
