@@ -142,6 +142,8 @@ def test_cli_suite_tables(tmp_path):
 def test_cli_suite_misuse(tmp_path):
     assert_error(run("dse", "--suite", "--target", "llama2-7b", "-o", tmp_path / "o"),
                  "--suite takes models", "--target")
+    assert_error(run("dse", "--suite", "--strategy", "nsga2", "--hw", "aim-gddr6"),
+                 "drop --hw, --strategy")
     assert_error(run("dse", "--suite", "--pair", "a--b", "-o", tmp_path / "o"),
                  "no suite pair matches a--b")
     assert_error(run("dse", "--target", "llama2-7b", "--acceptance", "0.8", "-o",

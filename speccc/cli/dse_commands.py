@@ -118,9 +118,11 @@ def dse(target, draft, suite, suite_file, pairs, hw, space_path, strategy, objec
                    f"relative error {summary['max_confirm_error']:.1%} (report.md)")
 
 
-# Options that shape one pair's study; the suite file sets them per pair instead.
-_PAIR_ONLY = ("target", "draft", "space_path", "acceptance", "acceptance_trace", "batch",
-              "prompt_len", "max_new_tokens")
+# Options that shape one pair's study or its search: the suite file sets the first per
+# pair, and the suite sweeps its whole (small) grid by latency without confirmation.
+_PAIR_ONLY = ("target", "draft", "hw", "space_path", "acceptance", "acceptance_trace",
+              "batch", "prompt_len", "max_new_tokens", "strategy", "objective",
+              "population", "generations", "confirm", "confirm_random")
 
 
 def _suite(opts: dict) -> None:
@@ -131,8 +133,9 @@ def _suite(opts: dict) -> None:
     given = [f"--{k.replace('_path', '').replace('_', '-')}" for k in _PAIR_ONLY
              if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
     if given:
-        raise SpecccError(f"--suite takes models, space and workload from the suite file: "
-                          f"drop {', '.join(given)}")
+        raise SpecccError("--suite takes models, hardware, space and workload from the "
+                          "suite file and sweeps its grid by latency: drop "
+                          f"{', '.join(given)}")
     suite = load_suite(opts["suite_file"])
     out = opts["output"] or "suite"
 
