@@ -104,8 +104,9 @@ def plot_suite(summary: dict, path: Path) -> None:
 
 def plot_sweep(sweep: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for b, by_g in sweep["speedup"].items():
-        ax.plot(list(by_g), list(by_g.values()), "o-", label=f"batch {b}")
+    styles = ("o-", "s--", "^:")   # equal ratios at two batches must both stay visible
+    for (b, by_g), style in zip(sweep["speedup"].items(), styles):
+        ax.plot(list(by_g), list(by_g.values()), style, label=f"batch {b}", alpha=0.8)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xlabel("γ (tokens drafted per verify)")
     ax.set_ylabel("speedup of serial over no speculation")
