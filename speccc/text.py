@@ -13,13 +13,12 @@ from pathlib import Path
 from speccc.errors import SpecccError
 
 
-def resolve_model(name: str | None) -> str | None:
-    """A zoo GGUF model name (`smollm2`, `smollm2-int4`) -> its cached .onnx path; a path
-    is returned unchanged (an existing file of that name wins over the zoo)."""
-    from speccc.zoo.smollm2 import GGUF_MODELS, model_path
-    if name is None or Path(name).exists() or name not in GGUF_MODELS:
-        return name
-    return str(model_path(name))
+def resolve_model(name):
+    """A model file or zoo name -> a path or ZooModel (speccc.zoo.resolve.resolve): GGUF
+    zoo models (`smollm2`, `smollm2-int4`) are their cached .onnx paths, presets are
+    built in memory; an existing file of that name wins over the zoo."""
+    from speccc.zoo.resolve import resolve
+    return resolve(name)
 
 
 def tokenizer_for(target: str, tokenizer: str | None):
@@ -31,6 +30,10 @@ def tokenizer_for(target: str, tokenizer: str | None):
         return Tokenizer.from_gguf(tokenizer)
     if target in GGUF_MODELS and not Path(target).exists():
         return Tokenizer.from_gguf(wheel_gguf())
+    from speccc.zoo.resolve import ZooModel, resolve
+    if isinstance(resolve(target), ZooModel):
+        raise SpecccError(f"zoo model {target} has no tokenizer: give --prompt-ids (or "
+                          "--tokenizer FILE.gguf)")
     return for_model(target)
 
 

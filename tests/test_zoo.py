@@ -232,7 +232,9 @@ def test_pair_gpt2_eps0_identical():
 # published parameter counts (Hugging Face checkpoints)
 REAL = {"llama2-7b": 6.738e9, "llama2-13b": 13.016e9, "llama2-70b": 68.977e9,
         "llama-68m": 68.03e6, "llama-160m": 162.4e6, "smollm2-135m": 134.5e6,
-        "opt-125m": 125.2e6, "opt-1.3b": 1.3158e9, "opt-6.7b": 6.658e9, "opt-13b": 12.853e9}
+        "opt-125m": 125.2e6, "opt-1.3b": 1.3158e9, "opt-6.7b": 6.658e9, "opt-13b": 12.853e9,
+        "opt-66b": 65.7e9, "opt-175b": 174.6e9, "llama3.2-1b": 1.2358e9,
+        "llama3.1-70b": 70.554e9}
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

@@ -101,7 +101,7 @@ def zoo(name, output, list_, mode, layers, hidden, heads, kv_heads, ffn, vocab, 
         for n in zoo_lib.list_models():
             s = zoo_lib.get_spec(n)
             kind = "weights" if s.weights else "shapes-only"
-            click.echo(f"{n:14s} {s.arch:5s} layers={s.layers} hidden={s.hidden} "
+            click.echo(f"{n:14s} {s.family_label:5s} layers={s.layers} hidden={s.hidden} "
                        f"heads={s.heads}/{s.kv_heads} ffn={s.ffn} vocab={s.vocab} ({kind})")
         for n, opts in smollm2.GGUF_MODELS.items():
             quant = ", group ".join(str(opts[k]) for k in ("quant", "group") if k in opts)
@@ -232,7 +232,8 @@ def hw_options(fn):
 @progress_option
 def exec_(model, inputs_path, output, backend, precision, hw, max_context, time_pim, bind,
           pipeline, print_after, verify_each, time_passes, progress):
-    """Import a model, run the canonical pipeline, execute it on given inputs.
+    """Import MODEL (ONNX file or zoo name), run the canonical pipeline, execute it on
+    given inputs.
 
     \b
     speccc exec m.onnx --inputs in.npz -o out.npz --on reference
@@ -302,8 +303,9 @@ def _print_pim_timings(timings: list, hw: str) -> None:
               help="Choose devices with the partition pass (a policy or a published "
                    "mapping). Default: every op PIM can lower (GEMVs) on PIM.")
 @click.option("--draft", "draft", type=click.Path(dir_okay=False), default=None,
-              metavar="DRAFT.onnx",
-              help="Also compile a draft model (graph @draft next to @target).")
+              metavar="DRAFT",
+              help="Also compile a draft model, ONNX file or zoo name (graph @draft next "
+              "to @target).")
 @click.option("--draft-channels", "draft_channels", type=click.IntRange(0, 4096), default=None,
               metavar="N",
               help="With --draft: the draft gets PIM channels [0,N), the target the rest "
@@ -322,8 +324,9 @@ def _print_pim_timings(timings: list, hw: str) -> None:
 def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partition, draft,
             draft_channels, schedule, gamma, as_json, print_pipeline, print_after,
             verify_each, time_passes, progress):
-    """Compile a model: import, optimize, fuse into LLM ops, place weights and KV cache in
-    PIM, lower PIM ops to listings timed by the emulator; write IR, listings, a report.
+    """Compile MODEL (ONNX file or zoo name): import, optimize, fuse into LLM ops, place
+    weights and KV cache in PIM, lower PIM ops to listings timed by the emulator; write
+    IR, listings, a report.
 
     \b
     speccc compile tiny.onnx --bind T=1,P=16 -o out            # out/ir, out/pim, report.json
@@ -334,6 +337,7 @@ def compile(model, outdir, bind, pipeline, shapes_only, hw, max_context, partiti
     speccc run --module out/ir/module.ir --target target.onnx --draft draft.onnx
                        # runs the schedule compile wrote (draft, target, @schedule)
     speccc compile smollm2 --draft smollm2-int4 --bind T=1,P=16 -o out   # zoo GGUF names
+    speccc compile llama2-7b --draft llama-68m --bind T=1,P=128 --hw aim-gddr6 -o out
     """
     from speccc import driver
     from speccc.text import resolve_model

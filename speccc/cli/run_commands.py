@@ -91,9 +91,10 @@ def _check(configs, draft, **values):
 
 @main.command("run", short_help="Run speculative decoding on the modeled NPU + PIM.")
 @click.option("--target", type=click.Path(),
-              help="Target model (.onnx, or a zoo GGUF model name: smollm2).")
+              help="Target model: ONNX file or zoo name (llama2-7b; smollm2 has weights "
+              "and a tokenizer).")
 @click.option("--draft", type=click.Path(),
-              help="Draft model (.onnx, or a zoo GGUF model name: smollm2-int4).")
+              help="Draft model: ONNX file or zoo name (llama-68m, smollm2-int4).")
 @click.option("--prompt", help="Prompt text (encoded with the model's GGUF tokenizer; the "
               "completion is decoded and printed).")
 @click.option("--prompt-file", type=click.Path(dir_okay=False),
@@ -119,7 +120,9 @@ def _check(configs, draft, **values):
               help=f"One of {', '.join(SCHEDULES)}; several, comma-separated, run with "
               "common random numbers and print one comparison table (none is the "
               "reference).")
-@click.option("--hw", default="hbm-pim", show_default=True, help="Hardware preset or .toml.")
+@click.option("--hw", default="hbm-pim", show_default=True, help="Hardware preset or .toml; "
+              "a [dse] table in it (speccc dse's best.toml) sets the schedule, gamma, "
+              "draft channels, batch and mapping not given here.")
 @click.option("--acceptance", help="Synthetic acceptance (shapes-only models; no "
               "functional execution): a rate A (every drafted token right with probability "
               "~A), or A1,A2,... per position in a block (the last repeats).")
@@ -204,6 +207,10 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
     alphas = parse_alphas(acceptance) if acceptance is not None else None
     trace = load_trace(acceptance_trace) if acceptance_trace is not None else None
     synthetic = alphas is not None or trace is not None
+    if module_path is None:
+        schedule, gamma, draft_channels, batch, passes = _dse_point(
+            hw, schedule=schedule, gamma=gamma, draft_channels=draft_channels, batch=batch,
+            passes=passes).values()
     configs = _configs(schedule, gamma)
     from speccc.hw import load_hw
     load_hw(hw)   # a device preset: system presets (GPUs) are for `speccc baseline`
@@ -341,6 +348,31 @@ def _compare_table(reports: list[dict]) -> None:
 
 def _ratio(a, b) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _dse_point(hw: str, **values) -> dict:
+    """`--hw FILE` with a [dse] table (`speccc dse`'s best.toml): the point it records
+    fills the options the command line did not give (schedule, gamma, draft channels,
+    batch, and the mapping as a partition pass)."""
+    from click.core import ParameterSource
+
+    from speccc.hw.config import load_hw
+    point = load_hw(hw).dse
+    if not point:
+        return values
+    ctx = click.get_current_context()
+    out = dict(values)
+    for key in values:
+        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            continue
+        if key == "passes":
+            m = point["mapping"]
+            if m != "auto":   # auto is --placement auto, the default
+                how = "" if m == "mincut" else f"mapping={m},"
+                out[key] = f"partition{{{how}hw={hw},bind=T=1:P={point['partition_p']}}}"
+        else:
+            out[key] = str(point[key]) if key in ("schedule", "gamma") else point[key]
+    return out
 
 
 def _module_run(path, target, draft, synthetic, passes, schedule_options):

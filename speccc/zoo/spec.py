@@ -74,6 +74,11 @@ class ModelSpec:
     residual_scale: float = 1.0
     embed_std: float = 0.02
     logit_std: float = 4.0
+    family: str = ""   # the label `zoo --list` shows (OPT is built by the gpt2 builder)
+
+    @property
+    def family_label(self) -> str:
+        return self.family or self.arch
 
     def __post_init__(self) -> None:
         where = f"zoo model {self.name!r}"
