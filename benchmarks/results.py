@@ -9,9 +9,8 @@ suite table beside SpecPIM's reported figures and the published re-runs of its m
 each sweep's points.csv: rerunning resumes (points already there are not evaluated).
 
 Column sources are a table (`COLUMN_SOURCES`): each maps a pair to (ms/token, mJ/token)
-of a baseline system, or None. The GPU column reads a JSON file
-{"<draft>--<target>": {"itl_ms": .., "energy_per_token_mj": ..}, ...} (what
-`speccc baseline` is to write); without one the table says TODO.
+of a baseline system, or None. The GPU column is `speccc baseline`'s GPU speculative row
+on a100-80g (speccc/dse/baseline.py), or a JSON file given by --gpu-baseline.
 """
 from __future__ import annotations
 
@@ -47,16 +46,40 @@ PUBLISHED = [
 ]
 
 
-def gpu_column(args):
-    """(ms/token, mJ/token) per pair from a `speccc baseline` JSON, or None (TODO)."""
-    if not args.gpu_baseline:
-        return None
-    data = json.loads(Path(args.gpu_baseline).read_text())
-    return {k: (v["itl_ms"], v["energy_per_token_mj"]) for k, v in data.items()}
+GPU_SYSTEM, GPU_TP = "a100-80g", (1, 2, 4, 8)
+
+
+def gpu_column(args, suite):
+    """(ms/token, mJ/token) per pair of speculative decoding on A100s (`speccc baseline`'s
+    GPU speculative row: serial, the pair's α, the best γ of the suite's space, the fewest
+    GPUs in tensor parallel that hold the models), or from a JSON file
+    {"<draft>--<target>": {"itl_ms": .., "energy_per_token_mj": ..}} given by --gpu-baseline."""
+    if args.gpu_baseline:
+        data = json.loads(Path(args.gpu_baseline).read_text())
+        return {k: (v["itl_ms"], v["energy_per_token_mj"]) for k, v in data.items()}
+    from speccc.dse.baseline import baseline_rows
+    from speccc.errors import CapacityError
+    out = {}
+    for pair in suite.pairs:
+        for tp in GPU_TP:
+            try:
+                rows = [r for g in suite.space["gamma"] for r in baseline_rows(
+                    pair.target, pair.draft, [GPU_SYSTEM], gamma=g, alphas=pair.alphas,
+                    batch=1, prompt_len=suite.prompt_len,
+                    max_new_tokens=suite.max_new_tokens, tp=tp, best=False)
+                    if r["baseline"] == "gpu-spec" and r["feasible"]]
+            except CapacityError:
+                continue
+            if rows:
+                fastest = min(rows, key=lambda r: r["itl_ms"])
+                out[pair.slug] = (fastest["itl_ms"], fastest["energy_per_token_mj"])
+                break
+    return out
 
 
 # (column label, what it compares with, loader): one more baseline is one more row.
-COLUMN_SOURCES = [("GPU (speccc baseline)", "speculative decoding on a GPU", gpu_column)]
+COLUMN_SOURCES = [(f"GPU ({GPU_SYSTEM} spec.)", "speculative decoding on A100s",
+                   gpu_column)]
 
 
 def gamma_sweep(suite, work: Path, jobs: int) -> dict:
@@ -139,7 +162,7 @@ def main() -> None:
     IMG.mkdir(parents=True, exist_ok=True)
     plot_suite(summary, IMG / "results-suite.png")
     plot_sweep(sweep, IMG / "results-gamma.png")
-    columns = [(label, what, load(args)) for label, what, load in COLUMN_SOURCES]
+    columns = [(label, what, load(args, suite)) for label, what, load in COLUMN_SOURCES]
     DOC.write_text(render(summary, sweep, columns, PUBLISHED, time.perf_counter() - t0,
                           args), encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)} and docs/img/results-*.png in "

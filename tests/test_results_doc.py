@@ -1,5 +1,5 @@
 """benchmarks/results_doc.py renders docs/results.md from the sweeps' numbers: the GPU
-column is a TODO until a baseline file gives it, and the γ sweep says where
+column is a TODO until a baseline gives it, then a per-pair ratio and a geomean, and the γ sweep says where
 speculation stops paying from the ratios it is given."""
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def test_gpu_column_todo_then_filled():
     assert "TODO: GPU column" not in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| llama-68m → llama2-7b"))
     assert row.endswith("| 3.00× / 2.50× |")       # 1.5 / 0.5 ms, 50 / 20 mJ
+    geo = next(ln for ln in text.splitlines() if ln.startswith("| **geomean**"))
+    assert geo.endswith("| **3.00× / 2.50×** |")    # one pair with both numbers
+    assert "ours is 3.00× / 2.50× over 1 pairs, above SpecPIM's speedup and below" in text
 
 
 def test_sweep_says_where_speculation_stops_paying():
