@@ -87,6 +87,17 @@ class PimEmulator:
         self.hw, self.refresh, self.accelerate = hw, refresh, accelerate
         self.timing, self.timings = timing, timings
         self.state = FunctionalState(hw, mode, engine)
+        self._checked: dict = {}    # id -> (program, its work estimate): ranges passed
+
+    def _check(self, program: Program, max_commands: int) -> None:
+        """Range and work checks, once per Program object (listings are immutable; the
+        entry keeps the program alive, so its id is never reused)."""
+        seen = self._checked.get(id(program))
+        if seen is not None and seen[0] is program and seen[1] <= max_commands:
+            return
+        check_ranges(program, self.hw)
+        work = check_work(program, max_commands)  # from loop counts, before any issue
+        self._checked[id(program)] = (program, work)
 
     def load_image(self, image: dict) -> None:
         self.state.load_image(image)
@@ -101,8 +112,7 @@ class PimEmulator:
 
     def run(self, program: Program, *, functional: bool = True, record: bool = False,
             max_commands: int = MAX_COMMANDS) -> PimResult | None:
-        check_ranges(program, self.hw)
-        check_work(program, max_commands)  # estimated from loop counts, before any issue
+        self._check(program, max_commands)
         if not self.timing:
             self.state.run(program)
             return None
