@@ -217,6 +217,7 @@ class Scheduler(LoopAccel):
                                       f"({self.hw.name})",
                                       location=f"{self.name}:{node.line}:{node.col}")
                 cp.ops = {n: compile_operand(v) for n, v in node.args if n in TIMING_OPERANDS}
+                self._compile_key(cp)
                 out.append(cp)
             elif isinstance(node, Loop):
                 lp = LoopPlan()
@@ -226,6 +227,32 @@ class Scheduler(LoopAccel):
                 lp.view, lp.settle = None, 0
                 out.append(lp)
         return out
+
+    def _compile_key(self, cp: CommandPlan) -> None:
+        """What `_exec` needs of a command's operands, (ch, row, sig key), as one
+        generated expression over the loop variables (the hot path evaluates it per
+        instance), or the value itself when no operand depends on a loop variable.
+        Absent operands: pc from the bank (else 0), bank None, sel/slot/acc 0, row -1,
+        n 1; the sig key is (pc, bank, sel, slot, acc, n), see `_sig`."""
+        cp.sigs = {}
+        if cp.spec.kind == "SYNC":
+            cp.fixed, cp.key = None, None
+            return
+        ops = cp.ops
+
+        def expr(name, absent):
+            if name not in ops:
+                return absent
+            const, terms = ops[name]
+            return "(" + " + ".join([str(const)] + [f"{c} * env[{var!r}]" for var, c in terms]) + ")"
+
+        bank = expr("bank", "None")
+        pc = f"{bank} // {self.pim.banks_per_pc}" if "bank" in ops else expr("pc", "0")
+        key = f"({pc}, {bank}, {expr('sel', '0')}, {expr('slot', '0')}, {expr('acc', '0')}, {expr('n', '1')})"
+        source = f"lambda env: ({expr('ch', '0')}, {expr('row', '-1')}, {key})"
+        cp.key = eval(source)           # noqa: S307 -- built above from integers and names
+        constant = not any(terms for _, terms in ops.values())
+        cp.fixed = cp.key({}) if constant else None
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
@@ -243,32 +270,62 @@ class Scheduler(LoopAccel):
         return f"{self.name}:{cp.cmd.line}:{cp.cmd.col}", (f" [iteration {it}]" if it else "")
 
     def _exec(self, cp: CommandPlan, env) -> None:
+        """One command instance: the hot path of the timing engine (one call per issued
+        command without acceleration), so `_earliest` and `_issue` are inlined here for
+        listing commands; `_issue` remains the one path for traces and refresh."""
         spec = cp.spec
-        if spec.kind == "SYNC":
-            return self._sync(cp)
-        ops = cp.ops
-        ch = operand_value(ops["ch"], env)
-        bank = operand_value(ops["bank"], env) if "bank" in ops else None
-        pc = bank // self.pim.banks_per_pc if bank is not None else \
-            (operand_value(ops["pc"], env) if "pc" in ops else 0)
-        sel = operand_value(ops["sel"], env) if "sel" in ops else 0
-        slot = operand_value(ops["slot"], env) if "slot" in ops else 0
-        acc = operand_value(ops["acc"], env) if "acc" in ops else 0
-        row = operand_value(ops["row"], env) if "row" in ops else -1
-        n = operand_value(ops["n"], env) if "n" in ops else 1
-        sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc, n)
+        fixed = cp.fixed
+        if fixed is None:
+            if cp.key is None:
+                return self._sync(cp)
+            fixed = cp.key(env)
+        ch, row, key = fixed
+        sig = cp.sigs.get(key)
+        if sig is None:
+            pc, bank, sel, slot, acc, n = key
+            sig = cp.sigs[key] = self._sig(spec.kind, spec, pc, bank, sel, slot, acc, n)
         st = self.chans[ch]
-        self._check_state(st, spec, sig, row, cp, env, ch)
+        if spec.state != "none":
+            self._check_state(st, spec, sig, row, cp, env, ch)
         self.touch[-1].add(ch)
-        t = self._earliest(st, sig, cp.cmd.stamp)
+        r = st.ready
+        t = st.floor
+        for i in sig.check:
+            if r[i] > t:
+                t = r[i]
+        stamp = cp.cmd.stamp
+        if stamp is not None and stamp >= t:
+            t = stamp
         if not st.active:
             # a channel owes refreshes from its first use on, on the common tREFI grid
             st.active = True
             st.due = (t // self.tREFI + 1) * self.tREFI
-        while self.refresh and t >= st.due:
-            self._refresh_until(ch, t)
-            t = self._earliest(st, sig, cp.cmd.stamp)
-        self._issue(ch, st, sig, spec, t, row, False, cp.cmd, env)
+        if (self.refresh and t >= st.due) or self.record or sig.wins:
+            while self.refresh and t >= st.due:
+                self._refresh_until(ch, t)
+                t = self._earliest(st, sig, stamp)
+            return self._issue(ch, st, sig, spec, t, row, False, cp.cmd, env)
+        # _issue without windows, refresh or a trace (kept in step with it)
+        for i, lat in sig.updates:
+            v = t + lat
+            if r[i] < v:
+                r[i] = v
+        st.floor = t
+        if t + sig.done > st.done:
+            st.done = t + sig.done
+        if spec.opens:
+            rows = st.rows
+            for b in sig.banks:
+                rows[b] = row
+            st.opened.clear()
+        elif spec.closes:
+            rows = st.rows
+            for b in sig.banks:
+                rows[b] = -1
+            st.opened.clear()
+        c = st.cnt
+        for i, d in sig.cnt:
+            c[i] += d
 
     def _earliest(self, st, sig, stamp) -> int:
         r = st.ready
@@ -283,6 +340,16 @@ class Scheduler(LoopAccel):
         need = spec.state
         if need == "none":
             return
+        if need == "open":   # the common case: every bank has the row open
+            seen = (id(sig), row)
+            if seen in st.opened:
+                return
+            for b in sig.banks:
+                if rows[b] != row:
+                    break
+            else:
+                st.opened.add(seen)
+                return
         for b in (sig.banks if need != "pc_closed" else
                   range(sig.pc * self.pim.banks_per_pc, (sig.pc + 1) * self.pim.banks_per_pc)):
             have = rows[b]
@@ -324,9 +391,11 @@ class Scheduler(LoopAccel):
         if spec.opens:
             for b in sig.banks:
                 st.rows[b] = row
+            st.opened.clear()
         elif spec.closes:
             for b in sig.banks:
                 st.rows[b] = -1
+            st.opened.clear()
         c = st.cnt
         for i, d in sig.cnt:
             c[i] += d

@@ -75,8 +75,10 @@ def operand_value(op: Operand, env) -> int:
 
 
 class CommandPlan:
-    """A listing command prepared for the timing engine."""
-    __slots__ = ("cmd", "spec", "ops")      # Command, isa.OpSpec, {operand: Operand}
+    """A listing command prepared for the timing engine: Command, isa.OpSpec,
+    {operand: Operand}, and what Scheduler._compile_key makes of them (`key`: env ->
+    (ch, row, sig key); `fixed`: that value when no operand varies; `sigs`: sig per key)."""
+    __slots__ = ("cmd", "spec", "ops", "key", "fixed", "sigs")
 
 
 class LoopPlan:
@@ -87,6 +89,15 @@ class LoopPlan:
 class LoopAccel:
     def _loop(self, lp, env) -> None:
         n = lp.count
+        if not self.accel:        # one step per command: nothing to snapshot or copy
+            var, body, run = lp.var, lp.body, self.run_plans
+            for i in range(n):
+                if var:
+                    env[var] = i
+                run(body, env)
+            if var:
+                env.pop(var, None)
+            return
         if self.accel and lp.rep is not None and n > 1 and self._replicate(lp, env):
             return
         use_ff = self.accel and lp.ff and n >= FF_MIN_COUNT
