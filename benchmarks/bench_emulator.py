@@ -11,7 +11,9 @@ onnxruntime, and the flat timing rate.
   (issue 16): `exec --on emulator` <= 5x, the reference executor (the same placed graph
   through speccc.ir.interpreter.Plan, no emulator) <= 2x.
 - flat timing: `time_program(..., accelerate=False)` (one step per command, the path the
-  checker and the benchmarks use) on a 4096x4096 GEMV per preset; goal >= 1 M commands/s.
+  checker and the benchmarks use) on a 4096x4096 GEMV per preset, both the pure-Python
+  scheduler (compiled=False, the oracle) and, when numba is installed (`[fast]` extra),
+  the compiled loop (flat.py; its one-off JIT compile is excluded); goal >= 1 M commands/s.
 
 Prints each figure with its goal and writes benchmarks/results/emulator.json.
 """
@@ -95,20 +97,23 @@ def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str
             "goal_reference_ratio": REFERENCE_GOAL, "max_rel_err": err}
 
 
-def time_flat(hw_name: str, repeats: int) -> dict:
+def time_flat(hw_name: str, repeats: int, compiled: bool) -> dict:
     from speccc.targets.pim.emulator import time_program
     from speccc.targets.pim.gemv import gemv_program
     from speccc.targets.pim.layout import plan_matrix
     hw = load_hw(hw_name)
     prog = gemv_program(hw, plan_matrix(hw, 4096, 4096))
+    if compiled:
+        time_program(prog, hw, accelerate=False, compiled=True)     # numba compiles once
     runs = []
     for _ in range(repeats):
         t0 = cpu()
-        res = time_program(prog, hw, accelerate=False)
+        res = time_program(prog, hw, accelerate=False, compiled=compiled)
         runs.append(cpu() - t0)
     s = statistics.median(runs)
-    return {"hw": hw_name, "commands": res.commands, "cpu_s": s, "commands_per_s": res.commands / s,
-            "goal_commands_per_s": RATE_GOAL, "cycles": res.cycles}
+    return {"hw": hw_name, "path": "numba" if compiled else "python", "commands": res.commands,
+            "cpu_s": s, "commands_per_s": res.commands / s, "goal_commands_per_s": RATE_GOAL,
+            "cycles": res.cycles}
 
 
 def main() -> None:
@@ -134,12 +139,17 @@ def main() -> None:
                   f"{r['reference_cpu_s'] * 1e3:6.2f} ms = {r['reference_ratio']:4.2f}x "
                   f"(goal <= {REFERENCE_GOAL:.0f}x)")
     if not args.skip_flat:
+        from speccc.targets.pim import flat
+        paths = [False] + ([True] if flat.available() else [])
+        if not flat.available():
+            print("flat timing: numba not installed (pip install '.[fast]'): pure Python only")
         for hw in PRESETS:
-            r = time_flat(hw, 1 if args.quick else 3)
-            out["flat"].append(r)
-            print(f"flat timing GEMV 4096x4096 {hw:9s}: {r['commands']} commands in "
-                  f"{r['cpu_s']:.2f} s CPU = {r['commands_per_s'] / 1e6:.3f} M commands/s "
-                  f"(goal >= {RATE_GOAL / 1e6:.0f} M/s)")
+            for compiled in paths:
+                r = time_flat(hw, 1 if args.quick else 3, compiled)
+                out["flat"].append(r)
+                print(f"flat timing GEMV 4096x4096 {hw:9s} {r['path']:6s}: {r['commands']} "
+                      f"commands in {r['cpu_s']:.3f} s CPU = {r['commands_per_s'] / 1e6:.3f} M "
+                      f"commands/s (goal >= {RATE_GOAL / 1e6:.0f} M/s)")
     res = Path(__file__).parent / "results"
     res.mkdir(exist_ok=True)
     (res / "emulator.json").write_text(json.dumps(out, indent=1) + "\n")

@@ -79,12 +79,14 @@ class PimEmulator:
     """timing=False: `run` computes values only (no scheduler pass: no bank-state checks,
     returns None), what `exec --on emulator` wants unless asked to time. `timings`: a list
     that every timed run appends (program name, PimResult) to. `engine`: the functional
-    engine ("loop" vectorised, "command" the per-command oracle; functional.py)."""
+    engine ("loop" vectorised, "command" the per-command oracle; functional.py).
+    `compiled`: the timing engine's numba loop when nothing is accelerated (scheduler.py)."""
 
     def __init__(self, hw, *, mode: str = "device", refresh: bool = True,
                  accelerate: bool = True, timing: bool = True, timings: list | None = None,
-                 engine: str | None = None):
+                 engine: str | None = None, compiled: bool | None = None):
         self.hw, self.refresh, self.accelerate = hw, refresh, accelerate
+        self.compiled = compiled
         self.timing, self.timings = timing, timings
         self.state = FunctionalState(hw, mode, engine)
         self._checked: dict = {}    # id -> (program, its work estimate): ranges passed
@@ -117,7 +119,7 @@ class PimEmulator:
             self.state.run(program)
             return None
         sched = Scheduler(self.hw, refresh=self.refresh, accelerate=self.accelerate,
-                          record=record, name=program.name)
+                          record=record, name=program.name, compiled=self.compiled)
         sched.run(program)
         if functional:
             self.state.run(program)
@@ -128,9 +130,11 @@ class PimEmulator:
 
 
 def time_program(program: Program, hw, *, refresh: bool = True, accelerate: bool = True,
-                 record: bool = False, max_commands: int = MAX_COMMANDS) -> PimResult:
-    """Timing and energy only (no values)."""
-    return PimEmulator(hw, refresh=refresh, accelerate=accelerate).run(
+                 record: bool = False, max_commands: int = MAX_COMMANDS,
+                 compiled: bool | None = None) -> PimResult:
+    """Timing and energy only (no values). accelerate=False issues one step per command,
+    in numba when installed unless compiled=False (the pure-Python oracle)."""
+    return PimEmulator(hw, refresh=refresh, accelerate=accelerate, compiled=compiled).run(
         program, functional=False, record=record, max_commands=max_commands)
 
 

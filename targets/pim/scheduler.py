@@ -51,11 +51,15 @@ class _Sig:
 
 
 class Scheduler(LoopAccel):
+    """`compiled`: without acceleration or a trace, issue commands in flat.py's numba
+    loop (None: when numba is installed; False: always this module's Python, the oracle)."""
+
     def __init__(self, hw, *, refresh: bool = True, accelerate: bool = True,
-                 record: bool = False, name: str = "<listing>"):
+                 record: bool = False, name: str = "<listing>", compiled: bool | None = None):
         self.hw, self.pim = hw, hw.pim
         self.refresh, self.record, self.name = refresh, record, name
         self.accel = accelerate and not record
+        self.compiled = compiled
         self.trace: list[TraceEntry] = []
         self.standard = standard_for(hw)
         self.rules = compile_rules(hw)
@@ -256,7 +260,14 @@ class Scheduler(LoopAccel):
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        self.run_plans(self._plan(program.body), {})
+        plans = self._plan(program.body)
+        if not self.accel and not self.record and self.compiled is not False:
+            from speccc.targets.pim import flat
+            if flat.available():
+                return flat.run(self, plans)
+            if self.compiled:
+                raise SpecccError("compiled timing needs numba (pip install 'speccc[fast]')")
+        self.run_plans(plans, {})
 
     def run_plans(self, plans, env) -> None:
         for p in plans:

@@ -408,19 +408,20 @@ class DataflowPlan:
             operand = ew[:, :pus * al].reshape(-1, al)[self.ew_pay]
         mac_at = ew_at = 0
         accd = st.accd
-        for lo, hi, kind, fn, prev in self.steps:
-            before = vals[prev]
-            n = hi - lo
-            if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
-                vals[lo:hi] = round_to(accd, before + add[mac_at:mac_at + n])
-                mac_at += n
-            elif kind == AF:
-                with np.errstate(over="ignore"):
-                    vals[lo:hi] = round_to(accd, AF_FNS[fn](before))
-            else:
-                g = operand[ew_at:ew_at + n]
-                vals[lo:hi] = round_to(accd, before * g if kind == EWMUL else before + g)
-                ew_at += n
+        with np.errstate(over="ignore"):      # as round_to: fp16 overflow is inf, silently
+            for lo, hi, kind, fn, prev in self.steps:
+                before = vals[prev]
+                n = hi - lo
+                if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
+                    np.add(before, add[mac_at:mac_at + n], out=before)
+                    mac_at += n
+                elif kind == AF:
+                    before = AF_FNS[fn](before)
+                else:
+                    g = operand[ew_at:ew_at + n]
+                    before = before * g if kind == EWMUL else before + g
+                    ew_at += n
+                _round_into(accd, before, vals[lo:hi])
         # host outputs, then the state the listing leaves
         out = st.host_out
         if self.out_rd:
@@ -465,6 +466,18 @@ class WordReads:
         if len(self.wr_at):
             words[self.wr_at] = hin[self.wr_src]
         return words
+
+
+def _round_into(dtype: str, x: np.ndarray, out: np.ndarray) -> None:
+    """out[...] = functional.round_to(dtype, x), with one conversion less: a float16
+    stored into float32 widens exactly, as round_to's second astype does."""
+    if dtype == "fp32":
+        out[...] = x
+    elif dtype == "fp16":
+        out[...] = x.astype(np.float16)
+    else:
+        from speccc.targets.pim.functional import round_to
+        out[...] = round_to(dtype, x)
 
 
 class VectorEngine:
