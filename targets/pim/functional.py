@@ -40,10 +40,17 @@ def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
     if dtype == "fp16":
         with np.errstate(over="ignore"):
             return x.astype(np.float16).astype(np.float32)
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
-    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
-    return np.where(np.isnan(x), x, out).astype(np.float32)
+    # bf16: add half an ulp (ties to even) to the bits and clear the low 16. In uint32
+    # this cannot wrap for any non-NaN value (the largest, -inf's 0xFF800000 + 0x7FFF,
+    # fits); NaNs, which could, keep their own bits.
+    bits = x.view(np.uint32)
+    rounded = (bits >> 16) & 1
+    rounded += 0x7FFF
+    rounded += bits
+    rounded &= 0xFFFF0000
+    out = rounded.view(np.float32)
+    nan = np.isnan(x)
+    return np.where(nan, x, out) if nan.any() else out
 
 
 AF = {
@@ -65,7 +72,9 @@ class RowView(Mapping):
         self._st = st
 
     def __getitem__(self, key):
-        return self._st.pool[self._st.index[tuple(key)]]
+        row = self._st.pool[self._st.index[tuple(key)]]
+        row.flags.writeable = False     # writes go through load_image / WR (they count)
+        return row
 
     def __iter__(self):
         return iter(self._st.index)
@@ -89,6 +98,7 @@ class FunctionalState:
         self.accd = "fp32" if mode == "fp32" else p.pu.acc_dtype
         self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
         self.pool = np.zeros((64, p.columns, p.pu.lanes), np.float32)   # row 0: never written
+        self.written = np.zeros(64, np.int64)   # writes per pool row (vectorised.py caches reads)
         self.index: dict[tuple[int, int, int], int] = {}                  # (ch, bank, row) -> pool row
         self.layout_version = 0     # bumped when a row is added to `index` (vectorised.py caches)
         self.rows = RowView(self)
@@ -107,6 +117,7 @@ class FunctionalState:
                 grown = np.zeros((2 * len(self.pool),) + self.pool.shape[1:], np.float32)
                 grown[:len(self.pool)] = self.pool
                 self.pool = grown
+                self.written = np.concatenate([self.written, np.zeros_like(self.written)])
             self.layout_version += 1
         return i
 
@@ -121,6 +132,7 @@ class FunctionalState:
                 raise SpecccError(f"memory image row {key}: shape {np.shape(arr)}, expected {shape}")
         at = [self.slot(tuple(key)) for key in image]
         self.pool[at] = round_to(self.store, np.stack(list(image.values())))
+        self.written[at] += 1
 
     def set_input(self, data) -> None:
         """Host input stream, read by WRGB/WR in bursts of `lanes` words (zero-padded)."""
@@ -168,7 +180,9 @@ class FunctionalState:
             self.gb[ch, pc, a["slot"]] = self._burst(a["src"], c, name)
         elif kind == "WR":
             burst = self._burst(a["src"], c, name)
-            self.pool[self.slot((ch, a["bank"], a["row"])), a["col"]] = burst
+            at = self.slot((ch, a["bank"], a["row"]))
+            self.pool[at, a["col"]] = burst
+            self.written[at] += 1
         elif kind == "RD":
             self.host_out[a["dst"]] = self.row(ch, a["bank"], a["row"])[a["col"]].copy()
         elif kind in ("MAC", "MACab"):

@@ -359,7 +359,7 @@ class DataflowPlan:
         kinds_in_order = skind[by_level]
         # payload rows (MAC add terms, EW operands) in the order the steps consume them
         mac_pay = payload[kinds_in_order == MAC]
-        self.mac_words = WordReads(self, _cat(pair_word)[mac_pay])
+        self.mac_words = WordReads(self, _cat(pair_word)[mac_pay], reuse=True)
         self.mac_gb = self.gb_read[_cat(pair_gb)[mac_pay]] if len(mac_pay) else mac_pay
         self.ew_pay = payload[(kinds_in_order == EWMUL) | (kinds_in_order == EWADD)]
         prev_orig = np.empty(n, np.int64)
@@ -436,6 +436,7 @@ class DataflowPlan:
         if self.wr_final:
             at = [st.slot(k) for k in self.wr_final]
             st.pool[at, self.wr_final_col] = hin[self.wr_final_src]
+            st.written[at] += 1
 
     def pool_rows(self, st) -> np.ndarray:
         """Pool row of each of `word_rows` (and a last 0: the zero row), per row layout."""
@@ -447,14 +448,19 @@ class DataflowPlan:
 
 
 class WordReads:
-    """A selection of a plan's bank-word reads, gathered in one index operation."""
+    """A selection of a plan's bank-word reads, gathered in one index operation.
+    `reuse`: keep the gathered words and return the same array while none of the pool
+    rows they come from was written (weights between runs); the caller must only read
+    it (the words this listing's WRs supply are refreshed on every call)."""
 
-    def __init__(self, plan: DataflowPlan, sel: np.ndarray):
+    def __init__(self, plan: DataflowPlan, sel: np.ndarray, reuse: bool = False):
         self.plan, self.row, self.col = plan, plan.read_row[sel], plan.read_col[sel]
         src = plan.read_src[sel]
         self.wr_at = np.flatnonzero(src >= 0)
         self.wr_src = src[self.wr_at]
+        self.reuse = reuse
         self._index = (None, None)
+        self._kept = (None, None, None)      # (pool rows, their write counts, words)
 
     def gather(self, st, hin) -> np.ndarray:
         rows = self.plan.pool_rows(st)
@@ -462,7 +468,12 @@ class WordReads:
         if have is not rows:
             index = rows[self.row] * st.pool.shape[1] + self.col
             self._index = (rows, index)
-        words = st.pool.reshape(-1, self.plan.lanes)[index]
+        kept_rows, kept_writes, words = self._kept
+        writes = st.written[rows] if self.reuse else None
+        if not (kept_rows is rows and np.array_equal(writes, kept_writes)):
+            words = st.pool.reshape(-1, self.plan.lanes)[index]
+            if self.reuse:
+                self._kept = (rows, writes, words)
         if len(self.wr_at):
             words[self.wr_at] = hin[self.wr_src]
         return words
