@@ -40,9 +40,9 @@ def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
     if dtype == "fp16":
         with np.errstate(over="ignore"):
             return x.astype(np.float16).astype(np.float32)
-    # bf16: add half an ulp (ties to even) to the bits and clear the low 16. In uint32
-    # this cannot wrap for any non-NaN value (the largest, -inf's 0xFF800000 + 0x7FFF,
-    # fits); NaNs, which could, keep their own bits.
+    # bf16: add half an ulp (ties to even) to the bits and clear the low 16. Done in
+    # uint32: the low 32 bits of the sum are the same whether it wraps or not (it can
+    # only for NaNs, which keep their own bits anyway).
     bits = x.view(np.uint32)
     rounded = (bits >> 16) & 1
     rounded += 0x7FFF
