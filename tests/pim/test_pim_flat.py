@@ -7,7 +7,7 @@ from test_pim_emulator import loop_program
 
 from speccc.errors import SpecccError
 from speccc.hw import load_hw, preset_names
-from speccc.targets.pim.emulator import summarize
+from speccc.targets.pim.emulator import summarize, time_program
 from speccc.targets.pim.gemv import gemv_program
 from speccc.targets.pim.layout import plan_matrix
 from speccc.targets.pim.listing import parse
@@ -69,8 +69,8 @@ def test_compiled_equals_python_on_random_loops(text, name):
     prog = parse(text, "bad.pim")
     errors = []
     for compiled in (False, True):
-        try:
-            Scheduler(hw, accelerate=False, compiled=compiled).run(prog)
+        try:      # as the emulator runs it: operand ranges first, then the scheduler
+            time_program(prog, hw, accelerate=False, compiled=compiled)
             errors.append(None)
         except SpecccError as err:
             errors.append(str(err))
