@@ -1,7 +1,8 @@
 """Compiled flat timing: the scheduler's one-step-per-command path as a numba loop.
 
 `Scheduler.run` uses it when nothing is accelerated or recorded (`accelerate=False`,
-no trace) and numba is installed (the optional `[fast]` extra); the pure-Python path
+no trace), the listing issues at least MIN_COMMANDS commands (or compiled=True) and
+numba is installed (the optional `[fast]` extra); the pure-Python path
 (`Scheduler.run_plans`) stays the oracle and the fallback, and the tests compare every
 timing value of the two.
 
@@ -22,16 +23,27 @@ import numpy as np
 
 from speccc.targets.pim.steady import CommandPlan
 
-try:
-    import numba
-except ImportError:            # the [fast] extra is optional
-    numba = None
-
 NEED = {"none": 0, "open": 1, "closed": 2, "pc_closed": 3}
+# Below this many commands the Python path is as fast as expanding the listing, and a
+# process that never times a big listing flat does not pay numba's import (~0.5 s).
+MIN_COMMANDS = 20_000
+_jit: list = []                # [compiled issue loop] once numba has been imported
 
 
 def available() -> bool:
-    return numba is not None
+    """numba installed (the optional [fast] extra)? Imports and compiles on first call."""
+    if not _jit:
+        try:
+            import numba
+        except ImportError:
+            _jit.append(None)
+        else:
+            _jit.append(numba.njit(cache=True, nogil=True)(_issue_loop_py))
+    return _jit[0] is not None
+
+
+def worth_it(plans) -> bool:
+    return _size(plans) >= MIN_COMMANDS
 
 
 def _size(plans) -> int:
@@ -144,7 +156,7 @@ def run(sched, plans) -> None:
     k, total = 0, len(order)
     while k < total:
         if table is not None:
-            k = _issue_loop(k, inst["sig"], inst["ch"], inst["row"], inst["stamp"], inst["need"],
+            k = _jit[0](k, inst["sig"], inst["ch"], inst["row"], inst["stamp"], inst["need"],
                             inst["opens"], inst["closes"], table.check, table.n_check,
                             table.upd_at, table.upd_lat, table.n_upd, table.banks,
                             table.n_banks, table.cnt_at, table.cnt_d, table.n_cnt, table.done,
@@ -240,6 +252,3 @@ def _issue_loop_py(k, sig, chs, row_of, stamp_of, need_of, opens, closes, check,
             cnt[ch, cnt_at[s, j]] += cnt_d[s, j]
         k += 1
     return k
-
-
-_issue_loop = numba.njit(cache=True, nogil=True)(_issue_loop_py) if numba is not None else None

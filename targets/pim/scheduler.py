@@ -52,7 +52,8 @@ class _Sig:
 
 class Scheduler(LoopAccel):
     """`compiled`: without acceleration or a trace, issue commands in flat.py's numba
-    loop (None: when numba is installed; False: always this module's Python, the oracle)."""
+    loop (None: when numba is installed and the listing is big enough; True: always;
+    False: always this module's Python, the oracle)."""
 
     def __init__(self, hw, *, refresh: bool = True, accelerate: bool = True,
                  record: bool = False, name: str = "<listing>", compiled: bool | None = None):
@@ -263,7 +264,7 @@ class Scheduler(LoopAccel):
         plans = self._plan(program.body)
         if not self.accel and not self.record and self.compiled is not False:
             from speccc.targets.pim import flat
-            if flat.available():
+            if (self.compiled or flat.worth_it(plans)) and flat.available():
                 return flat.run(self, plans)
             if self.compiled:
                 raise SpecccError("compiled timing needs numba (pip install 'speccc[fast]')")

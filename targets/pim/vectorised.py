@@ -9,7 +9,7 @@ per *accumulation step*, however many loop iterations and channels the listing h
    arrays), each with its position in program order (`_expand`);
 2. every read of a global-buffer slot or a bank word is resolved to the write that last
    preceded it in program order: a WRGB / WR of this listing (whose value is the rounded
-   host input burst) or the state at the listing's start (`_last_writer`);
+   host input burst) or the state at the listing's start (`instances.last_writer`);
 3. accumulator registers (one per PU) are renamed: each MAC / AF / EWMUL / EWADD instance
    makes a new value from the previous value of the same register, RDMAC reads one and
    starts the register again from zero. The value's *level* is its distance from the
@@ -30,99 +30,13 @@ from __future__ import annotations
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.targets.pim.instances import Instances, cat, expand, last_per_key, last_writer
 from speccc.targets.pim.isa import OPS, ew_slots, token_operands
-from speccc.targets.pim.listing import Command, Loop
 
-NO_EFFECT = ("ACT", "ACTab", "PRE", "PREab", "PREA", "REF", "SYNC")  # timing only
 # accumulator step kinds (MAC, AF, EWMUL, EWADD make values; RDMAC reads and clears)
 MAC, AF, EWMUL, EWADD, RDMAC = range(5)
 STEP_KINDS = {"MAC": MAC, "MACab": MAC, "AF": AF, "EWMUL": EWMUL, "EWADD": EWADD,
               "RDMAC": RDMAC}
-
-
-class Instances:
-    """All instances of one command: operand arrays and program-order positions."""
-    __slots__ = ("cmd", "kind", "ops", "order", "n")
-
-    def __init__(self, cmd, kind, ops, order):
-        self.cmd, self.kind, self.ops, self.order, self.n = cmd, kind, ops, order, len(order)
-
-
-def _size(nodes) -> int:
-    """Commands one execution of `nodes` issues (every command counts: positions only
-    need to be ordered, not dense)."""
-    total = 0
-    for node in nodes:
-        if isinstance(node, Command):
-            total += 1
-        elif isinstance(node, Loop):
-            total += node.count * _size(node.body)
-    return total
-
-
-def _expand(nodes, vals: dict, base: np.ndarray, out: list) -> None:
-    """Instances of `nodes` executed once per entry of `base` (program-order position of
-    each execution's start), loop variables bound per entry in `vals`."""
-    n, off = len(base), 0
-    for node in nodes:
-        if isinstance(node, Command):
-            kind = OPS[node.op].kind
-            if kind not in NO_EFFECT:
-                ops = {}
-                for name, a in node.args:
-                    if isinstance(a, str):
-                        ops[name] = a
-                        continue
-                    x = np.full(n, a.const, np.int64)
-                    for var, c in a.terms:
-                        x = x + c * vals[var]
-                    ops[name] = x
-                out.append(Instances(node, kind, ops, base + off))
-            off += 1
-        elif isinstance(node, Loop):
-            size, m = _size(node.body), node.count
-            it = np.tile(np.arange(m, dtype=np.int64), n)
-            inner = {k: np.repeat(x, m) for k, x in vals.items()}
-            if node.var:
-                inner[node.var] = it
-            _expand(node.body, inner, np.repeat(base + off, m) + it * size, out)
-            off += m * size
-
-
-def _last_writer(w_key, w_order, r_key, r_order) -> np.ndarray:
-    """For each read, the index of the write to the same key that last precedes it in
-    program order, or -1 (the value at the listing's start)."""
-    nw = len(w_key)
-    if not nw or not len(r_key):
-        return np.full(len(r_key), -1, np.int64)
-    keys = np.concatenate([w_key, r_key])
-    order = np.concatenate([w_order, r_order])
-    srt = np.lexsort((order, keys))
-    idx = np.arange(len(srt))
-    is_w = srt < nw
-    last = np.maximum.accumulate(np.where(is_w, idx, -1))
-    start = np.r_[True, keys[srt][1:] != keys[srt][:-1]]
-    seg = np.maximum.accumulate(np.where(start, idx, 0))
-    found = np.where(last >= seg, srt[np.maximum(last, 0)], -1)
-    out = np.empty(len(r_key), np.int64)
-    reads = ~is_w
-    out[srt[reads] - nw] = found[reads]
-    return out
-
-
-def _last_per_key(key, order) -> np.ndarray:
-    """Indices of the last (in program order) entry of every distinct key."""
-    if not len(key):
-        return np.zeros(0, np.int64)
-    srt = np.lexsort((order, key))
-    end = np.r_[key[srt][1:] != key[srt][:-1], True]
-    return srt[end]
-
-
-def _cat(parts, dtype=np.int64, width: int | None = None) -> np.ndarray:
-    if parts:
-        return np.concatenate(parts)
-    return np.zeros((0,) if width is None else (0, width), dtype)
 
 
 class DataflowPlan:
@@ -132,7 +46,7 @@ class DataflowPlan:
         p = st.pim
         self.pim, self.name = p, program.name
         inst: list[Instances] = []
-        _expand(program.body, {}, np.zeros(1, np.int64), inst)
+        expand(program.body, {}, np.zeros(1, np.int64), inst)
         by_kind: dict[str, list[Instances]] = {}
         for v in inst:
             by_kind.setdefault(v.kind, []).append(v)
@@ -207,16 +121,16 @@ class DataflowPlan:
             for lst, x in ((r_ch, o["ch"]), (r_bank, o["bank"]), (r_row, o["row"]),
                            (r_col, o["col"]), (r_order, v.order)):
                 lst.append(x)
-        r_ch, r_bank, r_row, r_col, r_order = (_cat(x) for x in (r_ch, r_bank, r_row, r_col,
+        r_ch, r_bank, r_row, r_col, r_order = (cat(x) for x in (r_ch, r_bank, r_row, r_col,
                                                                  r_order))
-        wr_rows = _cat(w_row, width=3)
-        w_col, w_src, w_order = _cat(w_col), _cat(w_src), _cat(w_order)
+        wr_rows = cat(w_row, width=3)
+        w_col, w_src, w_order = cat(w_col), cat(w_src), cat(w_order)
 
         def word_key(ch, bank, row, col):
             return ((ch * p.banks_per_channel + bank) * p.rows + row) * p.columns + col
 
         w_key = word_key(wr_rows[:, 0], wr_rows[:, 1], wr_rows[:, 2], w_col)
-        writer = _last_writer(w_key, w_order, word_key(r_ch, r_bank, r_row, r_col), r_order)
+        writer = last_writer(w_key, w_order, word_key(r_ch, r_bank, r_row, r_col), r_order)
         init = writer < 0
         rows = np.stack([r_ch, r_bank, r_row], axis=1)[init]
         uniq, inv = (np.unique(rows, axis=0, return_inverse=True) if len(rows)
@@ -230,7 +144,7 @@ class DataflowPlan:
         self.read_col = r_col
         self.read_src = np.full(len(r_ch), -1, np.int64)
         self.read_src[~init] = w_src[writer[~init]]
-        last = _last_per_key(w_key, w_order)                   # WR results left in the banks
+        last = last_per_key(w_key, w_order)                   # WR results left in the banks
         self.wr_final = [tuple(r) for r in wr_rows[last].tolist()]
         self.wr_final_col, self.wr_final_src = w_col[last], w_src[last]
 
@@ -242,9 +156,9 @@ class DataflowPlan:
             return (ch * p.pseudo_channels + pc) * p.gb_slots_total + slot
 
         wr = by_kind.get("WRGB", [])
-        w_key = _cat([gb_key(v.ops["ch"], self._pc(v.ops, v.n), v.ops["slot"]) for v in wr])
-        w_order = _cat([v.order for v in wr])
-        w_src = _cat([v.ops["src"] for v in wr])
+        w_key = cat([gb_key(v.ops["ch"], self._pc(v.ops, v.n), v.ops["slot"]) for v in wr])
+        w_order = cat([v.order for v in wr])
+        w_src = cat([v.ops["src"] for v in wr])
         r_key, r_order = [], []
         self.mac_gb_at = []           # per MAC group: offset of its (n, tokens) reads
         at = 0
@@ -265,8 +179,8 @@ class DataflowPlan:
             r_key.append(gb_key(o["ch"][:, None], self._pc(o, v.n)[:, None], slots).reshape(-1))
             r_order.append(np.repeat(v.order, ew))
             at += v.n * ew
-        r_key, r_order = _cat(r_key), _cat(r_order)
-        writer = _last_writer(w_key, w_order, r_key, r_order)
+        r_key, r_order = cat(r_key), cat(r_order)
+        writer = last_writer(w_key, w_order, r_key, r_order)
         init = writer < 0
         uniq, inv = np.unique(r_key[init], return_inverse=True)
         self.gb_init_keys = uniq
@@ -276,7 +190,7 @@ class DataflowPlan:
         idx[~init] = len(uniq) + w_src[writer[~init]]
         self.gb_read = idx
         self.ew_gb = idx[self.ew_gb_at:]
-        last = _last_per_key(w_key, w_order)
+        last = last_per_key(w_key, w_order)
         self.gb_final_key, self.gb_final_src = w_key[last], w_src[last]
 
     def _accumulators(self, by_kind) -> None:
@@ -323,7 +237,7 @@ class DataflowPlan:
             else:
                 pays.append(np.zeros(len(k), np.int64))
         self.rdmac = by_kind.get("RDMAC", [])
-        key, order, kind, pay, fn = (_cat(x) for x in (keys, orders, kinds, pays, fns))
+        key, order, kind, pay, fn = (cat(x) for x in (keys, orders, kinds, pays, fns))
         # chains: per register in program order
         srt = np.lexsort((order, key))
         sk, skind = key[srt], kind[srt]
@@ -359,8 +273,8 @@ class DataflowPlan:
         kinds_in_order = skind[by_level]
         # payload rows (MAC add terms, EW operands) in the order the steps consume them
         mac_pay = payload[kinds_in_order == MAC]
-        self.mac_words = WordReads(self, _cat(pair_word)[mac_pay], reuse=True)
-        self.mac_gb = self.gb_read[_cat(pair_gb)[mac_pay]] if len(mac_pay) else mac_pay
+        self.mac_words = WordReads(self, cat(pair_word)[mac_pay], reuse=True)
+        self.mac_gb = self.gb_read[cat(pair_gb)[mac_pay]] if len(mac_pay) else mac_pay
         self.ew_pay = payload[(kinds_in_order == EWMUL) | (kinds_in_order == EWADD)]
         prev_orig = np.empty(n, np.int64)
         prev_orig[srt] = prev
@@ -372,10 +286,10 @@ class DataflowPlan:
 
     def _outputs(self, by_kind) -> None:
         """Host outputs: the last RD / RDMAC of each dst in program order."""
-        dst = _cat([v.ops["dst"] for v in self.rd] + [v.ops["dst"] for v in self.rdmac])
-        order = _cat([v.order for v in self.rd] + [v.order for v in self.rdmac])
+        dst = cat([v.ops["dst"] for v in self.rd] + [v.ops["dst"] for v in self.rdmac])
+        order = cat([v.order for v in self.rd] + [v.order for v in self.rdmac])
         n_rd = sum(v.n for v in self.rd)
-        last = _last_per_key(dst, order)
+        last = last_per_key(dst, order)
         last = last[np.argsort(order[last], kind="stable")]
         from_rd = last < n_rd
         self.out_rd = dst[last[from_rd]].tolist()
