@@ -6,7 +6,7 @@ iteration of every loop; it stays as the oracle. This one compiles a listing onc
 per *accumulation step*, however many loop iterations and channels the listing has:
 
 1. every effectful command is expanded into all its instances (operand values as int
-   arrays), each with its position in program order (`_expand`);
+   arrays), each with its position in program order (`instances.expand`);
 2. every read of a global-buffer slot or a bank word is resolved to the write that last
    preceded it in program order: a WRGB / WR of this listing (whose value is the rounded
    host input burst) or the state at the listing's start (`instances.last_writer`);
