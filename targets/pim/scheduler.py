@@ -27,7 +27,7 @@ from speccc.targets.pim.isa import OPS, ew_slots, token_groups, token_operands, 
 from speccc.targets.pim.listing import Command, Loop, Program
 from speccc.targets.pim.channel import COUNTERS, ChannelState, HazardSlot, ReadyLayout
 from speccc.targets.pim.steady import (HAZARD_LEVELS, CommandPlan, LoopAccel, LoopPlan,
-                                       analyse, compile_operand, operand_value)
+                                       analyse, compile_key, compile_operand)
 from speccc.targets.pim.timing import (LEVELS, compile_rules, completion_latency, level_sizes,
                                        standard_for, touched)
 
@@ -222,7 +222,7 @@ class Scheduler(LoopAccel):
                                       f"({self.hw.name})",
                                       location=f"{self.name}:{node.line}:{node.col}")
                 cp.ops = {n: compile_operand(v) for n, v in node.args if n in TIMING_OPERANDS}
-                self._compile_key(cp)
+                compile_key(cp, self.pim.banks_per_pc)
                 out.append(cp)
             elif isinstance(node, Loop):
                 lp = LoopPlan()
@@ -232,32 +232,6 @@ class Scheduler(LoopAccel):
                 lp.view, lp.settle = None, 0
                 out.append(lp)
         return out
-
-    def _compile_key(self, cp: CommandPlan) -> None:
-        """What `_exec` needs of a command's operands, (ch, row, sig key), as one
-        generated expression over the loop variables (the hot path evaluates it per
-        instance), or the value itself when no operand depends on a loop variable.
-        Absent operands: pc from the bank (else 0), bank None, sel/slot/acc 0, row -1,
-        n 1; the sig key is (pc, bank, sel, slot, acc, n), see `_sig`."""
-        cp.sigs = {}
-        if cp.spec.kind == "SYNC":
-            cp.fixed, cp.key = None, None
-            return
-        ops = cp.ops
-
-        def expr(name, absent):
-            if name not in ops:
-                return absent
-            const, terms = ops[name]
-            return "(" + " + ".join([str(const)] + [f"{c} * env[{var!r}]" for var, c in terms]) + ")"
-
-        bank = expr("bank", "None")
-        pc = f"{bank} // {self.pim.banks_per_pc}" if "bank" in ops else expr("pc", "0")
-        key = f"({pc}, {bank}, {expr('sel', '0')}, {expr('slot', '0')}, {expr('acc', '0')}, {expr('n', '1')})"
-        source = f"lambda env: ({expr('ch', '0')}, {expr('row', '-1')}, {key})"
-        cp.key = eval(source)           # noqa: S307 -- built above from integers and names
-        constant = not any(terms for _, terms in ops.values())
-        cp.fixed = cp.key({}) if constant else None
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:

@@ -86,6 +86,33 @@ class LoopPlan:
     __slots__ = ("var", "count", "body", "ff", "strides", "rep", "kinds", "view", "settle")
 
 
+def compile_key(cp: CommandPlan, banks_per_pc: int) -> None:
+    """What `Scheduler._exec` needs of a command's operands, (ch, row, sig key), as one
+    generated expression over the loop variables (the hot path evaluates it per
+    instance), or the value itself when no operand depends on a loop variable.
+    Absent operands: pc from the bank (else 0), bank None, sel/slot/acc 0, row -1,
+    n 1; the sig key is (pc, bank, sel, slot, acc, n), see `Scheduler._sig`."""
+    cp.sigs = {}
+    if cp.spec.kind == "SYNC":
+        cp.fixed, cp.key = None, None
+        return
+    ops = cp.ops
+
+    def expr(name, absent):
+        if name not in ops:
+            return absent
+        const, terms = ops[name]
+        return "(" + " + ".join([str(const)] + [f"{c} * env[{var!r}]" for var, c in terms]) + ")"
+
+    bank = expr("bank", "None")
+    pc = f"{bank} // {banks_per_pc}" if "bank" in ops else expr("pc", "0")
+    key = f"({pc}, {bank}, {expr('sel', '0')}, {expr('slot', '0')}, {expr('acc', '0')}, {expr('n', '1')})"
+    source = f"lambda env: ({expr('ch', '0')}, {expr('row', '-1')}, {key})"
+    cp.key = eval(source)           # noqa: S307 -- built above from integers and names
+    constant = not any(terms for _, terms in ops.values())
+    cp.fixed = cp.key({}) if constant else None
+
+
 class LoopAccel:
     def _loop(self, lp, env) -> None:
         n = lp.count
