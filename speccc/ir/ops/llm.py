@@ -57,7 +57,7 @@ def _norm_infer(ctx):
 def _rmsnorm_ref(ins, attrs):
     x = ins[0]
     xf = x.astype(np.float32, copy=False)
-    ms = (xf * xf).sum(axis=-1, keepdims=True) / np.float32(x.shape[-1])
+    ms = np.add.reduce(xf * xf, axis=-1, keepdims=True) / np.float32(x.shape[-1])
     r = np.float32(1.0) / np.sqrt(ms + np.float32(attrs["eps"]))
     return [((xf * r).astype(x.dtype, copy=False) * ins[1]).astype(x.dtype, copy=False)]
 
