@@ -30,7 +30,7 @@ def test_every_package_is_listed():
 # `distributed` comes with the declared `dask[distributed]`
 IMPORT_TO_DIST = {"google": None, "yaml": "pyyaml", "PIL": None, "distributed": "dask"}
 OPTIONAL = {"torch", "transformers", "onnxscript", "onnxruntime", "ray", "pytest",
-            "hypothesis"}
+            "hypothesis", "numba"}   # numba: the [fast] extra (guarded import)
 
 
 def _third_party_imports() -> set[str]:

@@ -86,8 +86,10 @@ class ChannelSnapshot(NamedTuple):
 
 class ChannelState:
     """Earliest issue cycle per (scope node, kind) (`ready`), tFAW histories (`win`),
-    open rows, the next refresh due time, completion time and event counters."""
-    __slots__ = ("floor", "done", "due", "active", "ready", "win", "rows", "cnt")
+    open rows, the next refresh due time, completion time and event counters.
+    `opened`: (sig id, row) pairs the scheduler has seen open in all their banks since
+    `rows` last changed (whoever changes `rows` clears it)."""
+    __slots__ = ("floor", "done", "due", "active", "ready", "win", "rows", "cnt", "opened")
 
     def __init__(self, size: int, nbanks: int, due: int):
         self.floor, self.done, self.due, self.active = 0, 0, due, False
@@ -95,12 +97,14 @@ class ChannelState:
         self.win: dict = {}
         self.rows = [-1] * nbanks
         self.cnt = [0] * len(COUNTERS)
+        self.opened: set = set()
 
     def clone(self) -> "ChannelState":
         c = ChannelState.__new__(ChannelState)
         c.floor, c.done, c.due, c.active = self.floor, self.done, self.due, self.active
         c.ready, c.rows, c.cnt = list(self.ready), list(self.rows), list(self.cnt)
         c.win = {k: list(v) for k, v in self.win.items()}
+        c.opened = set()
         return c
 
     def key(self):
@@ -177,4 +181,5 @@ class ChannelState:
             for h in self.win.values():
                 h[:] = [x + shift for x in h]
         self.rows = [z + (z - y) * m if z >= 0 else z for y, z in zip(prev.open_rows, last.open_rows)]
+        self.opened = set()
         self.cnt = [z + (z - y) * m for y, z in zip(prev.counters, last.counters)]

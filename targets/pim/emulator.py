@@ -79,14 +79,27 @@ class PimEmulator:
     """timing=False: `run` computes values only (no scheduler pass: no bank-state checks,
     returns None), what `exec --on emulator` wants unless asked to time. `timings`: a list
     that every timed run appends (program name, PimResult) to. `engine`: the functional
-    engine ("loop" vectorised, "command" the per-command oracle; functional.py)."""
+    engine ("loop" vectorised, "command" the per-command oracle; functional.py).
+    `compiled`: the timing engine's numba loop when nothing is accelerated (scheduler.py)."""
 
     def __init__(self, hw, *, mode: str = "device", refresh: bool = True,
                  accelerate: bool = True, timing: bool = True, timings: list | None = None,
-                 engine: str | None = None):
+                 engine: str | None = None, compiled: bool | None = None):
         self.hw, self.refresh, self.accelerate = hw, refresh, accelerate
+        self.compiled = compiled
         self.timing, self.timings = timing, timings
         self.state = FunctionalState(hw, mode, engine)
+        self._checked: dict = {}    # id -> (program, its work estimate): ranges passed
+
+    def _check(self, program: Program, max_commands: int) -> None:
+        """Range and work checks, once per Program object (listings are immutable; the
+        entry keeps the program alive, so its id is never reused)."""
+        seen = self._checked.get(id(program))
+        if seen is not None and seen[0] is program and seen[1] <= max_commands:
+            return
+        check_ranges(program, self.hw)
+        work = check_work(program, max_commands)  # from loop counts, before any issue
+        self._checked[id(program)] = (program, work)
 
     def load_image(self, image: dict) -> None:
         self.state.load_image(image)
@@ -101,13 +114,12 @@ class PimEmulator:
 
     def run(self, program: Program, *, functional: bool = True, record: bool = False,
             max_commands: int = MAX_COMMANDS) -> PimResult | None:
-        check_ranges(program, self.hw)
-        check_work(program, max_commands)  # estimated from loop counts, before any issue
+        self._check(program, max_commands)
         if not self.timing:
             self.state.run(program)
             return None
         sched = Scheduler(self.hw, refresh=self.refresh, accelerate=self.accelerate,
-                          record=record, name=program.name)
+                          record=record, name=program.name, compiled=self.compiled)
         sched.run(program)
         if functional:
             self.state.run(program)
@@ -118,9 +130,11 @@ class PimEmulator:
 
 
 def time_program(program: Program, hw, *, refresh: bool = True, accelerate: bool = True,
-                 record: bool = False, max_commands: int = MAX_COMMANDS) -> PimResult:
-    """Timing and energy only (no values)."""
-    return PimEmulator(hw, refresh=refresh, accelerate=accelerate).run(
+                 record: bool = False, max_commands: int = MAX_COMMANDS,
+                 compiled: bool | None = None) -> PimResult:
+    """Timing and energy only (no values). accelerate=False issues one step per command,
+    in numba when installed unless compiled=False (the pure-Python oracle)."""
+    return PimEmulator(hw, refresh=refresh, accelerate=accelerate, compiled=compiled).run(
         program, functional=False, record=record, max_commands=max_commands)
 
 

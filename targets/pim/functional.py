@@ -13,17 +13,23 @@ so a GEMV equals numpy's fp32 result up to summation order. Addresses and timing
 the same in both modes.
 Functional effects happen in program order; timing never changes values.
 
-Two engines compute the same bits: "loop" (default, vectorised.py) runs loop bodies as
-numpy over their iterations; "command" steps through every command instance and is the
-oracle the tests compare it with.
+Two engines compute the same bits: "loop" (default, vectorised.py) runs a whole listing,
+loop bodies included, as numpy over every command instance at once; "command" steps
+through every command instance and is the oracle the tests compare it with.
+
+Bank rows live in one pool array (`pool`, row 0 all zeros for rows never written) so the
+vectorised engine gathers words with one index operation; `rows` is a read-only mapping
+{(ch, bank, row): row} over it.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from speccc.errors import SpecccError
 from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, token_operands, touched_banks
-from speccc.targets.pim.listing import Affine, Command, Loop, Program
+from speccc.targets.pim.listing import Command, Loop, Program
 
 
 def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
@@ -34,10 +40,17 @@ def round_to(dtype: str, x: np.ndarray) -> np.ndarray:
     if dtype == "fp16":
         with np.errstate(over="ignore"):
             return x.astype(np.float16).astype(np.float32)
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
-    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
-    return np.where(np.isnan(x), x, out).astype(np.float32)
+    # bf16: add half an ulp (ties to even) to the bits and clear the low 16. Done in
+    # uint32: the low 32 bits of the sum are the same whether it wraps or not (it can
+    # only for NaNs, which keep their own bits anyway).
+    bits = x.view(np.uint32)
+    rounded = (bits >> 16) & 1
+    rounded += 0x7FFF
+    rounded += bits
+    rounded &= 0xFFFF0000
+    out = rounded.view(np.float32)
+    nan = np.isnan(x)
+    return np.where(nan, x, out) if nan.any() else out
 
 
 AF = {
@@ -49,6 +62,25 @@ AF = {
 
 ENGINES = ("loop", "command")
 DEFAULT_ENGINE = "loop"
+
+
+class RowView(Mapping):
+    """{(ch, bank, row): (columns, lanes) array} of the rows written so far (views into
+    the pool: read them, write through FunctionalState)."""
+
+    def __init__(self, st: "FunctionalState"):
+        self._st = st
+
+    def __getitem__(self, key):
+        row = self._st.pool[self._st.index[tuple(key)]]
+        row.flags.writeable = False     # writes go through load_image / WR (they count)
+        return row
+
+    def __iter__(self):
+        return iter(self._st.index)
+
+    def __len__(self) -> int:
+        return len(self._st.index)
 
 
 class FunctionalState:
@@ -65,25 +97,42 @@ class FunctionalState:
         self.store = "fp32" if mode == "fp32" else p.pu.mul_dtype
         self.accd = "fp32" if mode == "fp32" else p.pu.acc_dtype
         self.outd = "fp32" if mode == "fp32" else p.pu.out_dtype
-        self.rows: dict[tuple[int, int, int], np.ndarray] = {}
-        self.version = 0        # bumped whenever bank contents change (vectorised.py caches rows)
+        self.pool = np.zeros((64, p.columns, p.pu.lanes), np.float32)   # row 0: never written
+        self.written = np.zeros(64, np.int64)   # writes per pool row (vectorised.py caches reads)
+        self.index: dict[tuple[int, int, int], int] = {}                  # (ch, bank, row) -> pool row
+        self.layout_version = 0     # bumped when a row is added to `index` (vectorised.py caches)
+        self.rows = RowView(self)
         self.gb = np.zeros((p.channels, p.pseudo_channels, p.gb_slots_total, p.pu.lanes), np.float32)
         self.acc = np.zeros((p.channels, p.pseudo_channels, p.acc_total, p.pus_per_pc,
                              p.acc_lanes), np.float32)
         self.host_in = np.zeros((0, p.pu.lanes), np.float32)
         self.host_out: dict[int, np.ndarray] = {}
-        self._zero_row = np.zeros((p.columns, p.pu.lanes), np.float32)
+
+    def slot(self, key: tuple[int, int, int]) -> int:
+        """The pool row holding bank row `key`, added (zeros) if it was never written."""
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.index) + 1
+            if i >= len(self.pool):
+                grown = np.zeros((2 * len(self.pool),) + self.pool.shape[1:], np.float32)
+                grown[:len(self.pool)] = self.pool
+                self.pool = grown
+                self.written = np.concatenate([self.written, np.zeros_like(self.written)])
+            self.layout_version += 1
+        return i
 
     # ------------------------------------------------------------ loading ----
     def load_image(self, image: dict) -> None:
         """image: {(ch, bank, row): array (columns, lanes)} -> bank rows (rounded to storage)."""
         shape = (self.pim.columns, self.pim.pu.lanes)
+        if not image:
+            return
         for key, arr in image.items():
-            a = np.asarray(arr, dtype=np.float32)
-            if a.shape != shape:
-                raise SpecccError(f"memory image row {key}: shape {a.shape}, expected {shape}")
-            self.rows[tuple(key)] = round_to(self.store, a)
-        self.version += 1
+            if np.shape(arr) != shape:
+                raise SpecccError(f"memory image row {key}: shape {np.shape(arr)}, expected {shape}")
+        at = [self.slot(tuple(key)) for key in image]
+        self.pool[at] = round_to(self.store, np.stack(list(image.values())))
+        self.written[at] += 1
 
     def set_input(self, data) -> None:
         """Host input stream, read by WRGB/WR in bursts of `lanes` words (zero-padded)."""
@@ -93,12 +142,11 @@ class FunctionalState:
         self.host_in = np.concatenate([flat, np.zeros(pad, np.float32)]).reshape(-1, lanes)
 
     def row(self, ch: int, bank: int, row: int) -> np.ndarray:
-        return self.rows.get((ch, bank, row), self._zero_row)
+        return self.pool[self.index.get((ch, bank, row), 0)]
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        if self.engine == "command" or _multi_token(program.body):
-            # the vectorised engine has no MACN.ab (n > 1) plan: the oracle runs those
+        if self.engine == "command":
             return self._body(program.body, {}, program.name)
         if self._vector is None:
             from speccc.targets.pim.vectorised import VectorEngine
@@ -131,11 +179,10 @@ class FunctionalState:
         if kind == "WRGB":
             self.gb[ch, pc, a["slot"]] = self._burst(a["src"], c, name)
         elif kind == "WR":
-            key = (ch, a["bank"], a["row"])
-            r = self.rows.get(key)
-            r = self.rows[key] = r.copy() if r is not None else self._zero_row.copy()
-            r[a["col"]] = self._burst(a["src"], c, name)
-            self.version += 1
+            burst = self._burst(a["src"], c, name)
+            at = self.slot((ch, a["bank"], a["row"]))
+            self.pool[at, a["col"]] = burst
+            self.written[at] += 1
         elif kind == "RD":
             self.host_out[a["dst"]] = self.row(ch, a["bank"], a["row"])[a["col"]].copy()
         elif kind in ("MAC", "MACab"):
@@ -164,15 +211,3 @@ class FunctionalState:
             g = self.gb[ch, pc, a["slot"]:a["slot"] + ew_slots(p)].reshape(-1)[:n].reshape(reg.shape)
             reg[...] = round_to(self.accd, reg * g if kind == "EWMUL" else reg + g)
         # ACT/PRE/REF/SYNC have no functional effect (row-buffer contents equal the array).
-
-
-def _multi_token(body) -> bool:
-    """Does the listing visit a row for several tokens (an `n` operand above 1)?"""
-    for node in body:
-        if isinstance(node, Loop):
-            if _multi_token(node.body):
-                return True
-        elif isinstance(node, Command) and any(name == "n" and Affine.of(v) != Affine.of(1)
-                                               for name, v in node.args):
-            return True
-    return False

@@ -187,13 +187,14 @@ def gemv_output(pl: Placement, host_out: dict, dst: int = 0) -> np.ndarray:
     partial sums ("tiles" order) are added by the host in fp32; block d holds outputs
     d*P .. d*P+P-1."""
     per = pl.tiles if pl.order == "tiles" else 1
-    vals = []
-    for d in range(pl.blocks):
-        acc = np.zeros(pl.pus, np.float32)
-        for t in range(per):
-            key = dst + d * per + t
-            if key not in host_out:
-                raise SpecccError(f"gemv result {key} was never read out (RDMAC missing)")
-            acc += np.asarray(host_out[key], np.float32).sum(axis=-1, dtype=np.float32)
-        vals.append(acc)
-    return np.concatenate(vals)[:pl.M]
+    keys = range(dst, dst + pl.blocks * per)
+    try:
+        got = np.stack([host_out[k] for k in keys]).astype(np.float32, copy=False)
+    except KeyError as e:
+        raise SpecccError(f"gemv result {e.args[0]} was never read out (RDMAC missing)") from None
+    # one fp32 lane sum per block and tile, then tiles added in order (as the host would)
+    part = got.sum(axis=-1, dtype=np.float32).reshape(pl.blocks, per, pl.pus)
+    acc = np.zeros((pl.blocks, pl.pus), np.float32)
+    for t in range(per):
+        acc += part[:, t]
+    return acc.reshape(-1)[:pl.M]

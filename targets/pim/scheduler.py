@@ -27,7 +27,7 @@ from speccc.targets.pim.isa import OPS, ew_slots, token_groups, token_operands, 
 from speccc.targets.pim.listing import Command, Loop, Program
 from speccc.targets.pim.channel import COUNTERS, ChannelState, HazardSlot, ReadyLayout
 from speccc.targets.pim.steady import (HAZARD_LEVELS, CommandPlan, LoopAccel, LoopPlan,
-                                       analyse, compile_operand, operand_value)
+                                       analyse, compile_key, compile_operand)
 from speccc.targets.pim.timing import (LEVELS, compile_rules, completion_latency, level_sizes,
                                        standard_for, touched)
 
@@ -51,11 +51,16 @@ class _Sig:
 
 
 class Scheduler(LoopAccel):
+    """`compiled`: without acceleration or a trace, issue commands in flat.py's numba
+    loop (None: when numba is installed and the listing is big enough; True: always;
+    False: always this module's Python, the oracle)."""
+
     def __init__(self, hw, *, refresh: bool = True, accelerate: bool = True,
-                 record: bool = False, name: str = "<listing>"):
+                 record: bool = False, name: str = "<listing>", compiled: bool | None = None):
         self.hw, self.pim = hw, hw.pim
         self.refresh, self.record, self.name = refresh, record, name
         self.accel = accelerate and not record
+        self.compiled = compiled
         self.trace: list[TraceEntry] = []
         self.standard = standard_for(hw)
         self.rules = compile_rules(hw)
@@ -217,6 +222,7 @@ class Scheduler(LoopAccel):
                                       f"({self.hw.name})",
                                       location=f"{self.name}:{node.line}:{node.col}")
                 cp.ops = {n: compile_operand(v) for n, v in node.args if n in TIMING_OPERANDS}
+                compile_key(cp, self.pim.banks_per_pc)
                 out.append(cp)
             elif isinstance(node, Loop):
                 lp = LoopPlan()
@@ -229,7 +235,14 @@ class Scheduler(LoopAccel):
 
     # ---------------------------------------------------------------- run ----
     def run(self, program: Program) -> None:
-        self.run_plans(self._plan(program.body), {})
+        plans = self._plan(program.body)
+        if not self.accel and not self.record and self.compiled is not False:
+            from speccc.targets.pim import flat
+            if (self.compiled or flat.worth_it(plans)) and flat.available():
+                return flat.run(self, plans)
+            if self.compiled:
+                raise SpecccError("compiled timing needs numba (pip install 'speccc[fast]')")
+        self.run_plans(plans, {})
 
     def run_plans(self, plans, env) -> None:
         for p in plans:
@@ -243,32 +256,62 @@ class Scheduler(LoopAccel):
         return f"{self.name}:{cp.cmd.line}:{cp.cmd.col}", (f" [iteration {it}]" if it else "")
 
     def _exec(self, cp: CommandPlan, env) -> None:
+        """One command instance: the hot path of the timing engine (one call per issued
+        command without acceleration), so `_earliest` and `_issue` are inlined here for
+        listing commands; `_issue` remains the one path for traces and refresh."""
         spec = cp.spec
-        if spec.kind == "SYNC":
-            return self._sync(cp)
-        ops = cp.ops
-        ch = operand_value(ops["ch"], env)
-        bank = operand_value(ops["bank"], env) if "bank" in ops else None
-        pc = bank // self.pim.banks_per_pc if bank is not None else \
-            (operand_value(ops["pc"], env) if "pc" in ops else 0)
-        sel = operand_value(ops["sel"], env) if "sel" in ops else 0
-        slot = operand_value(ops["slot"], env) if "slot" in ops else 0
-        acc = operand_value(ops["acc"], env) if "acc" in ops else 0
-        row = operand_value(ops["row"], env) if "row" in ops else -1
-        n = operand_value(ops["n"], env) if "n" in ops else 1
-        sig = self._sig(spec.kind, spec, pc, bank, sel, slot, acc, n)
+        fixed = cp.fixed
+        if fixed is None:
+            if cp.key is None:
+                return self._sync(cp)
+            fixed = cp.key(env)
+        ch, row, key = fixed
+        sig = cp.sigs.get(key)
+        if sig is None:
+            pc, bank, sel, slot, acc, n = key
+            sig = cp.sigs[key] = self._sig(spec.kind, spec, pc, bank, sel, slot, acc, n)
         st = self.chans[ch]
-        self._check_state(st, spec, sig, row, cp, env, ch)
+        if spec.state != "none":
+            self._check_state(st, spec, sig, row, cp, env, ch)
         self.touch[-1].add(ch)
-        t = self._earliest(st, sig, cp.cmd.stamp)
+        r = st.ready
+        t = st.floor
+        for i in sig.check:
+            if r[i] > t:
+                t = r[i]
+        stamp = cp.cmd.stamp
+        if stamp is not None and stamp >= t:
+            t = stamp
         if not st.active:
             # a channel owes refreshes from its first use on, on the common tREFI grid
             st.active = True
             st.due = (t // self.tREFI + 1) * self.tREFI
-        while self.refresh and t >= st.due:
-            self._refresh_until(ch, t)
-            t = self._earliest(st, sig, cp.cmd.stamp)
-        self._issue(ch, st, sig, spec, t, row, False, cp.cmd, env)
+        if (self.refresh and t >= st.due) or self.record or sig.wins:
+            while self.refresh and t >= st.due:
+                self._refresh_until(ch, t)
+                t = self._earliest(st, sig, stamp)
+            return self._issue(ch, st, sig, spec, t, row, False, cp.cmd, env)
+        # _issue without windows, refresh or a trace (kept in step with it)
+        for i, lat in sig.updates:
+            v = t + lat
+            if r[i] < v:
+                r[i] = v
+        st.floor = t
+        if t + sig.done > st.done:
+            st.done = t + sig.done
+        if spec.opens:
+            rows = st.rows
+            for b in sig.banks:
+                rows[b] = row
+            st.opened.clear()
+        elif spec.closes:
+            rows = st.rows
+            for b in sig.banks:
+                rows[b] = -1
+            st.opened.clear()
+        c = st.cnt
+        for i, d in sig.cnt:
+            c[i] += d
 
     def _earliest(self, st, sig, stamp) -> int:
         r = st.ready
@@ -283,6 +326,16 @@ class Scheduler(LoopAccel):
         need = spec.state
         if need == "none":
             return
+        if need == "open":   # the common case: every bank has the row open
+            seen = (id(sig), row)
+            if seen in st.opened:
+                return
+            for b in sig.banks:
+                if rows[b] != row:
+                    break
+            else:
+                st.opened.add(seen)
+                return
         for b in (sig.banks if need != "pc_closed" else
                   range(sig.pc * self.pim.banks_per_pc, (sig.pc + 1) * self.pim.banks_per_pc)):
             have = rows[b]
@@ -324,9 +377,11 @@ class Scheduler(LoopAccel):
         if spec.opens:
             for b in sig.banks:
                 st.rows[b] = row
+            st.opened.clear()
         elif spec.closes:
             for b in sig.banks:
                 st.rows[b] = -1
+            st.opened.clear()
         c = st.cnt
         for i, d in sig.cnt:
             c[i] += d

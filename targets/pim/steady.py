@@ -75,8 +75,10 @@ def operand_value(op: Operand, env) -> int:
 
 
 class CommandPlan:
-    """A listing command prepared for the timing engine."""
-    __slots__ = ("cmd", "spec", "ops")      # Command, isa.OpSpec, {operand: Operand}
+    """A listing command prepared for the timing engine: Command, isa.OpSpec,
+    {operand: Operand}, and what Scheduler._compile_key makes of them (`key`: env ->
+    (ch, row, sig key); `fixed`: that value when no operand varies; `sigs`: sig per key)."""
+    __slots__ = ("cmd", "spec", "ops", "key", "fixed", "sigs")
 
 
 class LoopPlan:
@@ -84,9 +86,45 @@ class LoopPlan:
     __slots__ = ("var", "count", "body", "ff", "strides", "rep", "kinds", "view", "settle")
 
 
+def compile_key(cp: CommandPlan, banks_per_pc: int) -> None:
+    """What `Scheduler._exec` needs of a command's operands, (ch, row, sig key), as one
+    generated expression over the loop variables (the hot path evaluates it per
+    instance), or the value itself when no operand depends on a loop variable.
+    Absent operands: pc from the bank (else 0), bank None, sel/slot/acc 0, row -1,
+    n 1; the sig key is (pc, bank, sel, slot, acc, n), see `Scheduler._sig`."""
+    cp.sigs = {}
+    if cp.spec.kind == "SYNC":
+        cp.fixed, cp.key = None, None
+        return
+    ops = cp.ops
+
+    def expr(name, absent):
+        if name not in ops:
+            return absent
+        const, terms = ops[name]
+        return "(" + " + ".join([str(const)] + [f"{c} * env[{var!r}]" for var, c in terms]) + ")"
+
+    bank = expr("bank", "None")
+    pc = f"{bank} // {banks_per_pc}" if "bank" in ops else expr("pc", "0")
+    key = f"({pc}, {bank}, {expr('sel', '0')}, {expr('slot', '0')}, {expr('acc', '0')}, {expr('n', '1')})"
+    source = f"lambda env: ({expr('ch', '0')}, {expr('row', '-1')}, {key})"
+    cp.key = eval(source)           # noqa: S307 -- built above from integers and names
+    constant = not any(terms for _, terms in ops.values())
+    cp.fixed = cp.key({}) if constant else None
+
+
 class LoopAccel:
     def _loop(self, lp, env) -> None:
         n = lp.count
+        if not self.accel:        # one step per command: nothing to snapshot or copy
+            var, body, run = lp.var, lp.body, self.run_plans
+            for i in range(n):
+                if var:
+                    env[var] = i
+                run(body, env)
+            if var:
+                env.pop(var, None)
+            return
         if self.accel and lp.rep is not None and n > 1 and self._replicate(lp, env):
             return
         use_ff = self.accel and lp.ff and n >= FF_MIN_COUNT

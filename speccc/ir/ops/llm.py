@@ -7,6 +7,8 @@ replaced), so `fuse` is checked against an independent oracle.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
@@ -55,7 +57,7 @@ def _norm_infer(ctx):
 def _rmsnorm_ref(ins, attrs):
     x = ins[0]
     xf = x.astype(np.float32, copy=False)
-    ms = (xf * xf).sum(axis=-1, keepdims=True) / np.float32(x.shape[-1])
+    ms = np.add.reduce(xf * xf, axis=-1, keepdims=True) / np.float32(x.shape[-1])
     r = np.float32(1.0) / np.sqrt(ms + np.float32(attrs["eps"]))
     return [((xf * r).astype(x.dtype, copy=False) * ins[1]).astype(x.dtype, copy=False)]
 
@@ -125,22 +127,30 @@ def _attention_infer(ctx):
     return [TensorType((q.shape[0], heads, q.shape[2], v.shape[3]), q.dtype)]
 
 
+@functools.lru_cache(maxsize=64)
+def _causal_allowed(t: int, kv_len: int, window: int) -> np.ndarray:
+    """Query i sits at absolute position (kv_len - t + i): it sees keys up to there, and
+    with a sliding window w only the last w of them. Cached: the same per (T, S)."""
+    pos, key = (kv_len - t + np.arange(t))[:, None], np.arange(kv_len)[None, :]
+    allowed = key <= pos
+    if window:
+        allowed &= key > pos - window
+    allowed.flags.writeable = False
+    return allowed
+
+
 def _attention_ref(ins, attrs):
     q, k, v = ins[:3]
     group = q.shape[1] // k.shape[1]
-    k = np.repeat(k, group, axis=1)
-    v = np.repeat(v, group, axis=1)
-    s = np.matmul(q.astype(np.float32), np.swapaxes(k.astype(np.float32), -1, -2))
+    if group > 1:
+        k = np.repeat(k, group, axis=1)
+        v = np.repeat(v, group, axis=1)
+    s = np.matmul(q.astype(np.float32, copy=False),
+                  np.swapaxes(k.astype(np.float32, copy=False), -1, -2))
     s = s * np.float32(attrs["scale"])
-    t, kv_len = q.shape[2], k.shape[2]
     if attrs["causal"]:
-        # Query i sits at absolute position (kv_len - t + i): it sees keys up to there,
-        # and with a sliding window w only the last w of them.
-        pos, key = (kv_len - t + np.arange(t))[:, None], np.arange(kv_len)[None, :]
-        allowed = key <= pos
-        if attrs["sliding_window"]:
-            allowed &= key > pos - attrs["sliding_window"]
-        s = np.where(allowed, s, -np.inf)
+        s = np.where(_causal_allowed(q.shape[2], k.shape[2], attrs["sliding_window"]), s,
+                     -np.inf)
     if len(ins) == 4:
         mask = ins[3]
         s = np.where(mask, s, -np.inf) if mask.dtype == np.bool_ else s + mask
@@ -149,7 +159,7 @@ def _attention_ref(ins, attrs):
     p = p / p.sum(axis=-1, keepdims=True)
     if attrs["nan_to_zero"]:
         p = np.where(np.isnan(p), np.float32(0), p)
-    return [np.matmul(p, v.astype(np.float32)).astype(q.dtype)]
+    return [np.matmul(p, v.astype(np.float32, copy=False)).astype(q.dtype, copy=False)]
 
 
 def _attention_cost(ctx, out):

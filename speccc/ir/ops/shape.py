@@ -102,7 +102,7 @@ def _reshape_ref(ins, attrs):
     shape = np.asarray(target).reshape(-1).tolist()
     if not attrs["allowzero"]:
         shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
-    return [np.reshape(x, shape)]
+    return [x.reshape(shape)]
 
 
 define("reshape", 2, _reshape_infer, _reshape_ref, attrs={"allowzero": Attr("int", 0)},
@@ -121,7 +121,7 @@ def _transpose_infer(ctx):
 
 
 define("transpose", 1, _transpose_infer,
-       lambda ins, a: [np.asarray(np.transpose(ins[0], a["perm"]), order="C")],
+       lambda ins, a: [np.asarray(ins[0].transpose(a["perm"]), order="C")],
        attrs={"perm": Attr("ints")}, cost=move_cost, doc="Permute dims.")
 
 
@@ -143,7 +143,9 @@ def _unsqueeze_infer(ctx):
 def _unsqueeze_ref(ins, attrs):
     x = ins[0]
     rank = x.ndim + len(attrs["axes"])
-    return [np.expand_dims(x, tuple(a % rank for a in attrs["axes"]))]
+    axes = {a % rank for a in attrs["axes"]}
+    dims = iter(x.shape)
+    return [x.reshape([1 if i in axes else next(dims) for i in range(rank)])]
 
 
 define("unsqueeze", 1, _unsqueeze_infer, _unsqueeze_ref, attrs={"axes": Attr("ints")},
