@@ -14,7 +14,7 @@ accumulator read out):
 |---|---|---|
 | linear, matmul (2-D weight), matmul_nbits | `gemv` | bias add |
 | gated_mlp | `gate_up` (one GEMV over [gate; up] stacked, x sent once), `act` (elementwise on PIM: EWADD-load gate, AF silu/gelu, EWMUL up), `down` | none (activations other than silu / gelu-tanh: on the host) |
-| attention | `score` (append the new keys, q·Kᵀ for every query head and position), `context` (append the new values, p·V) | scale, causal / window / mask, softmax |
+| attention | `score` (append the new keys, q·Kᵀ for every query head and position), `context` (append the new values, p·V); the query rows of a kv head share row visits (MACN.ab, up to token_slots) | scale, causal / window / mask, softmax |
 | add, mul, relu, gelu (tanh), swish (alpha 1), swiglu (alpha 1) | `ew` | operand broadcast |
 
 GEMVs (layout.py / gemv.py): W (M x K) zero-padded to the placement's Mp x Kp (padding
