@@ -53,7 +53,7 @@ def times(hw, prog) -> tuple[int, int, int]:
 def test_next_tile_loads_overlap_the_current_tiles_macs(name):
     """A T-token GEMV whose input spans several tiles ("passes" order, one pass: p·V over
     4096 keys): the listing takes less than its MAC stream plus its loads run alone (at
-    least 40% of the smaller one hidden; measured 0.46-0.89), and no less than either. In
+    least 40% of the smaller one hidden; benchmarks/bench_pim_loads.py: 0.53-0.89), and no less than either. In
     the trace each refill WRGB issues between MACs; only the last visit's (the tile-0
     reload every iteration carries, gemv.py) may trail the last MAC."""
     hw = load_hw(name)
@@ -78,7 +78,7 @@ def test_tiles_order_refills_only_during_the_last_pass(name):
     """"tiles" order (a large GEMV: every pass re-reads the tile's slots) can refill a slot
     only after the tile's last pass has read it, so tile t+1's loads all issue during the
     last of the Q visits of tile t and the other Q-1 visits' bus time goes unused: less
-    overlap than one pass (measured 0.19-0.81 of the smaller part hidden). Spreading
+    overlap than one pass (bench_pim_loads.py: 0.19-0.81 of the smaller part hidden). Spreading
     them over all Q visits needs a second buffer vector per token (vector_slots >= 2T):
     not done (docs/pim.md, Limits)."""
     hw = load_hw(name)
