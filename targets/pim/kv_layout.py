@@ -438,6 +438,11 @@ def value_append(hw, vl: ValueLayout, first: int, count: int, src: int) -> list:
                           comment=f" append {count} value(s) per kv head: {nb} burst(s) per output")
 
 
+def value_append_bursts(vl: ValueLayout, first: int, count: int) -> int:
+    """Host bursts value_append reads (value_append_stream's length in bursts)."""
+    return vl.kv_heads * len(_bursts(vl, first, count)) * vl.full.Mp
+
+
 def value_append_stream(vl: ValueLayout, V: np.ndarray, first: int, count: int) -> np.ndarray:
     """Host bursts for value_append: per head, burst and padded output d, the L tokens of
     the burst (tokens at or after first+count are zero)."""

@@ -135,3 +135,47 @@ def test_cost_model_groups_attention_rows_like_codegen():
     body8, body9 = (_listings(hw, 2048, T)["context"][0] for T in (8, 9))
     assert format_program(Program(tuple(body9), hw.name)).count("n=8") >= 1
     assert _time(hw, body9) > 1.05 * _time(hw, body8)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_batched_attention_keeps_each_requests_kv_in_its_own_region(name):
+    """B requests: op_layouts stacks one keys and one values region per request (disjoint
+    rows), the listings run request after request, and every request's causal verify
+    attention equals numpy (fp32) and, in device precision, the same request run alone
+    bit for bit."""
+    hw = load_hw(name)
+    B, H, G, T, S, D = 3, 4, 2, 3, 20, 32
+    rng = np.random.default_rng(7)
+    ins = [rng.standard_normal((B, H, T, D)).astype(np.float32),
+           rng.standard_normal((B, G, S, D)).astype(np.float32),
+           rng.standard_normal((B, G, S, D)).astype(np.float32)]
+    attrs = {"scale": 0.25, "causal": True}
+    shapes = [i.shape for i in ins]
+    regions = op_layouts("attention", hw, op_dims("attention", attrs, shapes), max_context=S)
+    assert [r.name for r in regions] == ["keys", "values", "keys1", "values1", "keys2", "values2"]
+    spans = [(r.layout.base, r.layout.base + r.rows) for r in regions]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    want = lookup("attention").ref(ins, {"scale": 0.25, "causal": True, "sliding_window": 0,
+                                         "nan_to_zero": False})[0]
+    k = attention_kernel(hw, shapes, attrs, max_context=S)
+    (got,) = k.run(PimEmulator(hw, mode="fp32"), ins)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    (dev,) = k.run(PimEmulator(hw, mode="device"), ins)
+    for r in range(B):
+        alone = [x[r:r + 1] for x in ins]
+        k1 = attention_kernel(hw, [a.shape for a in alone], attrs, max_context=S)
+        (one,) = k1.run(PimEmulator(hw, mode="device"), alone)
+        np.testing.assert_array_equal(dev[r:r + 1], one)
+
+
+def test_batched_attention_needs_a_batched_placement():
+    hw = load_hw("hbm3-pim")
+    shapes = [(2, 4, 1, 32), (2, 2, 9, 32), (2, 2, 9, 32)]
+    one = [(1,) + s[1:] for s in shapes]
+    attrs = {"scale": 0.25}
+    regions = op_layouts("attention", hw, op_dims("attention", attrs, one), max_context=16)
+    attrs.update(pim_base_row=0, pim_channels=list(range(hw.pim.channels)),
+                 pim_rows=sum(r.rows for r in regions), pim_max_context=16)
+    from speccc.errors import SpecccError
+    with pytest.raises(SpecccError, match="batch 2: KV for every request.*place it with these shapes bound"):
+        kernel_for("attention", attrs, hw, shapes)
