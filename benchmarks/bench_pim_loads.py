@@ -8,8 +8,10 @@ times (refresh off, so the runs compare) the listing, its MACs alone (every WRGB
 and its loads alone (only the WRGBs), and prints the hidden fraction
 (mac + load - all) / min(mac, load): 1 = the smaller part fully overlapped, 0 = serial.
 Shapes: 128x4096 and 128x1024 ("passes" order, p·V-like) and 4096x4096 ("tiles" order,
-where every pass re-reads a tile so its refill waits for the last pass). Results go to
-benchmarks/results/bench_pim_loads.json.
+where every pass re-reads a tile: single-buffered its refill waits for the last pass;
+double-buffered, gemv.double_buffered, it spreads over all passes). For double-buffered
+GEMVs the single-buffered listing's cycles are printed too (the same PUs with exactly T
+buffer vectors). Results go to benchmarks/results/bench_pim_loads.json.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from speccc.hw import load_hw, preset_names
 from speccc.targets.pim.emulator import time_program
-from speccc.targets.pim.gemv import gemv_tokens
+from speccc.targets.pim.gemv import double_buffered, gemv_tokens
 from speccc.targets.pim.layout import plan_matrix
 from speccc.targets.pim.listing import Command, Loop, Program, cmd
 
@@ -51,9 +53,15 @@ def measure(hw, M: int, K: int, T: int) -> dict:
     t_all = cycles(prog.body)
     t_mac = cycles(only(prog.body, lambda c: c.op != "WRGB"))
     t_load = cycles(only(prog.body, lambda c: c.op == "WRGB"))
-    return {"M": M, "K": K, "T": T, "order": pl.order, "passes": pl.passes, "tiles": pl.tiles,
-            "cycles": t_all, "mac_only": t_mac, "load_only": t_load,
-            "hidden": (t_mac + t_load - t_all) / min(t_mac, t_load)}
+    out = {"M": M, "K": K, "T": T, "order": pl.order, "passes": pl.passes, "tiles": pl.tiles,
+           "cycles": t_all, "mac_only": t_mac, "load_only": t_load,
+           "hidden": (t_mac + t_load - t_all) / min(t_mac, t_load),
+           "double_buffered": double_buffered(hw, pl, T)}
+    if out["double_buffered"]:
+        pu = dataclasses.replace(hw.pim.pu, vector_slots=T)
+        single = dataclasses.replace(hw, pim=dataclasses.replace(hw.pim, pu=pu))
+        out["single_buffered_cycles"] = measure(single, M, K, T)["cycles"]
+    return out
 
 
 def main(argv=None) -> int:
@@ -65,12 +73,15 @@ def main(argv=None) -> int:
     for name in names:
         hw = load_hw(name)
         rows = [measure(hw, M, K, T) for M, K in SHAPES
-                for T in sorted({2, hw.pim.token_slots})]
+                for T in sorted({2, 3, 4, hw.pim.token_slots})]
         out[name] = rows
         for r in rows:
             print(f"{name:14s} {r['M']:>5}x{r['K']:<5} {r['order']:6s} T={r['T']}: "
                   f"{r['cycles']:>6} cycles, MACs alone {r['mac_only']:>6}, loads alone "
-                  f"{r['load_only']:>6}, hidden {r['hidden']:.2f}")
+                  f"{r['load_only']:>6}, hidden {r['hidden']:.2f}"
+                  + (f"; single-buffered {r['single_buffered_cycles']} "
+                     f"(double/single {r['cycles'] / r['single_buffered_cycles']:.3f})"
+                     if r["double_buffered"] else ""))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     return 0
