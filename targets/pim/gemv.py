@@ -10,7 +10,9 @@ Per channel (every channel runs the same stream on its own weights, as a `loop c
     RDMAC    every accumulator of the pass to the host (dst blocks), which clears it
   epilogue   PREA
 In "tiles" order (layout.py) the t loop is outside and every visit ends with RDMACs of
-partial sums, so x crosses the bus once instead of once per pass.
+partial sums, so x crosses the bus once instead of once per pass; with a second buffer
+vector per token it alternates buffer halves and spreads each refill over the passes
+(`double_buffered`, ISA.md "Buffer loads and MACs").
 
 The schedule is software-pipelined so the in-order command stream keeps the MAC rate:
 - with 2+ bank sets (HBM-PIM even/odd banks), the other set is precharged k1 MACs and
