@@ -108,7 +108,8 @@ def _check(cfg: RunConfig, module, sched, meta):
         bursts = [s for s in sched.steps if s.name == "spec.burst"]
         if bursts:
             from speccc.runtime.burst import SINGLE_REQUEST
-            raise SpecccError(f"--batch {sched.batch}: {SINGLE_REQUEST}", location=bursts[0].loc)
+            raise SpecccError(f"--batch {sched.batch} with a spec.burst: {SINGLE_REQUEST}",
+                              location=bursts[0].loc)
     vocab = modelinfo.vocab(module.graphs[sched.target])
     prompts = [list(p) for p in cfg.prompts] if cfg.prompts is not None else [
         list(cfg.prompt) if cfg.prompt is not None else
