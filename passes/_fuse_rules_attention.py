@@ -22,7 +22,7 @@ import numpy as np
 
 from speccc.ir.interpreter import evaluate_slice
 from speccc.ir.opdefs import constant_of
-from speccc.ir.types import dim_eval
+from speccc.ir.types import dim_eval, is_float_dtype
 from speccc.passes._patterns import (
     C, Alt, Check, Op, Rule, V, make, same_shape, scalar, scalar_factor, shortest,
 )
@@ -142,7 +142,7 @@ def _mask_window(mask, fill, q, k):
         except ValueError:
             return None
         if fill is None:  # additive mask: 0 where allowed, very negative elsewhere
-            if got.dtype.kind != "f" or not np.all((got == 0) | (got < -1e4)):
+            if not is_float_dtype(got.dtype) or not np.all((got == 0) | (got < -1e4)):
                 return None
             got = got == 0
         if got.dtype != np.bool_:

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from speccc.ir.opdefs import constant_of
+from speccc.ir.types import is_float_dtype
 
 COMMUTATIVE = {"add", "mul", "and", "or", "equal", "max", "min", "sum"}
 
@@ -283,7 +284,7 @@ def make(graph, root, name, operands, attrs=None):
 def shortest(a) -> float:
     """A scalar constant as the shortest float that round-trips in its own dtype."""
     a = np.asarray(a).reshape(-1)
-    return float(str(a[0])) if a.dtype.kind == "f" else float(a[0])
+    return float(str(a[0])) if is_float_dtype(a.dtype) else float(a[0])
 
 
 def same_shape(a, b) -> bool:
@@ -297,4 +298,4 @@ def scalar_factor(value, m) -> bool:
     xs = [v for v in op.operands if constant_of(v) is None]
     cs = [constant_of(v) for v in op.operands if constant_of(v) is not None]
     return (len(xs) == 1 and len(cs) == 1 and np.asarray(cs[0]).size == 1
-            and np.asarray(cs[0]).dtype.kind == "f" and same_shape(value, xs[0]))
+            and is_float_dtype(np.asarray(cs[0]).dtype) and same_shape(value, xs[0]))

@@ -62,7 +62,7 @@ def test_pim_roofline_counts_16_bit_words_whatever_the_model_dtype():
     from speccc.pipeline import run_canonical
     hw = load_hw("aim-gddr6")
     cost = {}
-    for dt in ("float32", "float16"):
+    for dt in ("float32", "float16", "bfloat16"):
         m = import_model(zoo.build("llama-tiny", mode="decode", weights=False, dtype=dt),
                          ImportOptions(shapes_only=True))
         run_canonical(m)
@@ -70,4 +70,6 @@ def test_pim_roofline_counts_16_bit_words_whatever_the_model_dtype():
                     if op.name in ("linear", "attention", "gated_mlp")]
     assert cost["float32"] and [c.latency_ns for c in cost["float32"]] == \
         [c.latency_ns for c in cost["float16"]]
-    assert [c.energy_pj for c in cost["float32"]] == [c.energy_pj for c in cost["float16"]]
+    for dt in ("float16", "bfloat16"):
+        assert [c.latency_ns for c in cost[dt]] == [c.latency_ns for c in cost["float32"]]
+        assert [c.energy_pj for c in cost[dt]] == [c.energy_pj for c in cost["float32"]]

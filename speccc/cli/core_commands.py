@@ -55,7 +55,7 @@ def _pm_kwargs(print_after: str, verify_each: bool) -> dict:
     return {"verify_each": verify_each, "print_after": after, "printer": _echo_ir}
 
 
-ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpec.dtype
+ZOO_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}   # CLI name -> zoo ModelSpec.dtype
 
 
 @main.command(short_help="Build a model in code (tiny, pairs, real-size shapes).")
@@ -77,7 +77,7 @@ ZOO_DTYPES = {"fp32": "float32", "fp16": "float16"}   # CLI name -> zoo ModelSpe
 @click.option("--seed", type=int, help="Seed of the random weights (default: the preset's).")
 @click.option("--dtype", type=click.Choice(list(ZOO_DTYPES)), default=None,
               help="Weight and activation dtype (default: the preset's, fp32). PIM "
-                   "presets compute in 16-bit words; fp16 models are costed as stored.")
+                   "presets compute in 16-bit words; fp16 and bf16 models are costed as stored.")
 @click.option("--shapes-only", is_flag=True, help="Declare weights without data.")
 @click.option("--pair", callback=out_dir, default=None,
               help="Instead write a draft/target pair (draft.onnx, target.onnx) to this dir.")

@@ -99,7 +99,7 @@ def _check(configs, draft, **values):
               "completion is decoded and printed).")
 @click.option("--prompt-file", type=click.Path(dir_okay=False),
               help="Prompts, one per line, decoded together as one batch (one request "
-              "each; not with pipeinfer, whose burst runs one request).")
+              "each; not with pipeinfer, which is single-request).")
 @click.option("--chat", is_flag=True, help="Wrap each prompt in the model's chat template "
               "(tokenizer.chat_template of its GGUF) as one user turn.")
 @click.option("--tokenizer", type=click.Path(dir_okay=False),
@@ -252,9 +252,9 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
         prompts = textio.encode_prompts(texts, tok, chat, ctx, max_new_tokens)
         if len(prompts) > 1:
             if any(s == "pipeinfer" for s, _ in configs if configs[0] is not None):
-                raise SpecccError("pipeinfer's burst runs one request: --prompt-file with "
-                                  "several prompts runs them as a batch under none, serial "
-                                  "or overlap")
+                from speccc.runtime.burst import SINGLE_REQUEST
+                raise SpecccError(f"--prompt-file with {len(prompts)} prompts is a batch; "
+                                  f"{SINGLE_REQUEST}")
             opts["batch"] = len(prompts)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
                     prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,

@@ -71,6 +71,15 @@ class DType(Enum):
 
 
 @cache
+def is_float_dtype(dt) -> bool:
+    """A floating-point numpy dtype, ml_dtypes' included: bfloat16 and the float8/float4
+    types have kind "V" (numpy does not know them as floats), so `dtype.kind == "f"`
+    alone misses bf16 models."""
+    dt = np.dtype(dt)
+    return dt.kind == "f" or (dt.kind == "V" and dt.type.__module__ == "ml_dtypes"
+                              and "float" in dt.name)
+
+
 def _numpy_table() -> dict:
     """DType -> numpy dtype. ml_dtypes is imported here, on first use, not at import:
     the CLI's start-up must not pay for it (tests/test_startup.py)."""

@@ -13,7 +13,14 @@ top-1 probability falls below the cutoff. An accept that commits nothing resumes
 burst; with nothing in flight and no tip the iteration starts over.
 
 A burst runs one request (batch 1): its in-flight queue, tips and partitions are that
-request's (`lane0`).
+request's (`lane0`). This is PipeInfer's mechanism, not a gap to fill: its head keeps one
+sequence (id 0 = accepted text, one KV partition of sequence ids per in-flight run),
+launches a burst after each result that emits tokens and consumes results oldest-first
+through stages that run strictly in launch order. With B requests each would fire bursts
+at its own times into that one in-order pipeline, and which request's run goes next, and
+whether the cutoff counters are shared, is policy the paper and code do not define; the
+batched schedules (none, serial, overlap) run requests in lockstep instead, one verify
+of B x (gamma+1) rows. `SINGLE_REQUEST` is the refusal every entry point gives.
 
 One deviation from the original: when a draft yields no token and p_decay is 0, the burst
 waits for the next result instead of re-drafting the same path (same answer).
@@ -21,6 +28,12 @@ waits for the next result instead of re-drafting the same path (same answer).
 from __future__ import annotations
 
 from speccc.runtime.semantics import Accepts, Blocks, commit, on_result
+
+SINGLE_REQUEST = ("pipeinfer is single-request: PipeInfer's head keeps one sequence (id 0 "
+                  "accepted, a KV partition per in-flight run) and consumes its runs "
+                  "oldest-first through in-order pipeline stages, and how B requests' bursts "
+                  "would share that pipeline is not defined by it (docs/schedules.md); "
+                  "batches run in lockstep under none, serial or overlap")
 
 
 class Burst:

@@ -112,8 +112,9 @@ def _check(cfg: RunConfig, module, sched, meta):
     if sched.batch > 1:
         bursts = [s for s in sched.steps if s.name == "spec.burst"]
         if bursts:
-            raise SpecccError("--batch > 1 runs lockstep programs; a spec.burst (pipeinfer) "
-                              "keeps one request's in-flight queue", location=bursts[0].loc)
+            from speccc.runtime.burst import SINGLE_REQUEST
+            raise SpecccError(f"--batch {sched.batch} with a spec.burst: {SINGLE_REQUEST}",
+                              location=bursts[0].loc)
     vocab = modelinfo.vocab(module.graphs[sched.target])
     prompts = [list(p) for p in cfg.prompts] if cfg.prompts is not None else [
         list(cfg.prompt) if cfg.prompt is not None else

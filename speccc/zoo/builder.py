@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -34,7 +35,8 @@ OPSET = 18
 IR_VERSION = 10  # opset 18 needs IR >= 8; 10 loads in onnxruntime >= 1.17
 INT64_MAX = np.iinfo(np.int64).max
 
-_DTYPES = {"float32": (TensorProto.FLOAT, np.float32), "float16": (TensorProto.FLOAT16, np.float16)}
+_DTYPES = {"float32": (TensorProto.FLOAT, np.float32), "float16": (TensorProto.FLOAT16, np.float16),
+           "bfloat16": (TensorProto.BFLOAT16, ml_dtypes.bfloat16)}
 
 
 class GraphBuilder:

@@ -9,7 +9,7 @@ from speccc.errors import SpecccError
 
 ARCHS = ("llama", "gpt2")
 ACTIVATIONS = {"llama": ("silu",), "gpt2": ("gelu_tanh", "relu")}
-DTYPES = ("float32", "float16")
+DTYPES = ("float32", "float16", "bfloat16")
 MODES = ("prefill", "decode")
 
 
@@ -147,4 +147,4 @@ class ModelSpec:
         return v * c + pos + self.layers * layer + 2 * c + embed
 
     def param_bytes(self) -> int:
-        return self.param_count() * (2 if self.dtype == "float16" else 4)
+        return self.param_count() * (4 if self.dtype == "float32" else 2)

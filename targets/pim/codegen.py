@@ -14,7 +14,7 @@ accumulator read out):
 |---|---|---|
 | linear, matmul (2-D weight), matmul_nbits | `gemv` | bias add |
 | gated_mlp | `gate_up` (one GEMV over [gate; up] stacked, x sent once), `act` (elementwise on PIM: EWADD-load gate, AF silu/gelu, EWMUL up), `down` | none (activations other than silu / gelu-tanh: on the host) |
-| attention | `score` (append the new keys, q·Kᵀ for every query head and position), `context` (append the new values, p·V) | scale, causal / window / mask, softmax |
+| attention | `score` (append the new keys, q·Kᵀ for every query head and position), `context` (append the new values, p·V); the query rows of a kv head share row visits (MACN.ab, up to token_slots) | scale, causal / window / mask, softmax |
 | add, mul, relu, gelu (tanh), swish (alpha 1), swiglu (alpha 1) | `ew` | operand broadcast |
 
 GEMVs (layout.py / gemv.py): W (M x K) zero-padded to the placement's Mp x Kp (padding
@@ -135,12 +135,23 @@ def op_layouts(name: str, hw, dims: dict, *, base: int = 0, window=None,
     elif name == "attention":
         if max_context is None:
             raise SpecccError("attention placement needs max_context")
-        kl = kv.plan_keys(hw, dims["D"], dims["G"], max_context, base=base, channels=window)
-        regions.append(Region("keys", kl, kl.rows, len(window)))
-        vl = kv.plan_values(hw, dims["D"], dims["G"], max_context, base=base + kl.rows,
-                            channels=window)
-        regions.append(Region("values", vl, vl.rows, vl.groups * vl.per_head))
+        # each request of the batch gets its own keys and values region (a KV row never
+        # holds two requests' tokens), stacked request after request
+        for r in range(attention_requests(dims)):
+            at = base + sum(x.rows for x in regions)
+            kl = kv.plan_keys(hw, dims["D"], dims["G"], max_context, base=at, channels=window)
+            regions.append(Region(f"keys{r}" if r else "keys", kl, kl.rows, len(window)))
+            vl = kv.plan_values(hw, dims["D"], dims["G"], max_context, base=at + kl.rows,
+                                channels=window)
+            regions.append(Region(f"values{r}" if r else "values", vl, vl.rows,
+                                  vl.groups * vl.per_head))
     return regions
+
+
+def attention_requests(dims: dict) -> int:
+    """Requests (batch rows) an attention op's placement holds KV for: its bound batch
+    dimension, 1 when unbound."""
+    return dims.get("B") or 1
 
 
 # ------------------------------------------------------------------ kernels ----
@@ -292,18 +303,20 @@ class GatedMlpKernel(Kernel):
 
 
 class AttentionKernel(Kernel):
-    """softmax(q Kᵀ * scale, masked) V on PIM GEMVs; softmax on the host."""
+    """softmax(q Kᵀ * scale, masked) V on PIM GEMVs; softmax on the host. A batch of B
+    requests has B keys/values regions (op_layouts); each listing runs request after
+    request, request r's host input and results in its own block."""
 
     def __init__(self, hw, op, attrs, shapes, regions, name):
         self.hw, self.op, self.attrs, self.name = hw, op, attrs, name
         d = op_dims(op, attrs, shapes)
-        if d["B"] != 1:
-            raise SpecccError(f"attention with batch {d['B']} on PIM: the KV layout holds "
-                              "one sequence (batch 1)")
         if d["S"] < d["T"]:
             raise SpecccError(f"attention: {d['S']} keys for {d['T']} queries; PIM appends "
                               "the last T keys to the cache")
-        self.kl, self.vl = regions[0].layout, regions[1].layout
+        self.kls = [r.layout for r in regions[0::2]]
+        self.vls = [r.layout for r in regions[1::2]]
+        self.B = d["B"]
+        self.kl, self.vl = self.kls[0], self.vls[0]
         if d["S"] > self.kl.max_context:
             raise SpecccError(f"attention over {d['S']} keys exceeds the placed max_context "
                               f"{self.kl.max_context}")
@@ -314,16 +327,33 @@ class AttentionKernel(Kernel):
     def _q_bursts(self) -> int:
         return self.H * self.T * self.kl.width
 
+    def _score_block(self) -> tuple[int, int]:
+        """(host input bursts, result slots) of one request in the score listing."""
+        append = self.G * self.T * self.kl.width
+        return self._q_bursts() + append, self.H * self.T * kv.score_outputs(self.kl)
+
     def _ctx_bursts(self) -> int:
         return self.H * self.T * _stream_bursts(self.vl.placements(self.S)[0])
 
+    def _ctx_block(self) -> tuple[int, int]:
+        """(host input bursts, result slots) of one request in the context listing."""
+        pls = self.vl.placements(self.S)
+        append = kv.value_append_bursts(self.vl, self.first, self.T)
+        return self._ctx_bursts() + append, self.H * self.T * len(pls) * pls[0].outputs
+
     def phases(self):
         if self._phases is None:
-            hw, kl, vl = self.hw, self.kl, self.vl
-            score = (kv.key_append(kl, self.first, self.T, self._q_bursts())
-                     + kv.score_body(hw, kl, self.S, heads=self.H, positions=self.T))
-            ctx = (kv.value_append(hw, vl, self.first, self.T, self._ctx_bursts())
-                   + kv.context_body(hw, vl, self.S, heads=self.H, positions=self.T))
+            hw, H, T, S = self.hw, self.H, self.T, self.S
+            (sin, sout), (cin, cout) = self._score_block(), self._ctx_block()
+            score: list = []
+            ctx: list = []
+            for r, (kl, vl) in enumerate(zip(self.kls, self.vls)):
+                score += (kv.key_append(kl, self.first, T, r * sin + self._q_bursts())
+                          + kv.score_body(hw, kl, S, heads=H, positions=T, src=r * sin,
+                                          dst=r * sout))
+                ctx += (kv.value_append(hw, vl, self.first, T, r * cin + self._ctx_bursts())
+                        + kv.context_body(hw, vl, S, heads=H, positions=T, src=r * cin,
+                                          dst=r * cout))
             self._phases = [("score", self._program("score", score)),
                             ("context", self._program("context", ctx))]
         return self._phases
@@ -331,26 +361,35 @@ class AttentionKernel(Kernel):
     def run(self, emu, ins, *, load=True):
         q, k, v = (np.asarray(a) for a in ins[:3])
         ph = dict(self.phases())
-        K, V = k[0].astype(np.float32), v[0].astype(np.float32)
-        emu.load_image(kv.key_image(self.kl, K, self.first))
-        emu.load_image(kv.value_image(self.hw, self.vl, V, self.first))
-        qs = np.zeros((self.H, self.T, self.kl.width * self.kl.lanes), np.float32)
-        qs[..., :self.D] = q[0].astype(np.float32)
-        out = _run(emu, ph["score"], np.concatenate(
-            [qs.reshape(-1), kv.key_append_stream(self.kl, K, self.first, self.T)]))
-        scores = kv.key_scores(self.kl, out, self.S, heads=self.H, positions=self.T)
-        probs = attention_probs(scores[None], self.attrs, ins[3] if len(ins) > 3 else None)[0]
-        out = _run(emu, ph["context"], np.concatenate(
-            [kv.context_stream(self.vl, probs),
-             kv.value_append_stream(self.vl, V, self.first, self.T)]))
-        ctx = kv.context_outputs(self.vl, out, self.S, heads=self.H, positions=self.T)
-        return [ctx[None].astype(q.dtype)]
+        H, T, S, W = self.H, self.T, self.S, self.kl.width
+        K, V = k.astype(np.float32), v.astype(np.float32)
+        stream = []
+        for r, (kl, vl) in enumerate(zip(self.kls, self.vls)):
+            emu.load_image(kv.key_image(kl, K[r], self.first))
+            emu.load_image(kv.value_image(self.hw, vl, V[r], self.first))
+            qs = np.zeros((H, T, W * kl.lanes), np.float32)
+            qs[..., :self.D] = q[r].astype(np.float32)
+            stream += [qs.reshape(-1), kv.key_append_stream(kl, K[r], self.first, T)]
+        out = _run(emu, ph["score"], np.concatenate(stream))
+        sout, cout = self._score_block()[1], self._ctx_block()[1]
+        scores = np.stack([kv.key_scores(kl, out, S, heads=H, positions=T, dst=r * sout)
+                           for r, kl in enumerate(self.kls)])
+        probs = attention_probs(scores, self.attrs, ins[3] if len(ins) > 3 else None)
+        stream = []
+        for r, vl in enumerate(self.vls):
+            stream += [kv.context_stream(vl, probs[r]),
+                       kv.value_append_stream(vl, V[r], self.first, T)]
+        out = _run(emu, ph["context"], np.concatenate(stream))
+        ctx = np.stack([kv.context_outputs(vl, out, S, heads=H, positions=T, dst=r * cout)
+                        for r, vl in enumerate(self.vls)])
+        return [ctx.astype(q.dtype)]
 
     def work(self):
         ob = dtype_bytes(self.hw.pim.pu.out_dtype)
         H, T, S, D, G = self.H, self.T, self.S, self.D, self.G
         ext = H * T * (2 * D + ob * S + 2 * S + ob * D) + 2 * 2 * G * T * D
-        return Work(2.0 * 2 * H * T * S * D, float(ext), float(2 * H * T * S * D))
+        return Work(2.0 * 2 * H * T * S * D * self.B, float(ext * self.B),
+                    float(2 * H * T * S * D * self.B))
 
 
 def attention_probs(scores: np.ndarray, attrs: dict, mask) -> np.ndarray:
@@ -484,6 +523,13 @@ def kernel_for(name: str, attrs: dict, hw, shapes: list, *, label: str = "op") -
                           " missing): run the `place` pass first", location=label)
     regions = op_layouts(name, hw, op_dims(name, attrs, shapes), base=attrs["pim_base_row"],
                          window=attrs["pim_channels"], max_context=attrs.get("pim_max_context"))
+    rows = sum(r.rows for r in regions)
+    if rows > attrs.get("pim_rows", rows):
+        batch = (f" (batch {op_dims(name, attrs, shapes)['B']}: KV for every request)"
+                 if name == "attention" else "")
+        raise SpecccError(f"{name} on PIM needs {rows} rows per bank{batch}, but its placement "
+                          f"holds {attrs['pim_rows']}: place it with these shapes bound",
+                          location=label)
     cls = {"linear": GemvKernel, "matmul": GemvKernel, "matmul_nbits": GemvKernel,
            "gated_mlp": GatedMlpKernel,
            "attention": AttentionKernel}[name]

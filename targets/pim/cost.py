@@ -12,9 +12,12 @@ What runs (targets/pim: `plan_matrix` -> `gemv_body` -> `time_program`, timing o
 - gather from a stored table (embeddings): the rows read out (RD), at the external
   bandwidth (not emulated);
 - attention: per kv head a score GEMV (K_h: S x D, x = q) and a context GEMV (V_h^T:
-  Dv x S, x = p), each once per query row and per query head sharing that kv head.
-  Heads are spread over disjoint channel groups (each group as wide as one head's
-  placement needs) and run concurrently; the groups meet at a SYNC.
+  Dv x S, x = p) over the query rows sharing that kv head (its query heads x positions),
+  token_slots rows per visit as kv_layout's listings group them; B requests are B x KVH
+  matrices (each request's KV is its own region). Heads are spread over disjoint channel
+  groups (each group as wide as one head's placement needs) and run concurrently; the
+  groups meet at a SYNC. The GEMV proxy does not model the packed key layout:
+  benchmarks/bench_pim_attention.py prices it at 0.98-2.56x the listings' time.
 The work a PIM kernel does outside the banks (softmax between the two attention GEMVs,
 SiLU x up in the MLP, bias) is charged as AttAcc charges its softmax unit: one operation
 per byte of the device's external bandwidth (scale-snu/attacc_simulator src/config.py:

@@ -10,7 +10,9 @@ Per channel (every channel runs the same stream on its own weights, as a `loop c
     RDMAC    every accumulator of the pass to the host (dst blocks), which clears it
   epilogue   PREA
 In "tiles" order (layout.py) the t loop is outside and every visit ends with RDMACs of
-partial sums, so x crosses the bus once instead of once per pass.
+partial sums, so x crosses the bus once instead of once per pass; with a second buffer
+vector per token it alternates buffer halves and spreads each refill over the passes
+(`double_buffered`, ISA.md "Buffer loads and MACs").
 
 The schedule is software-pipelined so the in-order command stream keeps the MAC rate:
 - with 2+ bank sets (HBM-PIM even/odd banks), the other set is precharged k1 MACs and
@@ -34,6 +36,7 @@ rows of x into groups of at most `token_slots` tokens.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from speccc.errors import SpecccError
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix
@@ -61,18 +64,40 @@ class Tok:
                 for i in range(self.n)]
 
 
-def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch,
-            tok: Tok) -> list:
-    """MAC positions j = a*Gt + g of one visit, per pseudo-channel, with commands
-    inserted after position j (`hooks`), and one WRGB per slot in the last segment."""
+@dataclass(frozen=True)
+class Refill:
+    """WRGBs interleaved into a visit: after MAC position j in [lo, hi), burst
+    src + (j - lo) into slot slot + (j - lo), for every token (the token's vector and
+    host offsets added) or, with `tokens`, for those (slot offset, src offset) pairs."""
+    lo: int
+    hi: int
+    slot: Affine
+    src: Affine
+    tokens: tuple | None = None
+
+
+def _last_segment(pl: Placement, prefetch) -> Refill | None:
+    """The single-buffer refill: the next tile, slot g right after the last segment's
+    MAC at slot g (the last MAC that reads it in this visit)."""
+    if prefetch is None:
+        return None
+    n, gt = pl.per_row * pl.tile_slots, pl.tile_slots
+    return Refill(n - gt, n, Affine(0), Affine.of(prefetch))
+
+
+def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, refill: Refill | None,
+            tok: Tok, mac_slot: int = 0) -> list:
+    """MAC positions j = a*Gt + g of one visit, per pseudo-channel (reading slots
+    mac_slot + g), with commands inserted after position j (`hooks`) and the refill's
+    WRGBs after positions refill.lo .. refill.hi-1."""
     gt, n = pl.tile_slots, pl.per_row * pl.tile_slots
     out: list = []
     cuts = sorted({0, n} | {j + 1 for j in hooks} | {a * gt for a in range(pl.per_row + 1)}
-                  | ({n - gt} if prefetch is not None else set()))
+                  | ({refill.lo, refill.hi} if refill is not None else set()))
     for lo, hi in zip(cuts, cuts[1:]):
         a, g0 = divmod(lo, gt)
-        inter = prefetch is not None and lo >= n - gt
-        body = _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch, tok)
+        inter = refill is not None and refill.lo <= lo < refill.hi
+        body = _piece(pl, ch, row, sel, acc0, a, g0, refill if inter else None, tok, mac_slot)
         if hi - lo == 1:
             out += _bind(body, "g", 0)
         else:
@@ -82,17 +107,22 @@ def _stream(pl: Placement, ch, row, sel: int, acc0: int, hooks: dict, prefetch,
     return _merge_segments(out, pl)
 
 
-def _piece(pl, ch, row, sel, acc0, a, g0, inter, prefetch, tok: Tok) -> list:
+def _piece(pl, ch, row, sel, acc0, a, g0, refill: Refill | None, tok: Tok,
+           mac_slot: int = 0) -> list:
     """MACs of positions a*Gt + g0 + g (one per pseudo-channel; MACN.ab over the buffered
-    tokens when there are several), with the prefetching WRGB of the same slot (every
-    token's) after each when `inter`."""
+    tokens when there are several), each followed by the refill's WRGBs (every token's)
+    when the piece lies in its range."""
     g = Affine.of("g") + g0
     many = {"n": tok.n} if tok.n > 1 else {}
     body = [cmd("MACN.ab" if many else "MAC.ab", ch=ch, pc=p, sel=sel, row=row,
-                col=g + a * pl.tile_slots, slot=g, acc=acc0 + a, **many) for p in range(pl.pcs)]
-    if inter:
-        body += [cmd("WRGB", ch=ch, pc=p, slot=g + sv, src=prefetch + sx + g)
-                 for _, sv, _, sx, _ in tok.each() for p in range(pl.pcs)]
+                col=g + a * pl.tile_slots, slot=g + mac_slot, acc=acc0 + a, **many)
+            for p in range(pl.pcs)]
+    if refill is not None:
+        k = g + (a * pl.tile_slots - refill.lo)          # position within the refill
+        pairs = (refill.tokens if refill.tokens is not None
+                 else [(sv, sx) for _, sv, _, sx, _ in tok.each()])
+        body += [cmd("WRGB", ch=ch, pc=p, slot=refill.slot + k + sv, src=refill.src + sx + k)
+                 for sv, sx in pairs for p in range(pl.pcs)]
     return body
 
 
@@ -187,19 +217,20 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True,
             other = (s + 1) % S
             hooks.setdefault(min(k1, R * Gt - 1), []).extend(pre(other))
             hooks.setdefault(min(k2, R * Gt - 1), []).extend(act(other, nxt if last else row))
-        tile += _stream(pl, ch, row, s, s * R, hooks, prefetch if last else None, tok)
+        tile += _stream(pl, ch, row, s, s * R, hooks,
+                        _last_segment(pl, prefetch) if last else None, tok)
     rdmac = [cmd("RDMAC", ch=ch, pc=p, acc=r + sa,
                  dst=dst + sd + ((Affine.of("c") * pl.passes + Affine.of("q")) * pl.pcs + p) * pl.accs + r)
              for _, _, sa, _, sd in tok.each() for p in pcs for r in range(pl.accs)]
     first = roff + pl.base
     if pl.order == "tiles":
-        nest = _tile_major(pl, ch, src, dst, roff, pre, act, tok)
+        nest = _tile_major(hw, pl, ch, src, dst, roff, pre, act, tok)
     else:
-        nest = loop("q", pl.passes, [loop("t", NT, tile), *rdmac])
+        nest = [loop("q", pl.passes, [loop("t", NT, tile), *rdmac])]
     body = [Loop("g", Gt, tuple(cmd("WRGB", ch=ch, pc=p, slot=Affine.of("g") + sv,
                                     src=src + sx + Affine.of("g"))
                                 for _, sv, _, sx, _ in tok.each() for p in pcs)),
-            *act(0, first), nest, *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
+            *act(0, first), *nest, *[cmd("PREA", ch=ch, pc=p) for p in pcs]]
     out = [loop("c", len(pl.channels), body,
                 comment=f" GEMV {pl.M}x{pl.K} on {pl.hw}: {pl.passes} passes x {NT} tiles")]
     if sync:
@@ -207,27 +238,90 @@ def gemv_body(hw, pl: Placement, *, src=0, dst=0, row_offset=0, sync=True,
     return out
 
 
-def _tile_major(pl: Placement, ch, src, dst, roff, pre, act, tok: Tok) -> Loop:
+def _tile_major(hw, pl: Placement, ch, src, dst, roff, pre, act, tok: Tok) -> list:
     """"tiles" order (one bank set): x tile t is sent once and serves every pass; each
     visit's accumulators are read out as a partial sum (dst block d, tile t at
-    dst + d*NT + t). The last pass of a tile prefetches tile t+1 and activates the first
-    visit of the next tile."""
+    dst + d*NT + t). Single-buffered, the last pass of a tile refills the buffer with
+    tile t+1 (every pass re-reads the tile's slots) and activates the first visit of the
+    next tile. Double-buffered (`double_buffered`: a second buffer vector per token),
+    tiles alternate between two halves of the buffer and tile t+1's refill is spread
+    over the Q visits of tile t, k = ceil(T/Q) tokens' tiles per visit, one burst per
+    token after each MAC, so the loads ride in the MAC stream's bus gaps."""
     Q, NT, Gt = pl.passes, pl.tiles, pl.tile_slots
-    t, c = Affine.of("t"), Affine.of("c")
+    c = Affine.of("c")
+    double = double_buffered(hw, pl, tok.n)
+    half = tok.n * tok.V                         # slots of one half (T vectors)
 
-    def visit(qv: Affine, nxt: Affine, prefetch) -> list:
+    def visit(t, qv: Affine, nxt: Affine, refill, mac_slot: int = 0) -> list:
         row = roff + pl.base + qv * NT + t
-        out = _stream(pl, ch, row, 0, 0, {pl.per_row * Gt - 1: pre(0) + act(0, nxt)}, prefetch,
-                      tok)
+        out = _stream(pl, ch, row, 0, 0, {pl.per_row * Gt - 1: pre(0) + act(0, nxt)}, refill,
+                      tok, mac_slot)
         return out + [cmd("RDMAC", ch=ch, pc=p, acc=r + sa,
                           dst=dst + sd + (((c * Q + qv) * pl.pcs + p) * pl.accs + r) * NT + t)
                       for _, _, sa, _, sd in tok.each() for p in range(pl.pcs)
                       for r in range(pl.accs)]
 
     q = Affine.of("q")
-    inner = [loop("q", Q - 1, visit(q, roff + pl.base + (q + 1) * NT + t, None))] if Q > 1 else []
-    inner += visit(Affine(Q - 1), roff + pl.base + t + 1, src + (t + 1) * Gt)
-    return loop("t", NT, inner)
+
+    def nxt_row(t, qv):
+        return roff + pl.base + (qv + 1) * NT + t
+
+    def tile(t: Affine, h: int) -> list:
+        """Tile t's Q visits, reading buffer half h (always 0 single-buffered)."""
+        nxt_tile = src + (t + 1) * Gt
+        if not double:
+            inner = [loop("q", Q - 1, visit(t, q, nxt_row(t, q), None))] if Q > 1 else []
+            return inner + visit(t, Affine(Q - 1), roff + pl.base + t + 1,
+                                 _last_segment(pl, nxt_tile))
+        k = -(-tok.n // Q)                       # tokens refilled per visit
+        other = Affine((1 - h) * half)
+
+        def refill(first: Affine, count: int) -> Refill | None:
+            if count == 0:
+                return None
+            pairs = tuple(((first + i) * tok.V, (first + i) * tok.src_step)
+                          for i in range(count))
+            return Refill(0, Gt, other, nxt_tile, pairs)
+
+        # visits 0..Q-2 in runs of equal refill size (k tokens, then the rest, then none);
+        # the last visit activates the next tile's first row
+        counts = [max(0, min(k, tok.n - v * k)) for v in range(Q)]
+        out: list = []
+        v = 0
+        while v < Q - 1:
+            end = v
+            while end < Q - 1 and counts[end] == counts[v]:
+                end += 1
+            qv = q + v if end - v > 1 else Affine(v)
+            body = visit(t, qv, nxt_row(t, qv), refill(qv * k, counts[v]), h * half)
+            out += [loop("q", end - v, body)] if end - v > 1 else body
+            v = end
+        last = refill(Affine((Q - 1) * k), counts[Q - 1])
+        return out + visit(t, Affine(Q - 1), roff + pl.base + t + 1, last, h * half)
+
+    if not double:
+        return [loop("t", NT, tile(Affine.of("t"), 0))]
+    t2 = Affine.of("t") * 2
+    out = [loop("t", NT // 2, tile(t2, 0) + tile(t2 + 1, 1),
+                comment=" tiles in pairs: buffer halves 0 and 1")]
+    if NT % 2:
+        out += tile(Affine(NT - 1), 0)
+    return out
+
+
+def double_buffered(hw, pl: Placement, tokens: int) -> bool:
+    """Whether a "tiles"-order GEMV of `tokens` per visit alternates buffer halves: the
+    PUs buffer two vectors per token (vector_slots >= 2T), there are passes to spread a
+    refill over (Q >= 2) and a next tile to load (NT >= 2), and the single-buffered refill
+    would slow its visit's MAC stream (T bursts per MAC take longer than the MAC spacing
+    tCCD_AB on the pseudo-channel's data bus, T*tBL, or on the channel's command bus,
+    pcs*(1+T)*tCMD). Otherwise that refill already hides, and spreading it would only add
+    a read/write bus turnaround (tRTW, tWTR) to every refilling visit. One-vector PUs (the
+    published devices) are never double-buffered."""
+    t = hw.pim.timing
+    bound = max(tokens * t.tBL, pl.pcs * (1 + tokens) * t.tCMD) > t.tCCD_AB
+    return (pl.order == "tiles" and 2 * tokens <= hw.pim.pu.vector_slots and pl.passes >= 2
+            and pl.tiles >= 2 and bound)
 
 
 def gemv_tokens(hw, pl: Placement, rows: int, *, stream: int, var: str = "tok",

@@ -216,54 +216,87 @@ def score_body(hw, kl: KeyLayout, length: int, *, heads: int, positions: int,
                src: int = 0, dst: int = 0) -> list:
     """Scores of every query head and position against the first `length` keys.
 
-    Per channel (`loop c`), per kv head g (`loop kvh`), query head i of its group
-    (`loop qh`) and position t (`loop qt`): q_(h,t) (W host bursts at src + e*W, with
-    e = h*positions + t, h = g*group + i) is written to every pseudo-channel's global
-    buffer, then the row visits of `visit_plan(length)`. RDMAC destinations: dst +
-    ((((e*n + c)*PCS + p)*V + v)*S + s)*Rk + a (read them with `key_scores`)."""
+    Per channel (`loop c`) and kv head g (`loop kvh`), the query rows sharing that kv head
+    (query head i of its group, position t: row e = h*positions + t, h = g*group + i) go
+    through the keys in row visits of up to `token_slots` rows (`tokens_per_visit`): row
+    e's q (W host bursts at src + e*W) is written to every pseudo-channel's global
+    buffer (token k of a visit in slots k*gb_slots + w) and every key column is MAC'd
+    against all of them with one `MACN.ab ... n=T` (token k into accumulator set k), so
+    a key row opened once serves the whole group. One-slot PUs keep `loop qh`/`loop qt`
+    over one-row visits (the listing of the published devices). Every row sees every
+    key: causality and masks are applied to the scores on the host (attention_probs),
+    and a masked score's probability is 0 in the context GEMV, so computing them is
+    exact. RDMAC destinations: dst + ((((e*n + c)*PCS + p)*V + v)*S + s)*Rk + a (read
+    them with `key_scores`)."""
     group = heads // kl.kv_heads
     plan = kl.visit_plan(length)
     V, W, S, A, Rk, PCS = len(plan), kl.width, kl.sets, kl.accs, kl.segs, kl.pcs
+    n = len(kl.channels)
     c, g = Affine.of("c"), Affine.of("kvh")
-    e = (g * group + Affine.of("qh")) * positions + Affine.of("qt")
     ch = c + kl.channels[0]
     row0 = g * kl.visits + kl.base
     pcs = range(PCS)
+    dst_step = n * PCS * V * S * Rk        # one query row's block of read-outs
+    gb_slots, acc_regs = hw.pim.gb_slots, hw.pim.pu.acc_regs
 
-    def rd_dst(p, v, s, a):
-        return (((e * len(kl.channels) + c) * PCS + p) * V + v) * (S * Rk) + s * Rk + a + dst
+    def rd_dst(e, p, v, s, a):
+        return (((e * n + c) * PCS + p) * V + v) * (S * Rk) + s * Rk + a + dst
 
-    def visit(v, nseg: int, nxt) -> list:
-        out: list = []
-        row = row0 + v
-        for s in range(S):
-            groups = [(k, min(A, nseg - k * A)) for k in range(math.ceil(nseg / A))]
-            for gi, (k, na) in enumerate(groups):
-                a = Affine.of("ka") + k * A if na > 1 else Affine(k * A)
-                macs = [loop("kg", W, [cmd("MAC.ab", ch=ch, pc=p, sel=s, row=row,
-                                           col=a * W + Affine.of("kg"), slot="kg",
-                                           acc=a + (s * A - k * A)) for p in pcs])]
-                reads = [cmd("RDMAC", ch=ch, pc=p, acc=a + (s * A - k * A),
-                             dst=rd_dst(p, v, s, a)) for p in pcs]
-                out += [loop("ka", na, macs)] if na > 1 else macs
-                if gi == len(groups) - 1:
-                    out += [cmd("PRE.ab", ch=ch, pc=p, sel=s) for p in pcs]
-                    if nxt is not None:
-                        out += [cmd("ACT.ab", ch=ch, pc=p, sel=s, row=nxt) for p in pcs]
-                out += [loop("ka", na, reads)] if na > 1 else reads
-        return out
+    def per(e: Affine, tokens: int) -> list:
+        """One row visit sequence for query rows e .. e+tokens-1."""
+        toks = range(tokens)
+        many = {"n": tokens} if tokens > 1 else {}
 
-    per: list = [loop("kg", W, [cmd("WRGB", ch=ch, pc=p, slot="kg",
-                                    src=e * W + Affine.of("kg") + src) for p in pcs])]
-    per += [cmd("ACT.ab", ch=ch, pc=p, sel=s, row=row0) for s in range(S) for p in pcs]
-    if V > 1:
-        vv = Affine.of("kv")
-        per.append(loop("kv", V - 1, visit(vv, Rk, row0 + vv + 1)))
-    per += visit(Affine(V - 1), plan[-1], None)
-    nest = loop_or_inline("kvh", kl.kv_heads,
-                          loop_or_inline("qh", group, loop_or_inline("qt", positions, per)))
-    return [loop("c", len(kl.channels), nest,
-                 comment=f" scores: {heads} heads x {positions} positions x {length} keys")]
+        def visit(v, nseg: int, nxt) -> list:
+            out: list = []
+            row = row0 + v
+            for s in range(S):
+                groups = [(k, min(A, nseg - k * A)) for k in range(math.ceil(nseg / A))]
+                for gi, (k, na) in enumerate(groups):
+                    a = Affine.of("ka") + k * A if na > 1 else Affine(k * A)
+                    macs = [loop("kg", W, [cmd("MACN.ab" if many else "MAC.ab", ch=ch, pc=p,
+                                               sel=s, row=row, col=a * W + Affine.of("kg"),
+                                               slot="kg", acc=a + (s * A - k * A), **many)
+                                           for p in pcs])]
+                    reads = [cmd("RDMAC", ch=ch, pc=p, acc=a + (s * A - k * A + i * acc_regs),
+                                 dst=rd_dst(e, p, v, s, a) + i * dst_step)
+                             for i in toks for p in pcs]
+                    out += [loop("ka", na, macs)] if na > 1 else macs
+                    if gi == len(groups) - 1:
+                        out += [cmd("PRE.ab", ch=ch, pc=p, sel=s) for p in pcs]
+                        if nxt is not None:
+                            out += [cmd("ACT.ab", ch=ch, pc=p, sel=s, row=nxt) for p in pcs]
+                    out += [loop("ka", na, reads)] if na > 1 else reads
+            return out
+
+        body: list = [loop("kg", W, [cmd("WRGB", ch=ch, pc=p, slot=Affine.of("kg") + i * gb_slots,
+                                         src=(e + i) * W + Affine.of("kg") + src)
+                                     for i in toks for p in pcs])]
+        body += [cmd("ACT.ab", ch=ch, pc=p, sel=s, row=row0) for s in range(S) for p in pcs]
+        if V > 1:
+            vv = Affine.of("kv")
+            body.append(loop("kv", V - 1, visit(vv, Rk, row0 + vv + 1)))
+        return body + visit(Affine(V - 1), plan[-1], None)
+
+    rows = group * positions                 # query rows per kv head
+    T = tokens_per_visit(hw, rows)
+    if T == 1:
+        e = (g * group + Affine.of("qh")) * positions + Affine.of("qt")
+        inner = loop_or_inline("qh", group, loop_or_inline("qt", positions, per(e, 1)))
+    else:
+        full, rest = divmod(rows, T)
+        e0 = g * rows
+        inner = loop_or_inline("qg", full, per(e0 + Affine.of("qg") * T, T)) if full else []
+        inner += per(e0 + full * T, rest) if rest else []
+    nest = loop_or_inline("kvh", kl.kv_heads, inner)
+    visits = f", {T} per key row visit" if T > 1 else ""
+    return [loop("c", n, nest,
+                 comment=f" scores: {heads} heads x {positions} positions x {length} keys{visits}")]
+
+
+def tokens_per_visit(hw, rows: int) -> int:
+    """Query rows of one kv head that share a row visit: as many as the PUs buffer."""
+    return max(1, min(rows, hw.pim.token_slots))
 
 
 def score_outputs(kl: KeyLayout) -> int:
@@ -405,6 +438,11 @@ def value_append(hw, vl: ValueLayout, first: int, count: int, src: int) -> list:
                           comment=f" append {count} value(s) per kv head: {nb} burst(s) per output")
 
 
+def value_append_bursts(vl: ValueLayout, first: int, count: int) -> int:
+    """Host bursts value_append reads (value_append_stream's length in bursts)."""
+    return vl.kv_heads * len(_bursts(vl, first, count)) * vl.full.Mp
+
+
 def value_append_stream(vl: ValueLayout, V: np.ndarray, first: int, count: int) -> np.ndarray:
     """Host bursts for value_append: per head, burst and padded output d, the L tokens of
     the burst (tokens at or after first+count are zero)."""
@@ -425,26 +463,40 @@ def value_append_stream(vl: ValueLayout, V: np.ndarray, first: int, count: int) 
 
 def context_body(hw, vl: ValueLayout, length: int, *, heads: int, positions: int,
                  src: int = 0, dst: int = 0) -> list:
-    """Contexts of every query head and position over the first `length` values: one GEMV
-    (layout.gemv_body) per (h, t) and pass on its kv head's channel group; host stream of
-    (h, t) at src + e*stream (every pass reads the same p), results of pass q at
-    dst + (e*Q + q)*outputs (e = h*positions + t)."""
+    """Contexts of every query head and position over the first `length` values: GEMVs
+    (gemv.gemv_body) per pass on the kv head's channel group; host stream of query row
+    e = h*positions + t at src + e*stream (every pass reads the same p), results of pass
+    q at dst + (e*Q + q)*outputs. The query rows sharing a kv head (its group's heads x
+    positions) go through Vᵀ in row visits of up to `token_slots` rows (MACN.ab, as the
+    scores); one-slot PUs keep `loop qh`/`loop qt` over one-row GEMVs."""
     from speccc.targets.pim.gemv import gemv_body
     pls = vl.placements(length)
     Q, group = len(pls), heads // vl.kv_heads
     stream = (pls[0].Kp + pls[0].tile_elems) // pls[0].lanes
     outs = pls[0].outputs
     gq, gr = Affine.of("vgq"), Affine.of("vgr")
-    e = ((gq * vl.groups + gr) * group + Affine.of("qh")) * positions + Affine.of("qt")
-    body: list = []
-    for q, pl in enumerate(pls):
-        body += gemv_body(hw, pl, src=e * stream + src, dst=(e * Q + q) * outs + dst,
-                          row_offset=gq * vl.rows_head, sync=False)
-    body = shift_field(body, "ch", gr * vl.per_head)
-    nest = loop_or_inline("vgr", vl.groups,
-                          loop_or_inline("qh", group, loop_or_inline("qt", positions, body)))
-    return loop_or_inline("vgq", vl.kv_heads // vl.groups, nest,
-                          comment=f" contexts: {heads} heads x {positions} positions x {length} values")
+    rows = group * positions                 # query rows per kv head
+    T = tokens_per_visit(hw, rows)
+
+    def per(e, tokens: int) -> list:
+        body: list = []
+        for q, pl in enumerate(pls):
+            body += gemv_body(hw, pl, src=e * stream + src, dst=(e * Q + q) * outs + dst,
+                              row_offset=gq * vl.rows_head, sync=False, tokens=tokens,
+                              src_step=stream, dst_step=Q * outs)
+        return shift_field(body, "ch", gr * vl.per_head)
+
+    e0 = (gq * vl.groups + gr) * rows
+    if T == 1:
+        inner = loop_or_inline("qh", group, loop_or_inline(
+            "qt", positions, per(e0 + Affine.of("qh") * positions + Affine.of("qt"), 1)))
+    else:
+        full, rest = divmod(rows, T)
+        inner = loop_or_inline("qg", full, per(e0 + Affine.of("qg") * T, T)) if full else []
+        inner += per(e0 + full * T, rest) if rest else []
+    visits = f", {T} per row visit" if T > 1 else ""
+    return loop_or_inline("vgq", vl.kv_heads // vl.groups, loop_or_inline("vgr", vl.groups, inner),
+                          comment=f" contexts: {heads} heads x {positions} positions x {length} values{visits}")
 
 
 def context_stream(vl: ValueLayout, probs: np.ndarray) -> np.ndarray:

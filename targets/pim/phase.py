@@ -20,7 +20,9 @@ timed, cached and byte-identical on its own.
 
 A listing that uses PIM-mode commands (spec.PIM_MODE_KINDS) also pays its standard's
 mode switches once (`Standard.mode_switch`: entry, HBM-PIM's CRF programming, exit),
-serially before and after its work.
+serially before and after its work, and their energy (`mode_switch_energy_pj`: each
+switch's row activations and host-written bursts, `Overhead.acts`/`bursts`, on every
+pseudo-channel of the channels the listing uses; energy_pj["mode_switch"]).
 """
 from __future__ import annotations
 
@@ -51,6 +53,16 @@ def mode_switch_cycles(hw) -> dict[str, int]:
     return {o.name: evaluate(o.latency, vals, o.name) for o in standard_for(hw).mode_switch}
 
 
+def mode_switch_energy_pj(hw, channels: int) -> float:
+    """Energy of one set of mode switches on `channels` channels: every pseudo-channel
+    runs each switch's command sequence (activations at act_pj, written bursts at the
+    external bus's pJ/bit)."""
+    e, p = hw.energy, hw.pim
+    per_pc = sum(o.acts * e.act_pj + o.bursts * 8 * p.burst_bytes * e.external_pj_per_bit
+                 for o in standard_for(hw).mode_switch)
+    return per_pc * channels * p.pseudo_channels
+
+
 def refresh_debt(hw, cycles: int, refreshes: int, channels: int) -> tuple[float, float]:
     """(extra cycles, extra REF commands) a phase owes for refresh it did not see."""
     if not channels or not cycles:
@@ -68,10 +80,13 @@ def refresh_debt(hw, cycles: int, refreshes: int, channels: int) -> tuple[float,
 def phase_cost(hw, program: Program, res):
     """`res` (time_program's PimResult of `program`) with the phase charges added."""
     extra, refs = refresh_debt(hw, res.cycles, res.refreshes, res.active_channels)
-    switch = sum(mode_switch_cycles(hw).values()) if uses_pim_mode(program) else 0
+    pim_mode = uses_pim_mode(program)
+    switch = sum(mode_switch_cycles(hw).values()) if pim_mode else 0
     cycles = res.cycles + round(extra) + switch
     energy = dict(res.energy_pj)
     energy["refresh"] = energy.get("refresh", 0.0) + refs * hw.energy.ref_pj
+    energy["mode_switch"] = (mode_switch_energy_pj(hw, res.active_channels)
+                             if pim_mode else 0.0)
     return replace(res, cycles=cycles, ns=cycles * hw.pim.timing.tCK_ns,
                    refreshes=res.refreshes + round(refs), energy_pj=energy)
 

@@ -8,8 +8,8 @@ speccc.costmodel.default_device; matmul with a stored 2-D weight when assigned) 
 `pim_base_row`, `pim_rows` and `pim_channels` (its channel window), and attention also
 `pim_max_context`. Within an op, regions stack from pim_base_row in codegen's
 `op_layouts` order: linear/matmul_nbits W; gated_mlp [gate; up] then down; attention
-keys then values (kv_layout.py, room to append up to max_context tokens); matmul like
-linear. GEMV matrices use layout.plan_matrix (all-bank MACs stream whole rows). PIM
+keys then values (kv_layout.py, room to append up to max_context tokens), once per
+request of a bound batch; matmul like linear. GEMV matrices use layout.plan_matrix (all-bank MACs stream whole rows). PIM
 elementwise ops hold no data and get no placement (under a split: their graph's window).
 
 Allocation: one row cursor per channel, shared by every graph of the module (a draft
@@ -29,8 +29,8 @@ import dataclasses
 from speccc.costmodel import default_device
 from speccc.errors import CapacityError, SpecccError
 from speccc.ir.types import dim_eval
-from speccc.targets.pim.codegen import (PLACED_OPS, PLACEMENT_ATTRS, op_dims, op_layouts,
-                                        unsupported_reason)
+from speccc.targets.pim.codegen import (PLACED_OPS, PLACEMENT_ATTRS, attention_requests,
+                                        op_dims, op_layouts, unsupported_reason)
 
 # operands of each placed op that the banks hold (must come from stored weights)
 WEIGHT_OPERANDS = {"linear": [1], "matmul": [1], "matmul_nbits": [1, 2, 3, 4]}
@@ -181,7 +181,7 @@ def place_op(op, sizing, request, alloc: RowAllocator, memo: dict,
     op.attrs["pim_channels"] = window
     if ctx is not None:
         op.attrs["pim_max_context"] = ctx
-        return 2 * 2 * dims["G"] * dims["D"] * ctx
+        return 2 * 2 * dims["G"] * dims["D"] * ctx * attention_requests(dims)
     if op.name == "gated_mlp":
         return 2 * dims["K"] * dims["F"] * 2 + 2 * dims["F"] * dims["N"]
     return 2 * dims["M"] * dims["K"]

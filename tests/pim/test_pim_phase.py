@@ -62,6 +62,36 @@ def test_mode_switch_is_charged_once_per_pim_listing(name):
     assert ph.cycles - raw.cycles < sum(sw.values())         # no PIM command: no switch
 
 
+# per pseudo-channel: (row activations, host-written bursts) of enter + crf + exit (the
+# Overhead table's counts from PIMSimulator's sequences; AiM's is a delay, EST 0)
+SWITCH_WORK = {"aim-gddr6": (0, 0), "hbm-pim": (4 + 1 + 2, 5 + 4 + 3), "hbm3-pim": (4 + 2, 5 + 3)}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_mode_switch_energy_is_charged_once_per_pim_listing(name):
+    """The switch's command sequence costs its activations and written bursts on every
+    pseudo-channel the listing uses, once per listing; a listing without PIM-mode commands
+    pays nothing, and the rest of the energy is the timed listing's own."""
+    hw = load_hw(name)
+    e, p = hw.energy, hw.pim
+    acts, bursts = SWITCH_WORK[name]
+    per_pc = acts * e.act_pj + bursts * 8 * p.burst_bytes * e.external_pj_per_bit
+    one = gemv_program(hw, plan_matrix(hw, 256, 256))
+    two = Program(one.body[:-1] * 2 + one.body[-1:], one.hw, "two")
+    for prog in (one, two):
+        raw, ph = time_program(prog, hw), time_phase(prog, hw)
+        want = per_pc * raw.active_channels * p.pseudo_channels
+        assert ph.energy_pj["mode_switch"] == pytest.approx(want)
+        assert (want > 0) == (name != "aim-gddr6")
+        rest = {k: v for k, v in ph.energy_pj.items() if k not in ("mode_switch", "refresh")}
+        assert rest == {k: v for k, v in raw.energy_pj.items() if k != "refresh"}
+        assert ph.energy_total_pj == pytest.approx(
+            raw.energy_total_pj + want + ph.energy_pj["refresh"] - raw.energy_pj["refresh"])
+    plain = Program((cmd("ACT", ch=0, bank=0, row=0), cmd("RD", ch=0, bank=0, row=0, col=0, dst=0),
+                     cmd("PRE", ch=0, bank=0), cmd("SYNC")), hw.name, "plain")
+    assert time_phase(plain, hw).energy_pj["mode_switch"] == 0.0
+
+
 @pytest.mark.parametrize("name,latency", [("aim-gddr6", "tRDMAC"), ("hbm-pim", "CL+tRDMAC"),
                                           ("hbm3-pim", "CL+tRDMAC")])
 def test_rdmac_latency_per_standard(name, latency):

@@ -102,7 +102,7 @@ def test_error_prompt_longer_than_context(files):
 @pytest.mark.parametrize("args,needle", [
     (["--schedule", "serial"], "needs --draft"),
     (["--acceptance", "0.5", "--temperature", "1"], "--temperature needs functional"),
-    (["--batch", "2", "--schedule", "pipeinfer"], "--batch > 1 runs lockstep programs"),
+    (["--batch", "2", "--schedule", "pipeinfer"], "--batch 2 with a spec.burst: pipeinfer is single-request"),
     (["--prompt-ids", "1,x"], "--prompt-ids expects"),
     (["--prompt-ids", "1,300"], "outside the vocabulary"),
 ])

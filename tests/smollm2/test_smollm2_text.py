@@ -113,4 +113,4 @@ def test_prompt_file_runs_as_one_batch(tmp_path):
     alone = json.loads(run("run", "--prompt", "One, two, three,", *args).stdout)
     assert rep["requests"][1]["text"] == alone["text"]
     bad = run("run", "--prompt-file", prompts, *args[:4], "--schedule", "pipeinfer")
-    assert_error(bad, "pipeinfer's burst runs one request")
+    assert_error(bad, "2 prompts is a batch; pipeinfer is single-request")

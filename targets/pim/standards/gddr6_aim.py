@@ -57,7 +57,10 @@ STANDARD = Standard(
               "(2 cycles here: tRDMAC), not after a bank read's CL",
     mode_switch=(
         O("enter", "32", "CENT's AiM model (ANCHORS.md): a mode switch costs 32 cycles; AiM's "
-                         "controller blocks normal accesses while PIM commands are outstanding"),
-        O("exit", "32", "the same switch back to normal accesses (CENT: 32 cycles)"),
+                         "controller blocks normal accesses while PIM commands are outstanding; "
+                         "EST energy 0: CENT models the switch as a delay (mode-register "
+                         "commands), no row opened and no data moved"),
+        O("exit", "32", "the same switch back to normal accesses (CENT: 32 cycles); EST energy 0 "
+                        "as enter"),
     ),
 )

@@ -55,12 +55,15 @@ STANDARD = Standard(
         O("enter", "tRCDWR+3*tRRD_S+WL+tBL+tWR+tRP+WL+tBL",
           "EST from SAITPublic/PIMSimulator PIMKernel::changePIMMode: SB->AB is four writes "
           "to the mode row 0x17ff of four banks (ACTs tRRD_S apart, the last one's row "
-          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL)"),
+          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL); "
+          "energy: 4 row activations + 5 bursts written", acts=4, bursts=5),
         O("crf", "tRCDWR+3*tCCD_L+WL+tBL",
           "EST from PIMSimulator PIMKernel::programCrf: the microkernel (32 x 32-bit "
-          "instructions) is four bursts written to row 0x3fff, columns 4-7, in AB mode"),
+          "instructions) is four bursts written to row 0x3fff, columns 4-7, in AB mode; "
+          "energy: one activation + 4 bursts", acts=1, bursts=4),
         O("exit", "WL+tBL+tRCDWR+tRRD_S+WL+tBL+tWR+tRP",
           "EST from PIMSimulator changePIMMode: AB-PIM->AB one PIM_OP_MODE write, AB->SB two "
-          "writes to the mode row 0x1fff (the second's row cycle)"),
+          "writes to the mode row 0x1fff (the second's row cycle); energy: 2 activations + "
+          "3 bursts", acts=2, bursts=3),
     ),
 )

@@ -56,9 +56,11 @@ STANDARD = Standard(
           "EST: AttAcc publishes no mode sequence; HBM-PIM's (SAITPublic/PIMSimulator "
           "PIMKernel::changePIMMode) with HBM3 timings: SB->AB is four writes "
           "to the mode row 0x17ff of four banks (ACTs tRRD_S apart, the last one's row "
-          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL)"),
+          "cycle: tRCDWR, WL+tBL, tWR, tRP), AB->AB-PIM one write of PIM_OP_MODE (WL+tBL); "
+          "energy: 4 row activations + 5 bursts written", acts=4, bursts=5),
         O("exit", "WL+tBL+tRCDWR+tRRD_S+WL+tBL+tWR+tRP",
           "EST from PIMSimulator changePIMMode: AB-PIM->AB one PIM_OP_MODE write, AB->SB two "
-          "writes to the mode row 0x1fff (the second's row cycle)"),
+          "writes to the mode row 0x1fff (the second's row cycle); energy: 2 activations + "
+          "3 bursts", acts=2, bursts=3),
     ),
 )

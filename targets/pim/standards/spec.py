@@ -71,10 +71,16 @@ class Rule:
 @dataclass(frozen=True)
 class Overhead:
     """A fixed cost in command cycles (expression over [pim.timing] names; `N*name` allowed)
-    that a listing pays once, e.g. entering PIM mode, with where the figure comes from."""
+    that a listing pays once, e.g. entering PIM mode, with where the figure comes from.
+    Its energy is the DRAM work of its command sequence, per pseudo-channel: `acts` row
+    activations (act_pj each) and `bursts` bursts written from the host (the bus's
+    external_pj_per_bit); a sequence of mode-register commands alone moves no data and
+    opens no row, so it costs nothing in speccc's energy model (no per-command term)."""
     name: str
     latency: str
     why: str
+    acts: int = 0
+    bursts: int = 0
 
 
 @dataclass(frozen=True)
