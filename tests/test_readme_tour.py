@@ -22,10 +22,10 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # the tour's commands that take long (measured on 2 busy cores: dse 91 s, zoo smollm2 44 s,
-# import-gguf 16 s, the others 6-10 s each) and those that read their output: -m slow
+# import-gguf 16 s, baseline 30-45 s, the others 6-10 s each) and those that read their output: -m slow
 SLOW = ("speccc dse ", "speccc zoo smollm2", "speccc import-gguf", "--target smollm2",
         "--print-schedule", "--module s.ir", "--schedule none,serial,overlap", "plot c.",
-        "speccc opt tiny.onnx -p")
+        "speccc opt tiny.onnx -p", "dse/best.toml", "speccc baseline ")
 SKIP_WITHOUT_WHEEL = ("smollm2", "model.gguf")
 
 
