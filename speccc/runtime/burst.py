@@ -1,6 +1,6 @@
 """`spec.burst`: PipeInfer's continuous asynchronous speculation (SC'24) as one loop op,
 following its public code (AutonomicPerfectionist/PipeInfer,
-examples/speculative/speculative.cpp).
+examples/speculative/speculative.cpp), for one request or a batch of B.
 
 When it fires (after the iteration's non-speculative run for the newest token) a burst
 starts at iter 0 and repeats its body — draft from the newest in-flight run still worth
@@ -12,15 +12,17 @@ reaches 1 (then a new burst starts at iter 0). Within a run the draft stops when
 top-1 probability falls below the cutoff. An accept that commits nothing resumes the
 burst; with nothing in flight and no tip the iteration starts over.
 
-A burst runs one request (batch 1): its in-flight queue, tips and partitions are that
-request's (`lane0`). This is PipeInfer's mechanism, not a gap to fill: its head keeps one
-sequence (id 0 = accepted text, one KV partition of sequence ids per in-flight run),
-launches a burst after each result that emits tokens and consumes results oldest-first
-through stages that run strictly in launch order. With B requests each would fire bursts
-at its own times into that one in-order pipeline, and which request's run goes next, and
-whether the cutoff counters are shared, is policy the paper and code do not define; the
-batched schedules (none, serial, overlap) run requests in lockstep instead, one verify
-of B x (gamma+1) rows. `SINGLE_REQUEST` is the refusal every entry point gives.
+Batch B: every request keeps PipeInfer's per-sequence state of its own — `LaneBurst`
+(iter, n_rejected, blocked, free KV partitions: `max_inflight` each) and its tips — and
+all requests' runs share the one in-order pipeline and in-flight queue, so results are
+still consumed oldest-first, one per iteration. Each round of the body drafts and
+launches one chained run for one request, chosen round-robin among the requests that
+may speculate (a request whose cutoff, partitions or a draft without tokens stop its
+burst leaves the bubble to the others). A result that emits tokens for some requests
+restarts their bursts and makes their non-speculative run due; requests due together
+share one non-speculative run (B rows, one weight pass), as the batched schedules do.
+Cancellation is per request: a run is checked against its own request's tokens. Runs are
+priced for the requests they serve, not for the whole batch.
 
 One deviation from the original: when a draft yields no token and p_decay is 0, the burst
 waits for the next result instead of re-drafting the same path (same answer).
@@ -29,15 +31,18 @@ from __future__ import annotations
 
 from speccc.runtime.semantics import Accepts, Blocks, commit, on_result
 
-SINGLE_REQUEST = ("pipeinfer is single-request: PipeInfer's head keeps one sequence (id 0 "
-                  "accepted, a KV partition per in-flight run) and consumes its runs "
-                  "oldest-first through in-order pipeline stages, and how B requests' bursts "
-                  "would share that pipeline is not defined by it (docs/schedules.md); "
-                  "batches run in lockstep under none, serial or overlap")
+
+class LaneBurst:
+    """One request's burst counters and KV partitions."""
+
+    def __init__(self, free: int):
+        self.free = free   # KV partitions for this request's speculative runs
+        self.iter = self.n_rejected = 0
+        self.blocked = False
 
 
 class Burst:
-    def __init__(self, program, step):
+    def __init__(self, program, step, lanes):
         a = step.attrs
         self.index = step.index
         self.body = set(program.bodies[step.index])
@@ -45,109 +50,146 @@ class Burst:
                                  if s.name == "spec.accept" and step.index in s.operands)
         self.p_accept, self.p_recovery, self.p_decay = (a["p_accept"], a["p_recovery"],
                                                         a["p_decay"])
-        self.free = a["max_inflight"]   # KV partitions for speculative runs
+        self.lanes = {lane.index: LaneBurst(a["max_inflight"]) for lane in lanes}
         self.draft_step = next(program.steps[i] for i in sorted(self.body)
                                if program.steps[i].name == "spec.draft")
-        self.iter = self.n_rejected = 0
-        self.busy = self.blocked = False
-        self.tip = None
+        self.busy = False
+        self.turn = 0          # round-robin: the request considered first next round
+        self.lane = self.tip = None   # this round's request and the run it chains on
         self.k = 0
 
     def owns(self, index: int) -> bool:
         return index in self.body
 
-    def cutoff(self) -> float:
-        return self.p_accept + self.iter * self.p_recovery - self.n_rejected * self.p_decay
+    def cutoff(self, st: LaneBurst) -> float:
+        return self.p_accept + st.iter * self.p_recovery - st.n_rejected * self.p_decay
 
     # ------------------------------------------------------------ the loop ---------
-    def start(self, m) -> None:
-        self.iter, self.blocked = 0, False
+    def start(self, m, run) -> None:
+        """A new iteration: the requests of its non-speculative `run` (those whose last
+        result emitted tokens) start a burst."""
+        for i in (run.meta["lanes"] if run is not None else ()):
+            self.lanes[i].iter, self.lanes[i].blocked = 0, False
         self.pump(m)
 
     def pump(self, m) -> None:
         while not m.finished and not self.busy:
             if m.inflight and m.inflight[0].done:
                 return m.complete(self.index)        # the accept takes it
-            if self.free == 0 or self.blocked:
+            restart, chosen = [], None
+            for lane in self._order(m):
+                verdict = self._may_speculate(m, lane)
+                if verdict == "restart":
+                    restart.append(lane.index)
+                elif verdict is not None and chosen is None:
+                    chosen = (lane, *verdict)
+            if restart:         # nothing of theirs in flight: a non-speculative run
+                m.carry["ns_due"] = set(restart)
+                return m.start_iteration()
+            if chosen is None:
                 return
-            if self.cutoff() >= 1.0:
-                if self.iter == 0:
-                    return          # cutoff >= 1 even at iter 0: speculation is off
-                self.iter = 0       # burst over; the loop starts the next one
-                continue
-            tip = self.newest_tip(m)
-            if tip is None:
-                return None if m.inflight else m.start_iteration()
-            k = self.draft_step.attrs["tokens"]
-            if m.max_context is not None:
-                k = min(k, m.max_context - len(_lane(tip)["path"]))
-            if k <= 0:
-                return
-            self.busy, self.tip, self.k = True, tip, k
+            lane, self.tip, self.k = chosen
+            self.busy, self.lane = True, lane
+            self.turn = (lane.index + 1) % m.batch
             return m.fire_body(self.index, lambda: self.round_done(m))
 
-    def newest_tip(self, m):
+    def _order(self, m) -> list:
+        """Requests with work, round-robin from `turn`."""
+        return [lane for lane in m.lanes[self.turn:] + m.lanes[:self.turn]
+                if not m.lane_finished(lane)]
+
+    def _may_speculate(self, m, lane):
+        """(tip, k) when the request can launch a speculative run now; "restart" when
+        it has nothing in flight to chain on; None when its burst waits."""
+        st = self.lanes[lane.index]
+        if st.free == 0 or st.blocked:
+            return None
+        if self.cutoff(st) >= 1.0:
+            if st.iter == 0:
+                return None     # cutoff >= 1 even at iter 0: speculation is off
+            st.iter = 0         # burst over; the loop starts the next one
+            if self.cutoff(st) >= 1.0:
+                return None
+        tip = self.newest_tip(m, lane)
+        if tip is None:
+            return None if any(lane.index in r.meta["lanes"] for r in m.inflight) \
+                else "restart"
+        k = self.draft_step.attrs["tokens"]
+        if m.max_context is not None:
+            k = min(k, m.max_context - len(tip.meta["lanes"][lane.index]["path"]))
+        return (tip, k) if k > 0 else None
+
+    def newest_tip(self, m, lane):
         for run in reversed(m.inflight):
-            if not run.cancelled and run not in m.dropped:
+            if (not run.cancelled and lane.index in run.meta["lanes"]
+                    and (run, lane.index) not in m.dropped):
                 return run
         return None
 
     def round_done(self, m) -> None:
         self.busy = False
-        if not m.values.get(self.draft_step.index)[0].tokens:
-            self.n_rejected += 1
-            self.blocked = self.p_decay == 0
+        st = self.lanes[self.lane.index]
+        if not m.values.get(self.draft_step.index)[self.lane.index].tokens:
+            st.n_rejected += 1
+            st.blocked = self.p_decay == 0
         elif not m.finished:
-            self.iter += 1
+            st.iter += 1
         self.pump(m)
 
     # ------------------------------------------------------------ body ops ---------
+    def _path(self) -> list:
+        return self.tip.meta["lanes"][self.lane.index]["path"]
+
     def draft(self, m, step) -> None:
-        cutoff = self.cutoff() if step.attrs.get("cutoff") else None
-        m.launch_draft([(m.lane0, _lane(self.tip)["path"], self.k)],
+        cutoff = self.cutoff(self.lanes[self.lane.index]) if step.attrs.get("cutoff") \
+            else None
+        m.launch_draft([(self.lane, self._path(), self.k)],
                        lambda run: m.complete(step.index, Blocks.of(run)), cutoff=cutoff,
-                       tip=self.tip)
+                       tip=self.tip, rows=1)
 
     def copy_in(self, m, blocks: Blocks) -> list:
-        if not blocks[0].tokens:
+        if not blocks[self.lane.index].tokens:
             return []
-        return m.costs["target"].kv("copy", len(_lane(self.tip)["path"])
-                                    - m.lane0.canonical.length)
+        return m.costs["target"].kv("copy", len(self._path()) - self.lane.canonical.length,
+                                    rows=1)
 
     def verify(self, m, step, args) -> None:
-        block = next(v for v in args if isinstance(v, Blocks))[0]
+        block = next(v for v in args if isinstance(v, Blocks))[self.lane.index]
         copy = next((v for v in args if isinstance(v, list)), [])
         if not block.tokens or m.finished:
             return m.complete(step.index)
-        tip = _lane(self.tip)
-        self.free -= 1
-        run = m.launch_target("spec", [(m.lane0, len(tip["path"]), block.tokens, tip["state"],
-                                        tip["path"], block.ids, block.qs)],
-                              lambda run: on_result(m), pre=copy)
+        tip = self.tip.meta["lanes"][self.lane.index]
+        self.lanes[self.lane.index].free -= 1
+        run = m.launch_target("spec", [(self.lane, len(tip["path"]), block.tokens,
+                                        tip["state"], tip["path"], block.ids, block.qs)],
+                              lambda run: on_result(m), pre=copy, n_rows=1)
         m.inflight.append(run)
         m.complete(step.index, run)
 
     # ------------------------------------------------------------ accept -----------
     def accept_oldest(self, m, step) -> None:
+        """Commit the oldest result for each request it serves (unless dropped for it);
+        the requests it emitted tokens for get their non-speculative run next."""
         run = m.inflight.popleft()
-        if run.kind == "spec":
-            self.free += 1
-        if run in m.dropped:
-            m.dropped.discard(run)
+        accepts = Accepts()
+        for i in run.meta["lanes"]:
+            if run.kind == "spec":
+                self.lanes[i].free += 1
+            if (run, i) in m.dropped:
+                m.dropped.discard((run, i))
+                continue
+            lane = m.lanes[i]
+            got = None if m.lane_finished(lane) else commit(m, run, lane)
+            if got is not None:
+                self.lanes[i].n_rejected = 0
+                accepts[i] = got
+        if not accepts:
             return self.resume(m, step)
-        accepted = commit(m, run, m.lane0)
-        if accepted is None:
-            return self.resume(m, step)
-        self.n_rejected = 0
-        m.complete(step.index, Accepts({0: accepted}))
+        m.carry["ns_due"] = set(accepts)
+        m.complete(step.index, accepts)
 
     def resume(self, m, step) -> None:
         """The accept committed nothing: the burst goes on where it was."""
         m.reopen(step.index)
         m.done.discard(self.index)
         self.pump(m)
-
-
-def _lane(run) -> dict:
-    """The (only) request's part of a run."""
-    return run.meta["lanes"][0]

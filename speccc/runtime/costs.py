@@ -107,24 +107,26 @@ class ModelCosts:
         self._cache: dict = {}
 
     # ---------------------------------------------------------------- forwards ---
-    def forward(self, T: int, P: int, prefill: bool = False) -> list[TaskSpec]:
-        """Tasks of one forward over T new positions after P cached ones."""
-        out = []
+    def forward(self, T: int, P: int, prefill: bool = False,
+                rows: int | None = None) -> list[TaskSpec]:
+        """Tasks of one forward over T new positions after P cached ones, for `rows`
+        requests (default: the batch; a pipeinfer run serves only its own requests)."""
+        out, b = [], rows or self.batch
         for i, (op, st, is_kv, reads, dep_p, tok) in enumerate(self.ops):
-            key = (i, T, P if dep_p else -1, prefill)
+            key = (i, T, P if dep_p else -1, prefill, b)
             spec = self._cache.get(key)
             if spec is None:
-                spec = self._op_task(op, st, is_kv, reads, tok, T, P, prefill)
+                spec = self._op_task(op, st, is_kv, reads, tok, T, P, prefill, b)
                 self._cache[key] = spec
             if spec is not False:
                 out.append(spec)
         return self._coarsen(out) if self.granularity == "stage" else out
 
-    def _op_task(self, op, st, is_kv, reads, tok, T, P, prefill):
+    def _op_task(self, op, st, is_kv, reads, tok, T, P, prefill, b):
         group = self.stages[st]
         if is_kv:
-            return self._kv_spec("kv_append", st, self.batch * T * tok, 1, {"T": T, "P": P})
-        model, b = self.models[st], self.batch
+            return self._kv_spec("kv_append", st, b * T * tok, 1, {"T": T, "P": P})
+        model = self.models[st]
         per_req = op.name in PER_REQUEST
         bind = {"T": T if per_req else b * T, "P": P, "B": 1}
         if "device" in op.attrs:
@@ -170,12 +172,13 @@ class ModelCosts:
                 for st, res, dur, en, args in groups]
 
     # ---------------------------------------------------------------- KV ---------
-    def kv(self, action: str, entries: int) -> list[TaskSpec]:
-        """rollback (clear `entries` positions) or copy (read + write them), per stage."""
+    def kv(self, action: str, entries: int, rows: int | None = None) -> list[TaskSpec]:
+        """rollback (clear `entries` positions) or copy (read + write them), per stage,
+        for each of `rows` requests (default: the batch)."""
         if entries <= 0:
             return []
         rw = 2 if action == "copy" else 1
-        return [self._kv_spec(f"kv_{action}", st, self.batch * entries * tok, rw,
+        return [self._kv_spec(f"kv_{action}", st, (rows or self.batch) * entries * tok, rw,
                               {"entries": entries})
                 for st, tok in enumerate(self.kv_token_bytes) if tok]
 

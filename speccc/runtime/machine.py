@@ -27,7 +27,7 @@ class Machine(Session):
         self.carry: dict = {}     # state handlers keep across iterations (by name)
         self.watch: dict = {}     # op index -> callback when it completes (burst rounds)
         self.inflight: deque = deque()   # target runs not waited for (verify wait=false)
-        self.dropped: set = set()        # in-flight runs whose result will be ignored
+        self.dropped: set = set()        # (in-flight run, request) whose result is ignored
         self._pumping = False
 
     # ------------------------------------------------------------ walking ---------

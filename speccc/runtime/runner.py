@@ -109,12 +109,6 @@ def _check(cfg: RunConfig, module, sched, meta):
         if empty:
             raise SpecccError(f"@{empty[0]} has no weight data (shapes-only model): pass "
                               "--acceptance A to drive a synthetic acceptance process")
-    if sched.batch > 1:
-        bursts = [s for s in sched.steps if s.name == "spec.burst"]
-        if bursts:
-            from speccc.runtime.burst import SINGLE_REQUEST
-            raise SpecccError(f"--batch {sched.batch} with a spec.burst: {SINGLE_REQUEST}",
-                              location=bursts[0].loc)
     vocab = modelinfo.vocab(module.graphs[sched.target])
     prompts = [list(p) for p in cfg.prompts] if cfg.prompts is not None else [
         list(cfg.prompt) if cfg.prompt is not None else

@@ -10,7 +10,8 @@ after), a kv op passes its operand's value on. docs/schedules.md states each rul
 
 Loop-carried state lives on the machine: `carry["predraft"]` (a speculative draft kept for
 the next iteration), `carry["burst"]` (a burst's counters), `inflight`/`dropped` (target
-runs not waited for). Batched requests (batch > 1) use BATCH_SEMANTICS (batch.py).
+runs not waited for), `carry["ns_due"]` (requests whose next non-speculative run is due).
+Every handler serves the batch's requests (lanes); see session.py.
 """
 from __future__ import annotations
 
@@ -169,8 +170,15 @@ def verify(m, step, args) -> None:
         return m.carry["burst"].verify(m, step, args)
     blocks = Blocks() if a.get("kind") == "nonspec" else next(
         (v for v in args if isinstance(v, Blocks)), Blocks())
+    lanes, rows = m.active(), None
+    if not a.get("wait", True):   # pipeinfer: only the requests whose run is due
+        due = m.carry.pop("ns_due", None)
+        lanes = [lane for lane in lanes if due is None or lane.index in due]
+        if not lanes:
+            return m.complete(step.index)
+        rows = len(lanes)
     requests = []
-    for lane in m.active():
+    for lane in lanes:
         block, c = blocks.get(lane.index, Block()), lane.committed
         requests.append((lane, len(c) - 1, [c[-1], *block.tokens], lane.canonical, c[:-1],
                          [None, *block.ids], [None, *block.qs]))
@@ -181,7 +189,7 @@ def verify(m, step, args) -> None:
     else:
         def done(run):
             on_result(m)
-    run = m.launch_target(kind, requests, done)
+    run = m.launch_target(kind, requests, done, n_rows=rows)
     if not a.get("wait", True):
         m.inflight.append(run)
         m.complete(step.index, run)
@@ -262,21 +270,29 @@ def cancel(m, step, args) -> None:
             if not keep:
                 m.cancel(m.carry.pop("predraft"), "verify rejected a token or the bonus "
                          "differs")
-    lane = m.lane0        # in-flight queues are single-request (burst)
-    n, c = len(lane.committed), lane.committed
     for run in list(m.inflight):
-        meta = run.meta["lanes"][0]
-        k = min(len(meta["path"]), n)
-        behind = meta["start"] + len(meta["inputs"]) <= n - 1
-        if not behind and meta["path"][:k] == c[:k]:
+        invalid = {i: why for i in run.meta["lanes"] if (why := _invalid(m, run, i))}
+        if not invalid:
             continue
-        if run.kind == "spec":
+        if run.kind == "spec":     # one request's run
             m.inflight.remove(run)
-            m.carry["burst"].free += 1
-            m.cancel(run, "assumed path disagrees" if not behind else "behind the frontier")
+            m.carry["burst"].lanes[next(iter(invalid))].free += 1
+            m.cancel(run, next(iter(invalid.values())))
         else:
-            m.dropped.add(run)
+            m.dropped.update((run, i) for i in invalid)
     m.complete(step.index)
+
+
+def _invalid(m, run, i) -> str | None:
+    """Why request i's part of an in-flight run is invalid (None: it is not)."""
+    lane, meta = m.lanes[i], run.meta["lanes"][i]
+    if m.lane_finished(lane) and not m.finished:
+        return "request complete"
+    n, c = len(lane.committed), lane.committed
+    k = min(len(meta["path"]), n)
+    if meta["start"] + len(meta["inputs"]) <= n - 1:
+        return "behind the frontier"
+    return None if meta["path"][:k] == c[:k] else "assumed path disagrees"
 
 
 # ---------------------------------------------------------------- burst, step -------
@@ -284,8 +300,8 @@ def burst(m, step, args) -> None:
     from speccc.runtime.burst import Burst
     st = m.carry.get("burst")
     if st is None:
-        st = m.carry["burst"] = Burst(m.program, step)
-    st.start(m)
+        st = m.carry["burst"] = Burst(m.program, step, m.lanes)
+    st.start(m, args[0])
 
 
 def step(m, step, args) -> None:

@@ -46,7 +46,8 @@ class Session:
         self.lanes = [Lane(i, p) for i, p in enumerate(prompts)]
         self.batch = len(self.lanes)
         self.max_new, self.max_context = max_new, max_context
-        self.row_bytes = logit_bytes * vocab * self.batch
+        self.logit_row = logit_bytes * vocab           # one request's logits per position
+        self.row_bytes = self.logit_row * self.batch
         self.drafted: list[str] = []          # status of every drafted token
         self.verifies: list[tuple] = []       # every lane's verifies
         self.done_time: float | None = None
@@ -120,10 +121,11 @@ class Session:
         self.engine.launch("prefill", "target", specs, done)
 
     def launch_draft(self, requests, on_done, cutoff: float | None = None,
-                     kind: str = "draft", **meta):
+                     kind: str = "draft", rows: int | None = None, **meta):
         """One draft run for `requests` [(lane, path, k_max)]: each lane drafts up to
         k_max tokens after its path (stopping below `cutoff`); forwards of different
-        lanes at the same step share one batched forward."""
+        lanes at the same step share one batched forward, priced for `rows` requests
+        (default: the whole batch; pipeinfer prices its runs for their own requests)."""
         def stop(conf) -> bool:
             self.max_confidence = max(self.max_confidence, conf)
             return cutoff is not None and conf < cutoff
@@ -134,18 +136,21 @@ class Session:
             self.drafted += [PENDING] * len(ids)
             lanes[lane.index] = {"path": list(path), "proposal": prop, "ids": ids}
         props = [lm["proposal"] for lm in lanes.values()]
-        specs = cost.kv("rollback", mean([p.rolled_back for p in props], self.batch))
+        rows = rows or self.batch
+        specs = cost.kv("rollback", mean([p.rolled_back for p in props], rows), rows)
         for step in range(max(len(p.forwards) for p in props)):
             shapes = [p.forwards[step] for p in props if len(p.forwards) > step]
             T, P = max(t for t, _ in shapes), round(mean([q for _, q in shapes]))
-            specs += [self.link("h2d tokens", 8 * T * self.batch),
-                      *cost.forward(T, P, prefill=P == 0),
-                      self.link("d2h logits", self.row_bytes)]
+            specs += [self.link("h2d tokens", 8 * T * rows),
+                      *cost.forward(T, P, prefill=P == 0, rows=rows),
+                      self.link("d2h logits", self.logit_row * rows)]
         return self.engine.launch(kind, "draft", specs, on_done, lanes=lanes, **meta)
 
-    def launch_target(self, kind: str, requests, on_done, pre=(), **meta):
+    def launch_target(self, kind: str, requests, on_done, pre=(), n_rows: int | None = None,
+                      **meta):
         """One target run for `requests` [(lane, start, inputs, base cache, base path,
-        ids, qs)]: each lane computes its inputs on its base cache."""
+        ids, qs)]: each lane computes its inputs on its base cache; priced for `n_rows`
+        requests (default: the whole batch)."""
         lanes = {}
         for lane, start, inputs, base, base_path, ids, qs in requests:
             rows, state = self.backend.verify(base, start, inputs)
@@ -156,9 +161,10 @@ class Session:
                                  "qs": qs or [None] * T}
         T = max(len(lm["inputs"]) for lm in lanes.values())
         start = round(mean([lm["start"] for lm in lanes.values()]))
-        specs = [*pre, self.link("h2d tokens", 8 * T * self.batch),
-                 *self.costs["target"].forward(T, start, prefill=start == 0),
-                 self.link("d2h logits", self.row_bytes * T)]
+        n_rows = n_rows or self.batch
+        specs = [*pre, self.link("h2d tokens", 8 * T * n_rows),
+                 *self.costs["target"].forward(T, start, prefill=start == 0, rows=n_rows),
+                 self.link("d2h logits", self.logit_row * n_rows * T)]
         return self.engine.launch(kind, "target", specs, on_done, lanes=lanes, **meta)
 
     def forward_ns(self, role: str, T: int, P: int) -> float:
@@ -168,9 +174,10 @@ class Session:
                  self.link("d2h logits", self.row_bytes * T)]
         return sum(s.dur for s in specs)
 
-    def kv_op(self, role: str, action: str, entries: float) -> None:
-        """A KV operation on `entries` positions per request (the batch's mean)."""
-        specs = self.costs[role].kv(action, entries)
+    def kv_op(self, role: str, action: str, entries: float, rows: int | None = None) -> None:
+        """A KV operation on `entries` positions per request (the mean over `rows`
+        requests, default the batch)."""
+        specs = self.costs[role].kv(action, entries, rows)
         if specs:
             self.engine.launch(f"kv_{action}", role, specs)
 
