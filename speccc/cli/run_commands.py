@@ -99,7 +99,7 @@ def _check(configs, draft, **values):
               "completion is decoded and printed).")
 @click.option("--prompt-file", type=click.Path(dir_okay=False),
               help="Prompts, one per line, decoded together as one batch (one request "
-              "each; not with pipeinfer, which is single-request).")
+              "each).")
 @click.option("--chat", is_flag=True, help="Wrap each prompt in the model's chat template "
               "(tokenizer.chat_template of its GGUF) as one user turn.")
 @click.option("--tokenizer", type=click.Path(dir_okay=False),
@@ -138,9 +138,9 @@ def _check(configs, draft, **values):
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="0: greedy; > 0: sampling with rejection sampling.")
 @click.option("--batch", type=int, default=1, show_default=True,
-              help="Requests decoded together in lockstep, each with its own tokens, KV "
-              "and acceptance (every schedule but pipeinfer); functional runs give each "
-              "the prompt.")
+              help="Requests decoded together, each with its own tokens, KV and "
+              "acceptance (none/serial/overlap in lockstep; pipeinfer: each request its "
+              "own bursts on the shared pipeline); functional runs give each the prompt.")
 @click.option("--draft-channels", type=int, default=0, show_default=True,
               help="PIM channels of the draft (0: serial shares all, others auto).")
 @click.option("--stages", type=int, default=1, show_default=True,
@@ -251,10 +251,6 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
         ctx = max_context if max_context is not None else context_limit(module, models, meta)
         prompts = textio.encode_prompts(texts, tok, chat, ctx, max_new_tokens)
         if len(prompts) > 1:
-            if any(s == "pipeinfer" for s, _ in configs if configs[0] is not None):
-                from speccc.runtime.burst import SINGLE_REQUEST
-                raise SpecccError(f"--prompt-file with {len(prompts)} prompts is a batch; "
-                                  f"{SINGLE_REQUEST}")
             opts["batch"] = len(prompts)
     cfg = RunConfig(max_new_tokens=max_new_tokens, prompt=_ids(prompt_ids),
                     prompt_len=prompt_len, acceptance=alphas, acceptance_trace=trace,

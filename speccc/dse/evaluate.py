@@ -290,7 +290,8 @@ class Evaluator:
                     f"({study.max_new_tokens}) exceeds the models' context of "
                     f"{max_context} positions")
         if p["schedule"] == "pipeinfer" and p["batch"] > 1:
-            return "pipeinfer keeps one request's in-flight queue (batch 1 only)"
+            return ("pipeinfer's closed form models one request (batch 1 only; "
+                    "`speccc run --batch` simulates batched pipeinfer)")
         split = self.channels(p, hw)
         if isinstance(split, str):
             return split

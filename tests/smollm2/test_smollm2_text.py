@@ -112,5 +112,9 @@ def test_prompt_file_runs_as_one_batch(tmp_path):
         "The capital of France is", "One, two, three,"]
     alone = json.loads(run("run", "--prompt", "One, two, three,", *args).stdout)
     assert rep["requests"][1]["text"] == alone["text"]
-    bad = run("run", "--prompt-file", prompts, *args[:4], "--schedule", "pipeinfer")
-    assert_error(bad, "2 prompts is a batch; pipeinfer is single-request")
+    pi = run("run", "--prompt-file", prompts, *args[:4], "--schedule", "pipeinfer",
+             *args[6:])
+    assert pi.exit_code == 0, pi.output
+    pi = json.loads(pi.stdout)
+    assert pi["batch"] == 2 and [q["text"] for q in pi["requests"]] == [
+        q["text"] for q in rep["requests"]]
