@@ -2,7 +2,8 @@
 
 A batch report's figures are aggregates over its requests (tokens: the sum; acceptance:
 over every request's verifies; tokens, ttft and itl: request 0's) and `requests` holds each
-request's own. tokens_per_s: generated tokens / time of the last one (prefill included);
+request's own (tokens, ttft, time, verifies, acceptance, drafted-token outcomes, cancelled
+runs). tokens_per_s: generated tokens / time of the last one (prefill included);
 decode_tokens_per_s: (tokens - 1) / (last - first token time); ttft: first token time;
 itl: mean inter-token latency (last - first) / (tokens - 1); mean_acceptance_length:
 1 + accepted / verifies over valid verifies that had draft candidates; per-position
@@ -60,22 +61,30 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "channel_groups": {k: len(v) for k, v in sched.groups.items()},
     }
     if len(session.lanes) > 1:
-        out["requests"] = [_request(ln) for ln in session.lanes]
+        out["requests"] = [_request(ln, session, engine) for ln in session.lanes]
     out["warnings"] = _warnings(session, sched, status)
     out.update(extra or {})
     return out
 
 
-def _request(lane) -> dict:
-    """One request's own figures (a batch report's `requests`)."""
+def _request(lane, session, engine) -> dict:
+    """One request's own figures (a batch report's `requests`); a run serving several
+    requests counts in each of their `cancelled_runs`."""
     ver, t = lane.verifies, lane.emit_times
     accepted = sum(k for _, k in ver)
+    status = Counter(s for s, i in zip(session.drafted, session.drafted_by)
+                     if i == lane.index)
+    cancelled = Counter(r.kind for r in engine.runs
+                        if r.cancelled and lane.index in r.meta.get("lanes", {}))
     return {"tokens": lane.committed[lane.n_prompt:], "generated_tokens": lane.generated,
             "ttft_ms": t[0] / 1e6 if t else None,
             "time_ms": lane.done_time / 1e6 if lane.done_time is not None else None,
             "verifies": len(ver),
             "mean_acceptance_length": 1 + accepted / len(ver) if ver else None,
-            "acceptance_rate": accepted / sum(m for m, _ in ver) if ver else None}
+            "acceptance_rate": accepted / sum(m for m, _ in ver) if ver else None,
+            "drafted_tokens": {s: status.get(s, 0) for s in ("accepted", "rejected",
+                                                              "cancelled")},
+            "cancelled_runs": dict(sorted(cancelled.items()))}
 
 
 def _warnings(session, sched, status) -> list[str]:

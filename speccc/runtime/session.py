@@ -49,6 +49,7 @@ class Session:
         self.logit_row = logit_bytes * vocab           # one request's logits per position
         self.row_bytes = self.logit_row * self.batch
         self.drafted: list[str] = []          # status of every drafted token
+        self.drafted_by: list[int] = []       # the request that drafted it
         self.verifies: list[tuple] = []       # every lane's verifies
         self.done_time: float | None = None
         self.max_confidence = 0.0             # highest draft top-1 probability seen
@@ -134,6 +135,7 @@ class Session:
             prop = self.backend.draft(path, k, stop, lane.index)
             ids = list(range(len(self.drafted), len(self.drafted) + len(prop.tokens)))
             self.drafted += [PENDING] * len(ids)
+            self.drafted_by += [lane.index] * len(ids)
             lanes[lane.index] = {"path": list(path), "proposal": prop, "ids": ids}
         props = [lm["proposal"] for lm in lanes.values()]
         rows = rows or self.batch

@@ -41,3 +41,46 @@ def test_sampled_batch_uses_one_stream_per_request(pairs):
     solo, _ = run(m, "schedule=serial,gamma=3", prompt=PROMPTS[0], max_new_tokens=12,
                   temperature=1.0, seed=5)
     assert a == solo["tokens"]   # request 0 keeps the unbatched streams
+
+
+def test_pipeinfer_batch_per_request_state(pairs):
+    """PipeInfer with four requests: each equals its own target-only run; every
+    speculative run is one request's (its own KV partition and cancellation), every
+    request gets some (round-robin), and the per-request figures sum to the aggregates."""
+    m = pairs("llama-tiny", 1, 0.3)
+    singles = [run(m, "schedule=none", prompt=p, max_new_tokens=16)[0]["tokens"]
+               for p in PROMPTS]
+    rep, eng = run(m, "schedule=pipeinfer,gamma=3,batch=4,p_accept=0.1,max_inflight=2",
+                   prompts=PROMPTS, max_new_tokens=16)
+    reqs = rep["requests"]
+    assert [r["tokens"] for r in reqs] == singles
+    spec = [r for r in eng.runs if r.kind == "spec"]
+    assert all(len(r.meta["lanes"]) == 1 for r in spec)
+    assert {i for r in spec for i in r.meta["lanes"]} == {0, 1, 2, 3}
+    for key in ("accepted", "rejected", "cancelled"):
+        assert rep["drafted_tokens"][key] == sum(r["drafted_tokens"][key] for r in reqs)
+    assert rep["drafted_tokens"]["rejected"] > 0
+    assert sum(rep["cancelled_runs"].values()) > 0
+    assert sum(r["cancelled_runs"].get("spec", 0) for r in reqs) == \
+        rep["cancelled_runs"].get("spec", 0)
+    assert rep["verifies"] == sum(r["verifies"] for r in reqs)
+    # at most max_inflight speculative runs of one request in flight at any time
+    for i in range(4):
+        mine = [r for r in spec if i in r.meta["lanes"]]
+        ends = [(r.finished if r.finished is not None else float("inf")) for r in mine]
+        for r in mine:
+            live = sum(1 for o, e in zip(mine, ends) if o.launched <= r.launched < e)
+            assert live <= 2
+
+
+def test_pipeinfer_batch_shares_the_pipeline(pairs):
+    """Four requests' runs interleave on the in-order pipeline: the batch finishes well
+    before four single-request runs back to back, and its non-speculative runs serve
+    several requests at once (one weight pass) at least at the start."""
+    m = pairs("llama-tiny", 1, 0.3, weights=False)
+    spec = "schedule=pipeinfer,gamma=4,p_accept=0.1,stages=2"
+    one = run(m, spec, acceptance=0.7, max_new_tokens=20)[0]
+    four, eng = run(m, f"{spec},batch=4", acceptance=0.7, max_new_tokens=20)
+    assert four["generated_tokens"] == 80
+    assert four["time_ms"] < 4 * one["time_ms"]
+    assert max(len(r.meta["lanes"]) for r in eng.runs if r.kind == "nonspec") == 4
