@@ -50,6 +50,8 @@ class Speculate(Pass):
     p_recovery: float = 0.0
     p_decay: float = 0.0
     max_inflight: int = 4
+    rounds: str = "request"     # pipeinfer, batch > 1: a burst round drafts and launches
+                                # for one request (round-robin) or for every ready one
     p_min: float = 0.0          # serial/overlap: a draft stops below this confidence
     adaptive: bool = False      # serial/overlap: per-request draft length (<= gamma)
     hw: str = "hbm-pim"
@@ -107,6 +109,10 @@ class Speculate(Pass):
             bad(f"stages={self.stages}: pipeline stages are a pipeinfer option (>= 1)")
         if self.max_inflight < 1:
             bad(f"max_inflight must be >= 1, got {self.max_inflight}")
+        if self.rounds not in ROUNDS:
+            bad(f"rounds must be {' or '.join(ROUNDS)}, got {self.rounds!r}")
+        if self.rounds != "request" and self.schedule != "pipeinfer":
+            bad(f"rounds={self.rounds}: burst rounds are a pipeinfer option")
         if (self.p_min or self.adaptive) and self.schedule not in ("serial", "overlap"):
             bad("p_min and adaptive are serial/overlap options (pipeinfer has its cutoff)")
         for k in ("p_accept", "p_recovery", "p_decay", "p_min"):
@@ -206,7 +212,8 @@ def _pipeinfer(p, emit, prefill, dft, tgt):
     v = emit("spec.verify", d, cp, model=p.target, on=tgt, positions=p.gamma, chained=True,
              wait=False)
     burst = emit("spec.burst", ns, v, max_inflight=p.max_inflight, p_accept=p.p_accept,
-                 p_recovery=p.p_recovery, p_decay=p.p_decay)
+                 p_recovery=p.p_recovery, p_decay=p.p_decay,
+                 **({"rounds": p.rounds} if p.rounds != "request" else {}))
     acc = emit("spec.accept", burst, oldest=True)
     can = emit("spec.cancel", acc, what="in-flight runs whose assumed path disagrees or "
                "that lie behind the frontier")
@@ -215,4 +222,5 @@ def _pipeinfer(p, emit, prefill, dft, tgt):
                                        action="rollback"))
 
 
+ROUNDS = ("request", "batch")   # spec.burst `rounds` (speccc/runtime/burst.py)
 PROGRAMS = {"none": _none, "serial": _serial, "overlap": _overlap, "pipeinfer": _pipeinfer}

@@ -30,6 +30,7 @@ waits for the next result instead of re-drafting the same path (same answer).
 from __future__ import annotations
 
 from speccc.runtime.semantics import Accepts, Blocks, commit, on_result
+from speccc.runtime.session import mean
 
 
 class LaneBurst:
@@ -51,12 +52,12 @@ class Burst:
         self.p_accept, self.p_recovery, self.p_decay = (a["p_accept"], a["p_recovery"],
                                                         a["p_decay"])
         self.lanes = {lane.index: LaneBurst(a["max_inflight"]) for lane in lanes}
+        self.batched = a.get("rounds", "request") == "batch"
         self.draft_step = next(program.steps[i] for i in sorted(self.body)
                                if program.steps[i].name == "spec.draft")
         self.busy = False
         self.turn = 0          # round-robin: the request considered first next round
-        self.lane = self.tip = None   # this round's request and the run it chains on
-        self.k = 0
+        self.round: list = []  # this round's [(request, the run it chains on, k)]
 
     def owns(self, index: int) -> bool:
         return index in self.body
@@ -76,21 +77,20 @@ class Burst:
         while not m.finished and not self.busy:
             if m.inflight and m.inflight[0].done:
                 return m.complete(self.index)        # the accept takes it
-            restart, chosen = [], None
+            restart, ready = [], []
             for lane in self._order(m):
                 verdict = self._may_speculate(m, lane)
                 if verdict == "restart":
                     restart.append(lane.index)
-                elif verdict is not None and chosen is None:
-                    chosen = (lane, *verdict)
+                elif verdict is not None and (self.batched or not ready):
+                    ready.append((lane, *verdict))
             if restart:         # nothing of theirs in flight: a non-speculative run
                 m.carry["ns_due"] = set(restart)
                 return m.start_iteration()
-            if chosen is None:
+            if not ready:
                 return
-            lane, self.tip, self.k = chosen
-            self.busy, self.lane = True, lane
-            self.turn = (lane.index + 1) % m.batch
+            self.busy, self.round = True, ready
+            self.turn = (ready[-1][0].index + 1) % m.batch
             return m.fire_body(self.index, lambda: self.round_done(m))
 
     def _order(self, m) -> list:
@@ -116,7 +116,7 @@ class Burst:
                 else "restart"
         k = self.draft_step.attrs["tokens"]
         if m.max_context is not None:
-            k = min(k, m.max_context - len(tip.meta["lanes"][lane.index]["path"]))
+            k = min(k, m.max_context - len(self._tip_of(lane, tip)["path"]))
         return (tip, k) if k > 0 else None
 
     def newest_tip(self, m, lane):
@@ -128,41 +128,55 @@ class Burst:
 
     def round_done(self, m) -> None:
         self.busy = False
-        st = self.lanes[self.lane.index]
-        if not m.values.get(self.draft_step.index)[self.lane.index].tokens:
-            st.n_rejected += 1
-            st.blocked = self.p_decay == 0
-        elif not m.finished:
-            st.iter += 1
+        blocks = m.values.get(self.draft_step.index)
+        for lane, _, _ in self.round:
+            st = self.lanes[lane.index]
+            if not blocks[lane.index].tokens:
+                st.n_rejected += 1
+                st.blocked = self.p_decay == 0
+            elif not m.finished:
+                st.iter += 1
         self.pump(m)
 
     # ------------------------------------------------------------ body ops ---------
-    def _path(self) -> list:
-        return self.tip.meta["lanes"][self.lane.index]["path"]
+    @staticmethod
+    def _tip_of(lane, tip) -> dict:
+        return tip.meta["lanes"][lane.index]
 
     def draft(self, m, step) -> None:
-        cutoff = self.cutoff(self.lanes[self.lane.index]) if step.attrs.get("cutoff") \
-            else None
-        m.launch_draft([(self.lane, self._path(), self.k)],
-                       lambda run: m.complete(step.index, Blocks.of(run)), cutoff=cutoff,
-                       tip=self.tip, rows=1)
+        """One draft run for this round's requests (one batched forward per step), each
+        stopping below its own request's cutoff."""
+        cutoffs = {lane.index: self.cutoff(self.lanes[lane.index])
+                   for lane, _, _ in self.round} if step.attrs.get("cutoff") else None
+        requests = [(lane, self._tip_of(lane, tip)["path"], k) for lane, tip, k in self.round]
+        m.launch_draft(requests, lambda run: m.complete(step.index, Blocks.of(run)),
+                       cutoff=cutoffs, tip=self.round[0][1], rows=len(requests))
 
     def copy_in(self, m, blocks: Blocks) -> list:
-        if not blocks[self.lane.index].tokens:
+        """The cells each request's chained run builds on, into its partition."""
+        entries = [len(self._tip_of(lane, tip)["path"]) - lane.canonical.length
+                   for lane, tip, _ in self.round if blocks[lane.index].tokens]
+        if not entries:
             return []
-        return m.costs["target"].kv("copy", len(self._path()) - self.lane.canonical.length,
-                                    rows=1)
+        return m.costs["target"].kv("copy", mean(entries), rows=len(entries))
 
     def verify(self, m, step, args) -> None:
-        block = next(v for v in args if isinstance(v, Blocks))[self.lane.index]
+        """One chained run over the requests whose draft gave tokens, each row on its
+        own request's tip, in a partition of that request."""
+        blocks = next(v for v in args if isinstance(v, Blocks))
         copy = next((v for v in args if isinstance(v, list)), [])
-        if not block.tokens or m.finished:
+        requests = []
+        for lane, tip, _ in self.round:
+            block, base = blocks[lane.index], self._tip_of(lane, tip)
+            if block.tokens:
+                requests.append((lane, len(base["path"]), block.tokens, base["state"],
+                                 base["path"], block.ids, block.qs))
+        if not requests or m.finished:
             return m.complete(step.index)
-        tip = self.tip.meta["lanes"][self.lane.index]
-        self.lanes[self.lane.index].free -= 1
-        run = m.launch_target("spec", [(self.lane, len(tip["path"]), block.tokens,
-                                        tip["state"], tip["path"], block.ids, block.qs)],
-                              lambda run: on_result(m), pre=copy, n_rows=1)
+        for lane, *_ in requests:
+            self.lanes[lane.index].free -= 1
+        run = m.launch_target("spec", requests, lambda run: on_result(m), pre=copy,
+                              n_rows=len(requests))
         m.inflight.append(run)
         m.complete(step.index, run)
 

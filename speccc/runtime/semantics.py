@@ -256,9 +256,10 @@ def kv(m, step, args) -> None:
 def cancel(m, step, args) -> None:
     """Cancel what the committed tokens invalidate: a kept speculative draft whose
     guess failed in every lane (lanes where it failed drop their part); in-flight target
-    runs whose assumed path disagrees (or that lie behind the frontier): speculative ones
-    are cancelled between ops, non-speculative ones run on and their result is dropped
-    (as PipeInfer does)."""
+    runs whose assumed path disagrees (or that lie behind the frontier), per request:
+    speculative runs with no valid row left are cancelled between ops, non-speculative
+    ones run on and their result is dropped (as PipeInfer does), and so are the invalid
+    rows of a batched speculative run that still has a valid one."""
     if not m.finished:
         pre = m.carry.get("predraft")
         if pre is not None:
@@ -274,11 +275,12 @@ def cancel(m, step, args) -> None:
         invalid = {i: why for i in run.meta["lanes"] if (why := _invalid(m, run, i))}
         if not invalid:
             continue
-        if run.kind == "spec":     # one request's run
-            m.inflight.remove(run)
-            m.carry["burst"].lanes[next(iter(invalid))].free += 1
+        if run.kind == "spec" and len(invalid) == len(run.meta["lanes"]):
+            m.inflight.remove(run)          # cancelled between ops, partitions freed
+            for i in invalid:
+                m.carry["burst"].lanes[i].free += 1
             m.cancel(run, next(iter(invalid.values())))
-        else:
+        else:   # a valid row keeps the run going: the invalid rows' results are dropped
             m.dropped.update((run, i) for i in invalid)
     m.complete(step.index)
 

@@ -124,15 +124,19 @@ class Session:
     def launch_draft(self, requests, on_done, cutoff: float | None = None,
                      kind: str = "draft", rows: int | None = None, **meta):
         """One draft run for `requests` [(lane, path, k_max)]: each lane drafts up to
-        k_max tokens after its path (stopping below `cutoff`); forwards of different
+        k_max tokens after its path (stopping below `cutoff`, or its own
+        `cutoff[lane index]`); forwards of different
         lanes at the same step share one batched forward, priced for `rows` requests
         (default: the whole batch; pipeinfer prices its runs for their own requests)."""
-        def stop(conf) -> bool:
-            self.max_confidence = max(self.max_confidence, conf)
-            return cutoff is not None and conf < cutoff
+        def stopper(limit):
+            def stop(conf) -> bool:
+                self.max_confidence = max(self.max_confidence, conf)
+                return limit is not None and conf < limit
+            return stop
         cost, lanes = self.costs["draft"], {}
         for lane, path, k in requests:
-            prop = self.backend.draft(path, k, stop, lane.index)
+            limit = cutoff.get(lane.index) if isinstance(cutoff, dict) else cutoff
+            prop = self.backend.draft(path, k, stopper(limit), lane.index)
             ids = list(range(len(self.drafted), len(self.drafted) + len(prop.tokens)))
             self.drafted += [PENDING] * len(ids)
             self.drafted_by += [lane.index] * len(ids)

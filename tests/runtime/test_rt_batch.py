@@ -84,3 +84,31 @@ def test_pipeinfer_batch_shares_the_pipeline(pairs):
     assert four["generated_tokens"] == 80
     assert four["time_ms"] < 4 * one["time_ms"]
     assert max(len(r.meta["lanes"]) for r in eng.runs if r.kind == "nonspec") == 4
+
+
+def test_pipeinfer_batched_rounds(pairs):
+    """rounds=batch: a burst round drafts for every request that may speculate in one
+    draft run and verifies their blocks in one chained run of several rows; tokens stay
+    each request's own, and a run with an invalid row is cancelled only once no row of it
+    is valid (its invalid rows' results are dropped)."""
+    m = pairs("llama-tiny", 1, 0.3)
+    singles = [run(m, "schedule=none", prompt=p, max_new_tokens=16)[0]["tokens"]
+               for p in PROMPTS]
+    rep, eng = run(m, "schedule=pipeinfer,gamma=3,batch=4,p_accept=0.1,rounds=batch",
+                   prompts=PROMPTS, max_new_tokens=16)
+    assert [r["tokens"] for r in rep["requests"]] == singles
+    spec = [r for r in eng.runs if r.kind == "spec"]
+    assert max(len(r.meta["lanes"]) for r in spec) > 1
+    assert rep["drafted_tokens"]["rejected"] > 0 and rep["cancelled_runs"].get("spec", 0) > 0
+    one, _ = run(m, "schedule=pipeinfer,gamma=3,batch=4,p_accept=0.1", prompts=PROMPTS,
+                 max_new_tokens=16)
+    assert rep["runs"]["spec"] < one["runs"]["spec"]   # fewer, wider runs
+
+
+def test_rounds_is_a_pipeinfer_option(pairs):
+    from speccc.errors import SpecccError
+    m = pairs("llama-tiny", 1, 0.3, weights=False)
+    with pytest.raises(SpecccError, match="rounds=batch: burst rounds are a pipeinfer"):
+        run(m, "schedule=serial,rounds=batch,batch=2", acceptance=0.5)
+    with pytest.raises(SpecccError, match="rounds must be request or batch"):
+        run(m, "schedule=pipeinfer,rounds=all,batch=2", acceptance=0.5)

@@ -14,7 +14,7 @@ import pytest
 from rt_helpers import run
 
 SPECULATIVE = [("serial", ""), ("serial", ",draft_channels=2"), ("overlap", ""),
-               ("pipeinfer", "")]
+               ("pipeinfer", ""), ("pipeinfer", ",rounds=batch")]
 GAMMAS = (1, 2, 4, 8)
 BATCHES = (1, 4)   # B=4: four requests, each its own prompt
 N = 32
@@ -67,7 +67,8 @@ def cases(pairs):
     return [pytest.param(*p, s, o + BATCH_OPTS.get((s, b), ""), g, b,
                          id=f"{p[0]}-{s}{(o + BATCH_OPTS.get((s, b), '')).replace(',', '-')}"
                             f"-g{g}-B{b}")
-            for p in pairs for s, o in SPECULATIVE for g in GAMMAS for b in BATCHES]
+            for p in pairs for s, o in SPECULATIVE for g in GAMMAS for b in BATCHES
+            if b > 1 or "rounds" not in o]   # rounds is a batch option
 
 
 @pytest.mark.parametrize("base,seed,scale,prompt,sched,opts,gamma,batch", cases(ZOO))

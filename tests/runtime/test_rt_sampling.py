@@ -101,7 +101,8 @@ def test_end_to_end_sampling_matches_target(schedule):
     assert chi2_ok(c2, m2) and chi2_ok(c3, m3)
 
 
-def test_batched_pipeinfer_sampling_matches_target():
+@pytest.mark.parametrize("rounds", ["request", "batch"])
+def test_batched_pipeinfer_sampling_matches_target(rounds):
     """PipeInfer with four requests sharing the pipeline (each its own bursts, runs and
     streams): 75 seeded runs x 4 requests; every request's tokens 2 and 3 follow the
     target's distribution, although requests' runs interleave and cancel per request."""
@@ -109,7 +110,8 @@ def test_batched_pipeinfer_sampling_matches_target():
     m = pair_module("llama-tiny", 0, 1.0, vocab=V, hidden=16, heads=2, kv_heads=1, ffn=32,
                     layers=1)
     m2, m3 = exact_marginals(m, prompt, t, V)
-    PassManager.parse(f"speculate{{schedule=pipeinfer,gamma=2,batch={B}}}").run(m)
+    PassManager.parse(f"speculate{{schedule=pipeinfer,gamma=2,batch={B},rounds={rounds}}}"
+                      ).run(m)
     c2, c3 = np.zeros(V), np.zeros(V)
     drafted = rejected = cancelled = 0
     for seed in range(75):

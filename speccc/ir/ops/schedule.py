@@ -143,6 +143,8 @@ def _check_burst(op) -> None:
                   "chained spec.verify")
     if op.attrs["max_inflight"] < 1:
         _fail(op, f"max_inflight must be >= 1, got {op.attrs['max_inflight']}")
+    if op.attrs.get("rounds", "request") not in ("request", "batch"):
+        _fail(op, f"rounds must be request or batch, got {op.attrs['rounds']!r}")
 
 
 def _check_step(op) -> None:
@@ -186,9 +188,12 @@ _SCHEMAS = {
     "spec.cancel": ({"what": Attr("str")}, None,
                     "cancel in-flight work that the committed tokens invalidate"),
     "spec.burst": ({"max_inflight": Attr("int"), "p_accept": Attr("float"),
-                    "p_recovery": Attr("float"), "p_decay": Attr("float")}, _check_burst,
+                    "p_recovery": Attr("float"), "p_decay": Attr("float"),
+                    "rounds": Attr("str", "request")}, _check_burst,
                    "repeat its body while p_accept + iter*p_recovery - n_rejected*p_decay "
-                   "< 1 and a KV partition is free; done when a result is waiting"),
+                   "< 1 and a KV partition is free; done when a result is waiting; "
+                   "rounds (batch > 1): request = each round serves one request "
+                   "round-robin, batch = every request that may speculate"),
     "spec.step": ({"repeat": Attr("str", "until max_new_tokens")}, _check_step,
                   "end of one decoding step; the ops after the prefill repeat"),
 }
