@@ -9,7 +9,9 @@ from speccc.errors import SpecccError
 from speccc.textio import dumps_json
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
-DRAFT_KNOBS = ("p_min", "adaptive")
+# knob -> the schedules it shapes (others in a comparison run without it)
+SCHEDULE_KNOBS = {"p_min": ("serial", "overlap"), "adaptive": ("serial", "overlap"),
+                  "rounds": ("pipeinfer",)}
 
 
 def _ids(text: str | None):
@@ -159,7 +161,11 @@ def _check(configs, draft, **values):
               "length (<= --gamma) that maximizes expected tokens per unit time under its "
               "running acceptance estimate.")
 @click.option("--max-inflight", type=int, default=4, show_default=True,
-              help="pipeinfer: KV partitions = speculative runs in flight.")
+              help="pipeinfer: KV partitions = speculative runs in flight (per request).")
+@click.option("--rounds", type=click.Choice(["request", "batch"]), default="request",
+              show_default=True, help="pipeinfer with --batch > 1: each burst round "
+              "drafts and launches a chained run for one request (round-robin) or for "
+              "every request that may speculate (one batched draft and run).")
 @click.option("--placement", type=click.Choice(["auto", "default"]), default="auto",
               show_default=True, help="Ops without a device attribute: auto = faster "
               "of npu/pim per (T, P); default = the cost model's default device.")
@@ -196,7 +202,7 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
          prompt_len, max_new_tokens, gamma,
          schedule, hw, acceptance, acceptance_trace, seed, numerics, temperature, batch,
          draft_channels, stages, p_accept, p_recovery, p_decay, p_min, adaptive,
-         max_inflight, placement, passes, max_context, cost_model, granularity, trace_path,
+         max_inflight, rounds, placement, passes, max_context, cost_model, granularity, trace_path,
          print_schedule, as_json, bars):
     from speccc import text as textio
     from speccc.driver import write_text_atomic
@@ -218,7 +224,8 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
                 draft_channels=draft_channels, stages=stages, p_accept=p_accept,
                 p_recovery=p_recovery, p_decay=p_decay, max_inflight=max_inflight,
                 **({"p_min": p_min} if p_min else {}),
-                **({"adaptive": "true"} if adaptive else {}))
+                **({"adaptive": "true"} if adaptive else {}),
+                **({"rounds": rounds} if rounds != "request" else {}))
     if module_path is not None:
         module, meta = _module_run(module_path, target, draft, synthetic, passes,
                                    ["schedule", "gamma", *opts])
@@ -261,8 +268,8 @@ def _run(target, draft, prompt, prompt_file, chat, tokenizer, module_path, promp
     reports = []
     for config in configs:
         if config is not None:
-            knobs = {k: v for k, v in opts.items() if config[0] in ("serial", "overlap")
-                     or k not in DRAFT_KNOBS}   # p_min/adaptive shape serial/overlap drafts
+            knobs = {k: v for k, v in opts.items()
+                     if config[0] in SCHEDULE_KNOBS.get(k, (config[0],))}
             spec = ",".join(f"{k}={v}" for k, v in dict(
                 schedule=config[0], gamma=config[1], **knobs).items())
             PassManager.parse(f"speculate{{{spec}}}").run(module)

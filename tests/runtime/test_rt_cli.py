@@ -114,6 +114,11 @@ def test_pipeinfer_batch(files):
         [alone["tokens"]] * 3
     assert rep["generated_tokens"] == sum(q["generated_tokens"] for q in rep["requests"])
     assert rep["verifies"] == sum(q["verifies"] for q in rep["requests"]) > 0
+    both = cli(*base, "--batch", 3, "--schedule", "serial,pipeinfer", "--rounds", "batch",
+               "--p-accept", "0.1", "--gamma", 3)   # --rounds shapes pipeinfer only
+    assert both.exit_code == 0, both.output
+    for rep in json.loads(both.stdout):
+        assert [q["tokens"] for q in rep["requests"]] == [alone["tokens"]] * 3
 
 
 @pytest.mark.parametrize("args,needle", [
