@@ -102,9 +102,20 @@ def test_ill_formed_programs_are_located_errors(pairs, old, new, needle):
     assert needle in msg and "edited.ir:" in msg, msg
 
 
-def test_batch_refuses_programs_it_cannot_batch(pairs):
+def test_batched_burst_runs_from_text(pairs):
+    """A printed batched pipeinfer program runs from its text like the pass's own, and
+    its burst's `rounds` is an attribute one can edit (a bad value is a located error)."""
     m = pairs("llama-tiny", 0, 0.1, weights=False)
-    text = printed(m, "schedule=pipeinfer,gamma=2,batch=2")
-    with pytest.raises(SpecccError, match="spec.burst") as e:
-        run_text(m, text, acceptance=0.5, prompt=None)
+    text = printed(m, "schedule=pipeinfer,gamma=2,batch=2,rounds=batch")
+    assert 'rounds = "batch"' in text
+    direct = simulate(m, RunConfig(max_new_tokens=16, cost_model="roofline",
+                                   acceptance=0.5))[0]
+    assert run_text(m, text, acceptance=0.5, prompt=None) == direct
+    per_request = run_text(m, edit(text, ('rounds = "batch"', 'rounds = "request"')),
+                           acceptance=0.5, prompt=None)
+    assert per_request["generated_tokens"] == 32 and per_request != direct
+    with pytest.raises(SpecccError) as e:
+        run_text(m, edit(text, ('rounds = "batch"', 'rounds = "all"')), acceptance=0.5,
+                 prompt=None)
+    assert "rounds must be request or batch" in str(e.value)
     assert "edited.ir:" in str(e.value)
