@@ -15,14 +15,17 @@ burst; with nothing in flight and no tip the iteration starts over.
 Batch B: every request keeps PipeInfer's per-sequence state of its own — `LaneBurst`
 (iter, n_rejected, blocked, free KV partitions: `max_inflight` each) and its tips — and
 all requests' runs share the one in-order pipeline and in-flight queue, so results are
-still consumed oldest-first, one per iteration. Each round of the body drafts and
-launches one chained run for one request, chosen round-robin among the requests that
-may speculate (a request whose cutoff, partitions or a draft without tokens stop its
-burst leaves the bubble to the others). A result that emits tokens for some requests
-restarts their bursts and makes their non-speculative run due; requests due together
-share one non-speculative run (B rows, one weight pass), as the batched schedules do.
-Cancellation is per request: a run is checked against its own request's tokens. Runs are
-priced for the requests they serve, not for the whole batch.
+still consumed oldest-first, one per iteration. With `rounds = "request"` (default)
+each round of the body drafts and launches one chained run for one request, chosen
+round-robin among the requests that may speculate (a request whose cutoff, partitions or
+a draft without tokens stop its burst leaves the bubble to the others); with `rounds =
+"batch"` a round drafts for every such request in one draft run and verifies their
+blocks in one chained run of that many rows. A result that emits tokens for some
+requests restarts their bursts and makes their non-speculative run due; requests due
+together share one non-speculative run (one weight pass), as the batched schedules do.
+Cancellation is per request: each row is checked against its own request's tokens, and a
+run is cancelled once no row of it is valid. Runs are priced for the requests they
+serve, not for the whole batch.
 
 One deviation from the original: when a draft yields no token and p_decay is 0, the burst
 waits for the next result instead of re-drafting the same path (same answer).
