@@ -202,7 +202,7 @@ def _knob_value(v):
 
 def _knob_key(key: str, where: str) -> None:
     """A knob names a key of the hardware schema (speccc/hw/config.py SECTIONS)."""
-    from speccc.hw.config import SECTIONS
+    from speccc.hw.schema import SECTIONS
     section, _, name = key.rpartition(".")
     if section not in SECTIONS or name not in {k for k, _, _ in SECTIONS[section]}:
         raise SpecccError(f"{where}: not a hardware key (section.key, e.g. npu.pes, "
