@@ -5,7 +5,7 @@
 
 One LLaMA-2-70B-like GQA attention (H=32 query heads, G=8 kv heads, D=128, S=1024 keys
 cached, causal): the score and context listings `speccc compile` emits
-(codegen.AttentionKernel, timed by compile's `Timer`, phase charges included) against the
+(attention_kernel.AttentionKernel, timed by compile's `Timer`, phase charges included) against the
 cost model's price of the same op (cost.gemv_run: an S×D score GEMV and a D×S context
 GEMV per kv head, rows grouped by token_slots as the listings group them). Prints
 verify ÷ decode for both (the goal on a multi-slot preset: well under T = 5, since one KV
