@@ -6,8 +6,9 @@
 - placement.py  weights and KV cache to channels / banks / rows, capacity check
 - codegen.py    op -> kernel phases (listings): op_layout.py (what lowers, regions),
                 kernels.py (GEMV, gated MLP, elementwise), attention_kernel.py;
-                layout.py, kv_layout.py, gemv.py
-- isa.py, listing.py (+ listing.lark), ISA.md   commands and the listing text form
+                layout.py, kv_layout.py (kv_keys.py, kv_values.py), gemv.py
+- isa.py, listing.py (+ listing_model.py, listing_parser.py, listing.lark), ISA.md
+                commands and the listing text form
 - emulator.py, functional.py, timing.py, steady.py, scheduler.py, checker.py
 See docs/pim.md.
 """

@@ -13,12 +13,11 @@ import numpy as np
 
 from speccc.errors import SpecccError
 from speccc.hw.config import dtype_bytes
-from speccc.targets.pim import kv_layout as kv
 from speccc.targets.pim.emulator import PimEmulator
 from speccc.targets.pim.gemv import gemv_tokens
 from speccc.targets.pim.isa import ew_slots
 from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix
-from speccc.targets.pim.listing import Affine, Program, cmd, loop
+from speccc.targets.pim.listing import Affine, Program, cmd, loop, loop_or_inline
 from speccc.targets.pim.op_layout import ELEMENTWISE, MLP_AF, Region
 
 
@@ -209,7 +208,7 @@ class EwPlan:
                 kind = {"load": "EWADD", "add": "EWADD", "mul": "EWMUL"}[op]
                 per.append(cmd(kind, ch=ch, pc=pc, acc=0, slot=slot0))
             per.append(cmd("RDMAC", ch=ch, pc=pc, acc=0, dst=k))
-        return kv.loop_or_inline("c", self.nch, kv.loop_or_inline("r", self.rounds, per),
+        return loop_or_inline("c", self.nch, loop_or_inline("r", self.rounds, per),
                                  comment=f" elementwise over {self.n} values")
 
     def stream(self, operands: list) -> np.ndarray:
