@@ -9,6 +9,7 @@
                 layout.py, kv_layout.py (kv_keys.py, kv_values.py), gemv.py
 - isa.py, listing.py (+ listing_model.py, listing_parser.py, listing.lark), ISA.md
                 commands and the listing text form
-- emulator.py, functional.py, timing.py, steady.py, scheduler.py, checker.py
+- emulator.py, functional.py, timing.py, steady.py, scheduler.py (+ signatures.py),
+                checker.py
 See docs/pim.md.
 """
