@@ -14,13 +14,13 @@ Prints each figure with its goal and writes benchmarks/results/calibration.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from bench_io import write_results  # benchmarks/bench_io.py
 
 COLD_GOAL = 5.0
 
@@ -61,9 +61,7 @@ def main() -> None:
                         "ratio_to_goal": c / COLD_GOAL, "calibration_entries": entries})
             print(f"{hw:14s} cold {c:5.2f} s CPU (goal <= {COLD_GOAL} s: {c / COLD_GOAL:.2f} of "
                   f"it), warm {warm:5.2f} s, {entries} calibrated programs")
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "calibration.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_results("calibration.json", out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ benchmarks/results/compile.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -22,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from bench_io import write_results  # benchmarks/bench_io.py
 
 HERE = Path(__file__).resolve().parent
 CASES = {  # name: (target zoo model, hw, wall goal in s)
@@ -71,9 +71,7 @@ def main() -> None:
                         "goal_wall_s": goal, "ratio_to_goal": wall / goal})
             print(f"{name:24s} CPU {cpu:5.2f} s  wall {wall:5.2f} s  goal <= {goal:.0f} s wall"
                   f"  ratio {wall / goal:.2f}")
-    path = HERE / "results" / "compile.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path = write_results("compile.json", out)
     print(f"wrote {path}")
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from speccc.dse import evaluate
 from speccc.dse.driver import prepare, run
+from bench_io import write_results  # benchmarks/bench_io.py
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_dse.json"
+RESULTS = "bench_dse.json"
 GOAL = 500.0
 SPACE = """
 [space]
@@ -82,8 +83,7 @@ def main() -> None:
     print(f"  warm: {out['warm_s']:.2f} s = {out['warm_points_per_s']:,.0f} points/s "
           f"= {out['warm_vs_goal']:.1f}x the {GOAL:.0f} points/s goal")
     print(json.dumps(out, indent=1))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    write_results(RESULTS, out)
 
 
 if __name__ == "__main__":

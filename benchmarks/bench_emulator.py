@@ -20,7 +20,6 @@ Prints each figure with its goal and writes benchmarks/results/emulator.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from speccc import driver, zoo
 from speccc.hw import load_hw
 from speccc.ir.interpreter import Plan, bind_inputs
 from speccc.passmanager import PassManager
+from bench_io import write_results  # benchmarks/bench_io.py
 
 EXEC_GOAL, REFERENCE_GOAL, RATE_GOAL = 5.0, 2.0, 1.0e6
 CASES = [("llama-tiny", "prefill", 8, 0), ("llama-tiny", "decode", 1, 4),
@@ -150,9 +150,7 @@ def main() -> None:
                 print(f"flat timing GEMV 4096x4096 {hw:9s} {r['path']:6s}: {r['commands']} "
                       f"commands in {r['cpu_s']:.3f} s CPU = {r['commands_per_s'] / 1e6:.3f} M "
                       f"commands/s (goal >= {RATE_GOAL / 1e6:.0f} M/s)")
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "emulator.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_results("emulator.json", out)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from speccc import zoo
 from speccc.frontend.onnx_import import ImportOptions, import_model
 from speccc.ir.interpreter import Plan
 from speccc.passmanager import PassManager
+from bench_io import write_results  # benchmarks/bench_io.py
 
 PIPELINE = "canonicalize,fold,dce,fuse,dce"
 TARGETS = {"llama2-7b": 3.0, "llama2-70b": 15.0}
@@ -88,9 +89,7 @@ def main() -> None:
             print(f"reference exec {name:10s} {mode:7s} T={t} P={p}: {r['speccc_s'] * 1e3:7.2f} ms "
                   f"vs onnxruntime {r['onnxruntime_s'] * 1e3:6.2f} ms = {r['ratio']:.2f}x "
                   f"(target <= 3x), max rel err {r['max_rel_err']:.1e}")
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "frontend.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_results("frontend.json", out)
     print(json.dumps(out, indent=1))
 
 

@@ -20,6 +20,7 @@ from speccc.frontend.onnx_import import ImportOptions, import_model
 from speccc.hw import load_hw
 from speccc.passes.partition import partition_graph
 from speccc.pipeline import run_canonical
+from bench_io import write_results  # benchmarks/bench_io.py
 
 PRESETS = ["hbm-pim", "aim-gddr6", "hbm3-pim"]
 CHOICES = [("mincut", None), ("dp", None), ("greedy", None), ("fixed", "specpim"),
@@ -49,9 +50,7 @@ def main() -> None:
             results.append(row)
             cells = " ".join(f"{k}={v:.3f}" for k, v in row.items() if k not in ("T", "hw"))
             print(f"T={t} {preset:10s} (ms) {cells}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bench_partition.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_results("bench_partition.json", results)
     print(json.dumps(results, indent=1))
 
 

@@ -5,7 +5,7 @@
 
 One LLaMA-2-70B-like GQA attention (H=32 query heads, G=8 kv heads, D=128, S=1024 keys
 cached, causal): the score and context listings `speccc compile` emits
-(codegen.AttentionKernel, timed by compile's `Timer`, phase charges included) against the
+(attention_kernel.AttentionKernel, timed by compile's `Timer`, phase charges included) against the
 cost model's price of the same op (cost.gemv_run: an S×D score GEMV and a D×S context
 GEMV per kv head, rows grouped by token_slots as the listings group them). Prints
 verify ÷ decode for both (the goal on a multi-slot preset: well under T = 5, since one KV
@@ -15,16 +15,16 @@ benchmarks/results/bench_pim_attention.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from speccc.hw import load_hw, preset_names
 from speccc.targets.pim.codegen import Timer, kernel_for, op_dims, op_layouts
 from speccc.targets.pim.cost import gemv_run
+from bench_io import write_results  # benchmarks/bench_io.py
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "bench_pim_attention.json"
+RESULTS = "bench_pim_attention.json"
 H, G, D, S = 32, 8, 128, 1024
 
 
@@ -64,8 +64,7 @@ def main(argv=None) -> int:
               f" T=5 {rec['listings_ns_T5']:>9,.0f} ns (x{rec['listings_verify_over_decode']:.2f});"
               f" cost model x{rec['cost_verify_over_decode']:.2f},"
               f" cost/listings {rec['cost_over_listings_T5']:.2f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    write_results(RESULTS, out, indent=2, sort_keys=True)
     return 0
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 from speccc import driver, zoo
 from speccc.errors import SpecccError
+from bench_io import write_results  # benchmarks/bench_io.py
 
 PRESETS = ["aim-gddr6", "hbm3-pim", "hbm-pim"]
 BIND = {"T": 1, "P": 1024}
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_pim_decode.json"
+RESULTS = "bench_pim_decode.json"
 WALL_TARGET_S, LISTING_TARGET_BYTES = 5.0, 2_000_000
 
 
@@ -80,8 +81,7 @@ def main(argv=None) -> int:
     text = json.dumps(results, indent=2, sort_keys=True)
     print(text)
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\n")
+        write_results(RESULTS, results, indent=2, sort_keys=True)
     ok = all(r.get("wall_ok", True) and r.get("listing_ok", True)
              for k, r in results.items() if isinstance(r, dict) and "fits" in r)
     return 0 if ok else 1

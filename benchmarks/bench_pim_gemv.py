@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from speccc.errors import SpecccError
 from speccc.hw import load_hw, preset_names
@@ -34,10 +31,11 @@ from speccc.targets.pim.emulator import time_program
 from speccc.targets.pim.gemv import gemv_body, gemv_program
 from speccc.targets.pim.layout import plan_matrix
 from speccc.targets.pim.listing import Affine, Program, format_program, loop
+from bench_io import write_results  # benchmarks/bench_io.py
 
 LLAMA7B_LAYER = [(4096, 4096)] * 4 + [(11008, 4096), (11008, 4096), (4096, 11008)]
 LAYERS = 32
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_pim_gemv.json"
+RESULTS = "bench_pim_gemv.json"
 
 
 def attainable_cycles(hw, M: int, K: int) -> dict:
@@ -123,14 +121,6 @@ def bench_llama(hw) -> dict:
             "commands_per_wall_s": res.commands / wall}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", action="append", help="preset(s) to run (default: all)")
@@ -151,7 +141,7 @@ def main(argv=None) -> int:
                   f"{ll['commands_represented']:,} commands ({ll['simulated_ms']:.3f} ms simulated)")
         else:
             print(f"{'':10s} LLaMA-2-7B step: does not fit: {ll['reason']}")
-    write_atomic(RESULTS, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    write_results(RESULTS, out, indent=2, sort_keys=True)
     print(json.dumps(out, indent=2, sort_keys=True))
     bad = [n for n, r in out.items() if r["gemv_4096x4096"]["achieved_over_attainable"] > 1.0]
     return 1 if bad else 0

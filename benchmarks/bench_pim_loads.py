@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-from pathlib import Path
 
 from speccc.hw import load_hw, preset_names
 from speccc.targets.pim.emulator import time_program
 from speccc.targets.pim.gemv import double_buffered, gemv_tokens
 from speccc.targets.pim.layout import plan_matrix
 from speccc.targets.pim.listing import Command, Loop, Program, cmd
+from bench_io import write_results  # benchmarks/bench_io.py
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_pim_loads.json"
+RESULTS = "bench_pim_loads.json"
 SHAPES = ((128, 4096), (128, 1024), (4096, 4096))
 
 
@@ -82,8 +81,7 @@ def main(argv=None) -> int:
                   + (f"; single-buffered {r['single_buffered_cycles']} "
                      f"(double/single {r['cycles'] / r['single_buffered_cycles']:.3f})"
                      if r["double_buffered"] else ""))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    write_results(RESULTS, out, indent=2, sort_keys=True)
     return 0
 
 

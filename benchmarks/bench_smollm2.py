@@ -26,7 +26,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -34,6 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from bench_io import write_results  # noqa: E402  (benchmarks/bench_io.py)
 
 PROMPTS = [
     "The capital of France is",
@@ -47,7 +47,7 @@ PROMPTS = [
     "Q: What is the opposite of hot?\nA:",
     "My favourite book is",
 ]
-OUT = Path(__file__).parent / "results" / "smollm2.json"
+OUT = "smollm2.json"
 
 
 def feeds(spec, ids, start, past):
@@ -224,8 +224,7 @@ def main():
               f"(target <= 2)")
         print(f"peak RSS {peak / 2**20:.0f} MiB / fp32 weights {weights / 2**20:.0f} MiB "
               f"-> ratio {peak / weights:.2f} (target <= 3)")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1) + "\n")
+    write_results(OUT, res)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ benchmarks/results/bench_speculative.json (and a markdown table for docs/schedul
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from speccc import zoo
 from speccc.errors import CapacityError
@@ -32,8 +30,9 @@ from speccc.passmanager import PassManager
 from speccc.pipeline import run_canonical
 from speccc.runtime.costs import ModelCosts
 from speccc.runtime.runner import RunConfig, simulate
+from bench_io import write_results  # benchmarks/bench_io.py
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_speculative.json"
+RESULTS = "bench_speculative.json"
 SCHEDULES = ("serial", "overlap", "pipeinfer")
 PROMPT, TOKENS = 128, 128
 
@@ -161,10 +160,9 @@ def main():
     for hw, r in res.items():
         for miss in r["does_not_fit"]:
             print(f"{hw} batch {miss['batch']} {miss.get('schedule', '')}: {miss['why']}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"presets": res, "table": lines, "goal": goal(res),
-                                   "seconds": time.perf_counter() - t0}, indent=1))
-    print(f"wrote {RESULTS} ({time.perf_counter() - t0:.0f} s)")
+    path = write_results(RESULTS, {"presets": res, "table": lines, "goal": goal(res),
+                                   "seconds": time.perf_counter() - t0})
+    print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

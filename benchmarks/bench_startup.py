@@ -14,13 +14,13 @@ Prints each figure with its goal and writes benchmarks/results/startup.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from bench_io import write_results  # benchmarks/bench_io.py
 
 HELP_GOAL, COMMAND_GOAL = 0.3, 0.6
 CASES = {
@@ -59,9 +59,7 @@ def main() -> None:
             s = statistics.median(cpu_of(argv, d) for _ in range(args.repeats))
             out.append({"case": name, "cpu_s": s, "goal_s": goal, "ratio_to_goal": s / goal})
             print(f"speccc {name:10s} {s:5.2f} s CPU (goal <= {goal} s: {s / goal:.2f} of it)")
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "startup.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_results("startup.json", out)
 
 
 if __name__ == "__main__":

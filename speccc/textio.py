@@ -73,6 +73,19 @@ def read_text(path, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
     return decode(data, str(path))
 
 
+def load_toml(path, what: str) -> dict:
+    """A TOML file as a dict: a missing file is `PATH: no such WHAT file`, bad TOML
+    `NAME: invalid TOML: ...` (speccc dse's space and suite files)."""
+    import tomllib
+    from pathlib import Path
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecccError(f"{path}: no such {what} file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecccError(f"{Path(path).name}: invalid TOML: {err}") from None
+
+
 _BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\](){}]')
 _OPEN = {"[": "]", "(": ")", "{": "}"}
 

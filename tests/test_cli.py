@@ -127,11 +127,8 @@ def test_compile_with_partition_reports_decisions(tmp_path, decode_model):
     assert (out / "npu" / "target" / "index.txt").exists()
 
 
-def test_pair_compile_prints_a_table_per_graph_with_its_channels(tmp_path):
-    draft, target = zoo.build_pair("llama-tiny", mode="decode")
-    zoo.save(draft, tmp_path / "d.onnx")
-    zoo.save(target, tmp_path / "t.onnx")
-    r = run("compile", tmp_path / "t.onnx", "--draft", tmp_path / "d.onnx",
+def test_pair_compile_prints_a_table_per_graph_with_its_channels(decode_pair, tmp_path):
+    r = run("compile", decode_pair / "target.onnx", "--draft", decode_pair / "draft.onnx",
                "--draft-channels", 2, "--bind", "T=1,P=16", "-o", tmp_path / "out")
     assert r.exit_code == 0, r.output
     assert "@target (PIM channels 2-)" in r.output and "@draft (PIM channels 0-1)" in r.output

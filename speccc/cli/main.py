@@ -16,6 +16,7 @@ from speccc.errors import CheckFailed, SpecccError
 # Command modules, imported lazily by name so `speccc --help` stays fast.
 COMMAND_MODULES = [
     "speccc.cli.core_commands",
+    "speccc.cli.model_commands",
     "speccc.cli.pim_commands",
     "speccc.cli.run_commands",
     "speccc.cli.info_commands",

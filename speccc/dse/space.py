@@ -22,11 +22,11 @@ one row of DIMS (or one more knob): ids are stable for a given space file.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from speccc.errors import SpecccError
+from speccc.textio import load_toml
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 # `auto`: per op and (T, P) the faster device (what `speccc run --placement auto` does);
@@ -127,12 +127,7 @@ def load_space(path: str | None, hw: str, overrides: dict | None = None) -> Spac
     raw, label = {}, "default space"
     if path is not None:
         label = Path(path).name
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecccError(f"{path}: no such space file") from None
-        except tomllib.TOMLDecodeError as err:
-            raise SpecccError(f"{label}: invalid TOML: {err}") from None
+        raw = load_toml(path, "space")
     _known(raw, {"space", "workload"}, label, "")
     table = raw.get("space", {})
     _known(table, {n for n, _, _ in DIMS} | {"knobs"}, label, "[space] ")
@@ -202,7 +197,7 @@ def _knob_value(v):
 
 def _knob_key(key: str, where: str) -> None:
     """A knob names a key of the hardware schema (speccc/hw/config.py SECTIONS)."""
-    from speccc.hw.config import SECTIONS
+    from speccc.hw.schema import SECTIONS
     section, _, name = key.rpartition(".")
     if section not in SECTIONS or name not in {k for k, _, _ in SECTIONS[section]}:
         raise SpecccError(f"{where}: not a hardware key (section.key, e.g. npu.pes, "

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from speccc.dse.space import DIMS, Space, _validate, _values
+from speccc.dse.space import DIMS, Space, _values
 from speccc.errors import SpecccError
+from speccc.textio import load_toml
 
 PAIR_KEYS = {"draft": str, "target": str, "acceptance": (float, int, list),
              "acceptance_kind": str, "source": str, "basis": str, "stacks": int}
@@ -69,12 +69,7 @@ def load_suite(path: str | None = None) -> Suite:
     """Read and validate a suite file; errors name the file, the pair and the key."""
     path = path or default_path()
     label = Path(path).name
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecccError(f"{path}: no such suite file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SpecccError(f"{label}: invalid TOML: {err}") from None
+    raw = load_toml(path, "suite")
     _keys(raw, {"hardware": dict, "space": dict, "workload": dict, "pair": list}, label, "")
     hw = raw.get("hardware", {})
     _keys(hw, HARDWARE_KEYS, label, "[hardware] ", required=tuple(HARDWARE_KEYS))

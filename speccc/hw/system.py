@@ -88,8 +88,8 @@ def device_system(name: str) -> SystemConfig:
 
 def build_system(raw: dict, label: str, source: str):
     """A system file -> HwConfig (npu/pim/energy from the named device preset, or None)."""
-    from speccc.hw.config import (LINK_KEYS, TOP_KEYS, HwConfig, LinkConfig, _fields,
-                                  _section, load_hw)
+    from speccc.hw.config import HwConfig, LinkConfig, load_hw
+    from speccc.hw.schema import LINK_KEYS, TOP_KEYS, _fields, _section
     top = _fields(raw, TOP_KEYS, label, None, sub=("system", "gpu", "link"))
     table = _section(raw, "system", label)
     vals = _fields(table, SYSTEM_KEYS, label, "system", sub=("xpu_link", "pim_link"))

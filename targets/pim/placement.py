@@ -29,8 +29,8 @@ import dataclasses
 from speccc.costmodel import default_device
 from speccc.errors import CapacityError, SpecccError
 from speccc.ir.types import dim_eval
-from speccc.targets.pim.codegen import (PLACED_OPS, PLACEMENT_ATTRS, attention_requests,
-                                        op_dims, op_layouts, unsupported_reason)
+from speccc.targets.pim.op_layout import (PLACED_OPS, PLACEMENT_ATTRS, attention_requests,
+                                          op_dims, op_layouts, unsupported_reason)
 
 # operands of each placed op that the banks hold (must come from stored weights)
 WEIGHT_OPERANDS = {"linear": [1], "matmul": [1], "matmul_nbits": [1, 2, 3, 4]}

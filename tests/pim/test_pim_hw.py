@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from speccc.cli.main import main
 from speccc.errors import SpecccError
 from speccc.hw import load_hw, preset_names
-from speccc.hw.config import TIMING_KEYS
+from speccc.hw.schema import TIMING_KEYS
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "speccc" / "hw" / "presets"
 
@@ -140,7 +140,7 @@ def test_implausible_presets_refused(tmp_path, old, new, msg):
 
 
 def test_every_rule_holds_for_shipped_presets():
-    from speccc.hw.config import RULES
+    from speccc.hw.schema import RULES
     for name in preset_names():
         p = load_hw(name).pim
         assert all(holds(p, p.pu, p.timing) for _, _, holds, _ in RULES), name

@@ -58,6 +58,20 @@ def _bits(a) -> bytes:
     return np.ascontiguousarray(np.asarray(a, np.float32)).tobytes()
 
 
+def _both_engines(hw, mode, prog, image, stream, runs: int):
+    """(command-engine emulator, loop-engine emulator), each after loading `image` and
+    `stream` and running `prog` `runs` times."""
+    emus = []
+    for engine in ("command", "loop"):
+        emu = PimEmulator(hw, mode=mode, engine=engine, timing=False)
+        emu.load_image(image)
+        emu.set_input(stream)
+        for _ in range(runs):
+            emu.run(prog)
+        emus.append(emu)
+    return emus
+
+
 def _run(engine, hw, name, ins, attrs, mode):
     k = kernel_for(name, attrs, hw, [i.shape for i in ins])
     emu = PimEmulator(hw, mode=mode, engine=engine, timing=False)
@@ -108,14 +122,7 @@ def test_loop_carried_dependences_split(mode):
     image = {(0, b, 0): _f32(hw.pim.columns, hw.pim.pu.lanes)
              for b in range(hw.pim.banks_per_channel)}
     stream = _f32(12 * hw.pim.pu.lanes)
-    emus = []
-    for engine in ("command", "loop"):
-        emu = PimEmulator(hw, mode=mode, engine=engine, timing=False)
-        emu.load_image(image)
-        emu.set_input(stream)
-        emu.run(prog)
-        emus.append(emu)
-    a, b = emus
+    a, b = _both_engines(hw, mode, prog, image, stream, runs=1)
     assert sorted(a.outputs) == sorted(b.outputs) == [0, 1, 2]
     assert all(_bits(a.outputs[k]) == _bits(b.outputs[k]) for k in a.outputs)
     assert _bits(a.state.gb) == _bits(b.state.gb)
@@ -173,15 +180,8 @@ def test_every_effect_in_program_order(hw_name, mode):
     prog = parse(EVERY_EFFECT)
     image = {(0, b, 2): _f32(hw.pim.columns, hw.pim.pu.lanes) for b in range(4)}
     stream = _f32(16 * hw.pim.pu.lanes)
-    emus = []
-    for engine in ("command", "loop"):
-        emu = PimEmulator(hw, mode=mode, engine=engine, timing=False)
-        emu.load_image(image)
-        emu.set_input(stream)
-        emu.run(prog)
-        emu.run(prog)           # again: starts from the state the first run left
-        emus.append(emu)
-    a, b = emus
+    # run twice: the second starts from the state the first left
+    a, b = _both_engines(hw, mode, prog, image, stream, runs=2)
     assert sorted(a.outputs) == sorted(b.outputs) == [0, 1, 2, 5, 6]
     assert all(_bits(a.outputs[k]) == _bits(b.outputs[k]) for k in a.outputs)
     assert np.asarray(a.outputs[1]).shape == np.asarray(b.outputs[1]).shape   # RDMAC won
