@@ -183,14 +183,26 @@ define("mean", (1, None), _variadic_infer, _mean_ref, doc="N-ary mean.")
 
 def _gelu_ref(ins, attrs):
     # f32 arithmetic for f32 and narrower inputs (as runtimes do), f64 for f64.
-    x = ins[0].astype(np.float64 if ins[0].dtype == np.float64 else np.float32)
+    x = ins[0].astype(np.float64 if ins[0].dtype == np.float64 else np.float32, copy=False)
     half = x.dtype.type(0.5)
+    # Temporaries are updated in place (never x, which may be the input): the same
+    # operations in the same order as half * x * (1 + f(x)).
     if attrs["approximate"] == "tanh":
         c, k = x.dtype.type(np.sqrt(2 / np.pi)), x.dtype.type(0.044715)
-        y = half * x * (1 + np.tanh(c * (x + k * (x * x * x))))
+        inner = x * x
+        inner *= x
+        inner *= k
+        inner += x
+        inner *= c
+        t = np.tanh(inner, out=inner)
     else:
-        y = half * x * (1 + _erf(x / x.dtype.type(np.sqrt(2))))
-    return [y.astype(ins[0].dtype)]
+        import scipy.special  # ~0.1 s to import: only when an erf runs
+        t = x / x.dtype.type(np.sqrt(2))
+        scipy.special.erf(t, out=t)
+    t += 1
+    y = half * x
+    y *= t
+    return [y.astype(ins[0].dtype, copy=False)]
 
 
 define("gelu", 1, same_as(0), _gelu_ref, attrs={"approximate": Attr("str", "none")},
