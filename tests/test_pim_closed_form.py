@@ -88,3 +88,24 @@ def test_targets_fast_estimator_prices_pim_in_closed_form():
     est = estimators("targets-fast")
     assert est["pim"].__name__ == "_pim_closed_form" and "npu" in est
     assert estimators("targets") is None     # the registered targets, unchanged
+
+
+def test_run_targets_fast_off_domain_equals_targets(tmp_path):
+    """`speccc run --cost-model targets-fast` end to end: llama-tiny's GEMVs are far
+    below the domain, so every one is emulated and the report is the targets one."""
+    import json
+
+    from cli_helpers import invoke as cli
+    from speccc import zoo
+    draft, target = zoo.build_pair("llama-tiny", mode="decode", weights=False)
+    zoo.save(draft, tmp_path / "d.onnx")
+    zoo.save(target, tmp_path / "t.onnx")
+    reports = []
+    for model in ("targets", "targets-fast"):
+        r = cli("run", "--target", tmp_path / "t.onnx", "--draft", tmp_path / "d.onnx",
+                "--acceptance", 0.8, "--max-new-tokens", 8, "--hw", "hbm-pim",
+                "--cost-model", model, "--json")
+        assert r.exit_code == 0, r.output
+        reports.append(json.loads(r.stdout))
+    for key in ("tokens_per_s", "ttft_ms", "itl_ms", "energy_per_token_mj"):
+        assert reports[0][key] == reports[1][key], key
