@@ -2,7 +2,7 @@
 
     run = closed_form_run(hw, M, K, count, reps, tokens)   # PimRun, or None off-domain
 
-Used only when asked (`--cost-model targets-fast`, or SPECCC_PIM_COST=closed-form): the
+Used only when asked (`speccc run --cost-model targets-fast`, runtime/costs.py): the
 default calibration emulates every program (cost.py), and those numbers do not move.
 
 Counts are exact: the listing is walked once with loop multiplicities (no timing), and
@@ -14,28 +14,34 @@ are the emulator's. Energy adds what depends on time: refreshes at the average r
 Time is derived from the timing parameters. Every channel runs the same stream, the
 pseudo-channels side by side; per channel the refresh-free work is
 
-    work = runs x (prologue + visits x visit + passes x pass) + SYNC
+    work = runs x (prologue + sum of visits + passes x pass + epilogue)
 
 with one row visit = R*Gt all-bank MACs, tCCD_AB x token_groups(T) apart (a MAC of T
-tokens takes ceil(T / mac_lanes) PU clocks), and:
+tokens takes ceil(T / mac_lanes) PU clocks); a MAC position that also refills w buffer
+slots per pseudo-channel is max(that, pcs*(1+w)*tCMD, w*tBL) apart (command bus, data
+bus), over the Gt positions of the refilled segment. Further:
 - one bank set: the visit's PRE.ab waits tRTP after its last MAC, the next ACT.ab tRP
   and the next first MAC tRCD_MAC, all serial (gemv.py: "each visit ends with PRE.ab
-  and the ACT.ab of the next visit");
+  and the ACT.ab of the next visit"); in "tiles" order that gap is at least tMACL plus
+  the partial sums' RDMAC bursts (accs*T*tRDMAC), and a visit that refills the buffer
+  pays the write-to-read turnaround (WL+tBL+tWTR_S) once; which visits refill follows
+  gemv.py: every visit in "passes" order, the tile's last pass single-buffered, ceil(T/Q)
+  tokens per visit double-buffered;
 - two or more sets: the idle set precharges and activates behind the stream, so a
-  visit is its MACs alone;
+  visit is its MACs alone (the last set's visit refills the next tile);
 - "passes" order: each pass drains the MAC pipeline (tMACL) and reads its R*S
   accumulators per token (tRDMAC each on the pseudo-channel's data bus, after tRDL);
-  "tiles" order reads its partial sums inside the visit's PRE/ACT gap (max with it);
 - prologue: tile 0's WRGBs (T*Gt bursts, tBL apart) and the first ACT.ab (tRCD_MAC);
-  epilogue: the last drain and PREA (tRP).
+  epilogue: the last drain, readout and PREA (tRP).
 `runs` = reps x the matrices a channel group holds (cost.gemv_program). Refresh comes at
 the average rate, as phase.py charges it: cycles = work / (1 - tRFC/tREFI), refreshes =
 work / (tREFI - tRFC) per pseudo-channel; plus the standard's mode switches.
 
-Domain (tests/test_pim_closed_form.py checks every preset x a grid of shapes): within
-5% of the emulator's phase time when each channel makes at least MIN_VISITS row visits
-per run; shorter programs are dominated by the prologue/epilogue the formula only
-approximates (7-11% off at 1-2 visits), and return None (the caller emulates).
+Domain (tests/test_pim_closed_form.py checks every preset x a grid of shapes;
+benchmarks/bench_closed_form.py prints the errors): within 5% of the emulator's phase
+time and energy when each channel makes at least MIN_VISITS row visits per run (worst
+measured 3.9%); shorter programs are dominated by the prologue/epilogue the formula only
+approximates (up to 29% off at 1-2 visits), and return None (the caller emulates).
 """
 from __future__ import annotations
 
