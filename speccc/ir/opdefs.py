@@ -84,6 +84,10 @@ class OpDef:
     doc: str = ""
     # Operand indices that must be compile-time constants (shape operands) for inference.
     shape_operands: tuple = ()
+    # Optional extras: `bind(attrs, consts, types) -> ref | None` specialises the reference
+    # once for a graph op (consts: each operand's `const` value or None), e.g. a reshape
+    # to a constant shape; `lean_ref` is `ref` without its own np.errstate, for callers
+    # that already ignore floating-point errors (Plan.run). Both give `ref`'s results.
     extra: dict = field(default_factory=dict)
 
     def full_attrs(self, attrs: dict) -> dict:

@@ -29,18 +29,27 @@ KV_OVERHEAD_NS = 100.0   # one command round on the channel (EST, as roofline_pi
 PER_REQUEST = {"attention"}  # ops whose operands are per-request (KV), not shared weights
 
 
-COST_MODELS = ("targets", "roofline")
+COST_MODELS = ("targets", "targets-fast", "roofline")
 
 
 def estimators(name):
     """`targets`: the registered targets' costs (speccc.targets);
+    `targets-fast`: the same, but PIM GEMVs in closed form where it is within 5% of the
+    emulator (targets/pim/closed_form.py), emulated elsewhere;
     `roofline`: the cost model's own rooflines (fast, hardware description only);
     or a mapping device -> estimator (tests)."""
     if isinstance(name, dict):
         return name
     if name == "roofline":
         return costmodel.roofline_estimators()
+    if name == "targets-fast":
+        return {**costmodel.target_estimators(), "pim": _pim_closed_form}
     return None
+
+
+def _pim_closed_form(hw, op, bindings):
+    from speccc.targets.pim.cost import pim_cost
+    return pim_cost(hw.for_channels(op.attrs.get("pim_channels")), op, bindings, fast=True)
 
 
 def group_hw(hw, channels):

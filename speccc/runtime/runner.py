@@ -32,7 +32,7 @@ class RunConfig:
     seed: int = 0
     temperature: float = 0.0
     granularity: str = "op"          # op | stage (one task per pipeline stage: faster)
-    cost_model: object = "targets"   # targets | roofline | {device: estimator}
+    cost_model: object = "targets"   # targets | targets-fast | roofline | {device: estimator}
     max_context: int | None = None
     numerics: str = "reference"      # reference (fp32) | device (PIM ops in the preset's
                                      # MAC precision, through the emulator)
@@ -94,8 +94,10 @@ def _check(cfg: RunConfig, module, sched, meta):
         raise SpecccError(f"granularity must be op or stage, got {cfg.granularity!r}")
     if cfg.numerics not in NUMERICS:
         raise SpecccError(f"numerics must be {' or '.join(NUMERICS)}, got {cfg.numerics!r}")
-    if not isinstance(cfg.cost_model, dict) and cfg.cost_model not in ("targets", "roofline"):
-        raise SpecccError(f"cost model must be targets or roofline, got {cfg.cost_model!r}")
+    from speccc.runtime.costs import COST_MODELS
+    if not isinstance(cfg.cost_model, dict) and cfg.cost_model not in COST_MODELS:
+        raise SpecccError(f"cost model must be {', '.join(COST_MODELS)}, got "
+                          f"{cfg.cost_model!r}")
     synthetic = _synthetic(cfg)
     if synthetic and cfg.numerics != "reference":
         raise SpecccError("--numerics device needs functional models (weights), not "

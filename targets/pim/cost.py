@@ -104,19 +104,28 @@ def gemv_program(hw, M: int, K: int, count: int, reps: int, tokens: int = 1):
     return Program(tuple(body), hw.name, f"gemv{M}x{K}x{count}r{reps}{t}.pim")
 
 
-def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1) -> PimRun:
+def gemv_run(hw, M: int, K: int, count: int = 1, reps: int = 1, fast: bool = False) -> PimRun:
     """Emulated (or, beyond EXACT_REPS, extrapolated) cost of `gemv_program`. The
     program depends on (M, K) only through the placement's padded shape, so runs are
-    cached by that: every KV length within one tile of the layout costs one emulation."""
+    cached by that: every KV length within one tile of the layout costs one emulation.
+    fast: the closed form (closed_form.py) where its domain holds, else the emulator."""
     from speccc.targets.pim.layout import plan_matrix
     pl = plan_matrix(hw, M, K)
     T = max(1, min(reps, hw.pim.token_slots))          # tokens per row visit
     full, rest = divmod(reps, T)
-    run = _gemv_run(hw, pl.Mp, pl.Kp, count, full, T)
-    return run + _gemv_run(hw, pl.Mp, pl.Kp, count, 1, rest) if rest else run
+    run = _gemv_run(hw, pl.Mp, pl.Kp, count, full, T, fast)
+    return run + _gemv_run(hw, pl.Mp, pl.Kp, count, 1, rest, fast) if rest else run
 
 
-def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1) -> PimRun:
+def _gemv_run(hw, M: int, K: int, count: int, reps: int, tokens: int = 1,
+              fast: bool = False) -> PimRun:
+    if fast:
+        from speccc.targets.pim.closed_form import closed_form_run
+        key = ("closed-form", program_key(hw, M, K, count, reps, tokens))
+        if key not in _MEMO:
+            _MEMO[key] = closed_form_run(hw, M, K, count, reps, tokens)
+        if _MEMO[key] is not None:
+            return _MEMO[key]
     if reps > EXACT_REPS:
         a, b = (_gemv_run(hw, M, K, count, 2, tokens),
                 _gemv_run(hw, M, K, count, EXACT_REPS, tokens))
@@ -232,8 +241,9 @@ def _stored(v) -> bool:
     return v.op is not None and v.op.name == "weight" and v.type.rank == 2
 
 
-def pim_run(hw, op, b) -> PimRun | None:
-    """The calibrated run of `op`, or None when the op has no PIM kernel (roofline)."""
+def pim_run(hw, op, b, fast: bool = False) -> PimRun | None:
+    """The calibrated run of `op`, or None when the op has no PIM kernel (roofline).
+    fast: GEMVs in closed form where its domain holds (gemv_run)."""
     ts = [v.type for v in op.operands]
     if op.name in ("linear", "matmul", "gemm") and len(op.operands) >= 2 \
             and _stored(op.operands[1]) and ts[0].rank >= 1:
@@ -243,7 +253,7 @@ def pim_run(hw, op, b) -> PimRun | None:
         trans = op.attrs.get("transpose_w") or op.attrs.get("trans_b")
         k, n = (ws[1], ws[0]) if trans else ws
         rows = math.prod(_shape(ts[0], b)[:-1])
-        run = gemv_run(hw, n, k, 1, rows)
+        run = gemv_run(hw, n, k, 1, rows, fast=fast)
         if len(op.operands) == 3:
             run = run + host_side(hw, rows * n)
         return run
@@ -251,16 +261,16 @@ def pim_run(hw, op, b) -> PimRun | None:
         xs = _shape(ts[0], b)
         rows, k = math.prod(xs[:-1]), xs[-1]
         f, n = _shape(ts[-1], b)
-        up = (gemv_run(hw, 2 * f, k, 1, rows) if len(ts) == 3
-              else gemv_run(hw, f, k, 1, rows) + gemv_run(hw, f, k, 1, rows))
+        up = (gemv_run(hw, 2 * f, k, 1, rows, fast=fast) if len(ts) == 3
+              else gemv_run(hw, f, k, 1, rows, fast=fast).scaled(2))
         act = ACT_OPS.get(op.attrs.get("activation", "silu"), 5) + 1   # + the multiply by up
-        return up + host_side(hw, act * rows * f) + gemv_run(hw, n, f, 1, rows)
+        return up + host_side(hw, act * rows * f) + gemv_run(hw, n, f, 1, rows, fast=fast)
     if op.name == "attention":
         B, H, T, D = _shape(ts[0], b)
         _, KVH, S, Dv = _shape(ts[2], b)
         reps = T * (H // KVH)
-        run = (gemv_run(hw, S, D, B * KVH, reps) + host_side(hw, 5 * B * H * T * S)
-               + gemv_run(hw, Dv, S, B * KVH, reps)
+        run = (gemv_run(hw, S, D, B * KVH, reps, fast=fast) + host_side(hw, 5 * B * H * T * S)
+               + gemv_run(hw, Dv, S, B * KVH, reps, fast=fast)
                + bank_write(hw, B * KVH * T * (D + Dv) * 2))
         if len(ts) == 4:
             run = run + bank_write(hw, math.prod(_shape(ts[3], b)) * ts[3].dtype.itemsize_bits / 8)
@@ -271,11 +281,12 @@ def pim_run(hw, op, b) -> PimRun | None:
     return None
 
 
-def pim_cost(hw, op, bindings) -> OpCost:
-    """The PIM target's cost: the emulator-calibrated cost, else the roofline."""
+def pim_cost(hw, op, bindings, fast: bool = False) -> OpCost:
+    """The PIM target's cost: the emulator-calibrated cost, else the roofline. fast:
+    GEMVs in closed form where its domain holds (`--cost-model targets-fast`)."""
     b = dict(bindings)
     try:
-        run = pim_run(hw, op, b)
+        run = pim_run(hw, op, b, fast)
     except CapacityError:
         return OpCost(INF, INF, 0.0, 0.0, "capacity")   # does not fit in the banks
     if run is None:

@@ -61,16 +61,22 @@ LOGICAL_UNARY = {"not": np.logical_not, "bitwise_not": np.invert}
 PREDICATES = {"isnan": np.isnan}
 
 
+def _unary_lean(fn):
+    return lambda ins, attrs: [np.asarray(fn(ins[0])).astype(ins[0].dtype, copy=False)]
+
+
 def _unary_ref(fn):
+    lean = _unary_lean(fn)
+
     def ref(ins, attrs):
-        x = ins[0]
         with np.errstate(all="ignore"):
-            return [np.asarray(fn(x)).astype(x.dtype, copy=False)]
+            return lean(ins, attrs)
     return ref
 
 
 for _name, _fn in {**UNARY, **LOGICAL_UNARY}.items():
-    define(_name, 1, same_as(0), _unary_ref(_fn), doc=f"Elementwise {_name}.")
+    define(_name, 1, same_as(0), _unary_ref(_fn), doc=f"Elementwise {_name}.",
+           lean_ref=_unary_lean(_fn))
 for _name, _fn in PREDICATES.items():
     define(_name, 1, lambda c: [c.types[0].with_dtype(DType.bool)],
            lambda ins, a, fn=_fn: [fn(ins[0])], doc=f"Elementwise {_name} -> i1.")
@@ -110,17 +116,26 @@ def _binary_infer(result_dtype=None):
     return infer
 
 
-def _binary_ref(fn):
-    def ref(ins, attrs):
+def _binary_lean(fn):
+    def lean(ins, attrs):
         a, b = ins
-        with np.errstate(all="ignore"):
-            out = np.asarray(fn(a, b))
+        out = np.asarray(fn(a, b))
         return [out.astype(a.dtype, copy=False) if out.dtype != np.bool_ else out]
+    return lean
+
+
+def _binary_ref(fn):
+    lean = _binary_lean(fn)
+
+    def ref(ins, attrs):
+        with np.errstate(all="ignore"):
+            return lean(ins, attrs)
     return ref
 
 
 for _name, _fn in {**ARITH, **LOGICAL, **BITWISE}.items():
-    define(_name, 2, _binary_infer(), _binary_ref(_fn), doc=f"Broadcasting {_name}.")
+    define(_name, 2, _binary_infer(), _binary_ref(_fn), doc=f"Broadcasting {_name}.",
+           lean_ref=_binary_lean(_fn))
 for _name, _fn in COMPARE.items():
     define(_name, 2, _binary_infer(DType.bool), lambda ins, a, fn=_fn: [fn(ins[0], ins[1])],
            doc=f"Broadcasting comparison {_name} -> i1.")
@@ -183,14 +198,26 @@ define("mean", (1, None), _variadic_infer, _mean_ref, doc="N-ary mean.")
 
 def _gelu_ref(ins, attrs):
     # f32 arithmetic for f32 and narrower inputs (as runtimes do), f64 for f64.
-    x = ins[0].astype(np.float64 if ins[0].dtype == np.float64 else np.float32)
+    x = ins[0].astype(np.float64 if ins[0].dtype == np.float64 else np.float32, copy=False)
     half = x.dtype.type(0.5)
+    # Temporaries are updated in place (never x, which may be the input): the same
+    # operations in the same order as half * x * (1 + f(x)).
     if attrs["approximate"] == "tanh":
         c, k = x.dtype.type(np.sqrt(2 / np.pi)), x.dtype.type(0.044715)
-        y = half * x * (1 + np.tanh(c * (x + k * (x * x * x))))
+        inner = x * x
+        inner *= x
+        inner *= k
+        inner += x
+        inner *= c
+        t = np.tanh(inner, out=inner)
     else:
-        y = half * x * (1 + _erf(x / x.dtype.type(np.sqrt(2))))
-    return [y.astype(ins[0].dtype)]
+        import scipy.special  # ~0.1 s to import: only when an erf runs
+        t = x / x.dtype.type(np.sqrt(2))
+        scipy.special.erf(t, out=t)
+    t += 1
+    y = half * x
+    y *= t
+    return [y.astype(ins[0].dtype, copy=False)]
 
 
 define("gelu", 1, same_as(0), _gelu_ref, attrs={"approximate": Attr("str", "none")},

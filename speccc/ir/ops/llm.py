@@ -55,23 +55,44 @@ def _norm_infer(ctx):
 
 
 def _rmsnorm_ref(ins, attrs):
-    x = ins[0]
+    x, w = ins
     xf = x.astype(np.float32, copy=False)
-    ms = np.add.reduce(xf * xf, axis=-1, keepdims=True) / np.float32(x.shape[-1])
-    r = np.float32(1.0) / np.sqrt(ms + np.float32(attrs["eps"]))
-    return [((xf * r).astype(x.dtype, copy=False) * ins[1]).astype(x.dtype, copy=False)]
+    ms = np.add.reduce(xf * xf, axis=-1, keepdims=True)
+    # The statistics are [..., 1]: updated in place, the same f32 operations in the
+    # same order as `1 / sqrt(ms / n + eps)`.
+    ms /= np.float32(x.shape[-1])
+    ms += np.float32(attrs["eps"])
+    r = np.reciprocal(np.sqrt(ms, out=ms), out=ms)
+    y = (xf * r).astype(x.dtype, copy=False)
+    if y.dtype == w.dtype and y is not x:
+        y *= w                                    # fresh and of x's type: no temporary
+        return [y]
+    return [(y * w).astype(x.dtype, copy=False)]
 
 
 def _layernorm_ref(ins, attrs):
     x = ins[0]
     xf = x.astype(np.float32, copy=False)
     n = np.float32(x.shape[-1])
-    d = xf - xf.sum(axis=-1, keepdims=True) / n
-    var = (d * d).sum(axis=-1, keepdims=True) / n
+    mean = np.add.reduce(xf, axis=-1, keepdims=True)
+    mean /= n
+    d = xf - mean
+    var = np.add.reduce(d * d, axis=-1, keepdims=True)
+    var /= n
+    var += np.float32(attrs["eps"])
+    d /= np.sqrt(var, out=var)
     # As ONNX LayerNormalization: normalize in f32, cast to x's type, then scale and shift.
-    y = (d / np.sqrt(var + np.float32(attrs["eps"]))).astype(x.dtype, copy=False) * ins[1]
-    if len(ins) == 3:
-        y = y + ins[2]
+    y = d.astype(x.dtype, copy=False)
+    scale, bias = ins[1], (ins[2] if len(ins) == 3 else None)
+    if scale.dtype == y.dtype and (bias is None or bias.dtype == y.dtype):
+        # Same type throughout: in place is the same arithmetic without the temporaries.
+        y *= scale
+        if bias is not None:
+            y += bias
+        return [y]
+    y = y * scale
+    if bias is not None:
+        y = y + bias
     return [y.astype(x.dtype)]
 
 
@@ -102,8 +123,17 @@ def _rope_infer(ctx):
 def _rope_ref(ins, attrs):
     x, cos, sin = ins
     half = x.shape[-1] // 2
-    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return [(x * cos + rotated * sin).astype(x.dtype, copy=False)]
+    rotated = np.empty_like(x)
+    np.negative(x[..., half:], out=rotated[..., :half])
+    rotated[..., half:] = x[..., :half]
+    y = x * cos
+    if y.dtype == x.dtype == sin.dtype and y.shape == x.shape:
+        # sin has cos's shape, so rotated * sin fits in place; the same f32 (or x-type)
+        # products and sum as `x * cos + rotated * sin`.
+        rotated *= sin
+        y += rotated
+        return [y]
+    return [(y + rotated * sin).astype(x.dtype, copy=False)]
 
 
 define("rope", 3, _rope_infer, _rope_ref,
@@ -128,38 +158,64 @@ def _attention_infer(ctx):
 
 
 @functools.lru_cache(maxsize=64)
-def _causal_allowed(t: int, kv_len: int, window: int) -> np.ndarray:
-    """Query i sits at absolute position (kv_len - t + i): it sees keys up to there, and
-    with a sliding window w only the last w of them. Cached: the same per (T, S)."""
+def _causal_masked(t: int, kv_len: int, window: int) -> np.ndarray:
+    """Where a score is masked out. Query i sits at absolute position (kv_len - t + i):
+    it sees keys up to there, and with a sliding window w only the last w of them.
+    Cached (read-only): the same for every run with these (T, S)."""
     pos, key = (kv_len - t + np.arange(t))[:, None], np.arange(kv_len)[None, :]
     allowed = key <= pos
     if window:
         allowed &= key > pos - window
-    allowed.flags.writeable = False
-    return allowed
+    masked = ~allowed
+    masked.flags.writeable = False
+    return masked
 
 
 def _attention_ref(ins, attrs):
     q, k, v = ins[:3]
-    group = q.shape[1] // k.shape[1]
+    b, heads, t, _ = q.shape
+    kv_heads = k.shape[1]
+    group = heads // kv_heads
+    qf = q.astype(np.float32, copy=False)
+    kt = np.swapaxes(k.astype(np.float32, copy=False), -1, -2)
+    vf = v.astype(np.float32, copy=False)
     if group > 1:
-        k = np.repeat(k, group, axis=1)
-        v = np.repeat(v, group, axis=1)
-    s = np.matmul(q.astype(np.float32, copy=False),
-                  np.swapaxes(k.astype(np.float32, copy=False), -1, -2))
-    s = s * np.float32(attrs["scale"])
+        # GQA without copying k and v per query head: query heads [g*kv, (g+1)*kv) read kv
+        # head g through a broadcast axis. Each head is still one [T, D] x [D, S] product,
+        # so the scores are the ones `np.repeat` gave.
+        qf = qf.reshape(b, kv_heads, group, t, qf.shape[-1])
+        kt, vf = kt[:, :, None], vf[:, :, None]
+    s = np.matmul(qf, kt)
+    s *= np.float32(attrs["scale"])
     if attrs["causal"]:
-        s = np.where(_causal_allowed(q.shape[2], k.shape[2], attrs["sliding_window"]), s,
-                     -np.inf)
+        np.copyto(s, -np.inf, where=_causal_masked(t, k.shape[2], attrs["sliding_window"]))
     if len(ins) == 4:
         mask = ins[3]
-        s = np.where(mask, s, -np.inf) if mask.dtype == np.bool_ else s + mask
-    s = s - s.max(axis=-1, keepdims=True)
-    p = np.exp(s)
-    p = p / p.sum(axis=-1, keepdims=True)
+        if group > 1:
+            mask = _grouped(mask, kv_heads, group)
+        if mask.dtype == np.bool_:
+            np.copyto(s, -np.inf, where=~mask)
+        else:
+            s = s + mask
+    s -= np.maximum.reduce(s, axis=-1, keepdims=True)
+    p = np.exp(s, out=s)
+    p /= np.add.reduce(p, axis=-1, keepdims=True)
     if attrs["nan_to_zero"]:
-        p = np.where(np.isnan(p), np.float32(0), p)
-    return [np.matmul(p, v.astype(np.float32, copy=False)).astype(q.dtype, copy=False)]
+        np.copyto(p, np.float32(0), where=np.isnan(p))
+    out = np.matmul(p, vf)
+    if group > 1:
+        out = out.reshape(b, heads, t, out.shape[-1])
+    return [out.astype(q.dtype, copy=False)]
+
+
+def _grouped(mask: np.ndarray, kv_heads: int, group: int) -> np.ndarray:
+    """A mask broadcastable to [B, heads, T, S], seen on the grouped [B, kv, group, T, S]
+    scores: a per-head mask splits its head axis, a shared one gains a group axis."""
+    if mask.ndim <= 2:
+        return mask                                   # [T, S] broadcasts as it is
+    m = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
+    heads = (kv_heads, group) if m.shape[1] != 1 else (1, 1)
+    return m.reshape(m.shape[0], *heads, *m.shape[2:])
 
 
 def _attention_cost(ctx, out):
@@ -183,8 +239,16 @@ define("attention", (3, 4), _attention_infer, _attention_ref, cost=_attention_co
 
 # --- gated MLP -----------------------------------------------------------------------------
 
+def _silu(x):
+    """x / (1 + exp(-x)), the temporary updated in place."""
+    e = np.negative(x)
+    np.exp(e, out=e)
+    e += 1
+    return np.divide(x, e, out=e)
+
+
 ACTIVATIONS = {
-    "silu": lambda x: x / (1 + np.exp(-x)),
+    "silu": _silu,
     "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
 }
 
@@ -221,10 +285,11 @@ def _gated_ref(ins, attrs):
         f = ins[1].shape[1] // 2
         gu = np.matmul(x, ins[1])
         gate, up = gu[..., :f], gu[..., f:]
-    gate = gate.astype(x.dtype)
-    act = ACTIVATIONS[attrs["activation"]](gate.astype(np.float32)).astype(x.dtype)
-    h = (act * up.astype(x.dtype)).astype(x.dtype)
-    return [np.matmul(h, wd).astype(x.dtype)]
+    gate = gate.astype(x.dtype, copy=False)
+    act = ACTIVATIONS[attrs["activation"]](gate.astype(np.float32, copy=False))
+    act = act.astype(x.dtype, copy=False)
+    h = (act * up.astype(x.dtype, copy=False)).astype(x.dtype, copy=False)
+    return [np.matmul(h, wd).astype(x.dtype, copy=False)]
 
 
 def _gated_cost(ctx, out):

@@ -105,7 +105,18 @@ def _reshape_ref(ins, attrs):
     return [x.reshape(shape)]
 
 
+def _reshape_bind(attrs, consts, types):
+    """A constant target with no 0 to copy (or allowzero): the shape, resolved once."""
+    if consts[1] is None:
+        return None
+    shape = tuple(np.asarray(consts[1]).reshape(-1).tolist())
+    if 0 in shape and not attrs["allowzero"]:
+        return None
+    return lambda ins, a: [ins[0].reshape(shape)]
+
+
 define("reshape", 2, _reshape_infer, _reshape_ref, attrs={"allowzero": Attr("int", 0)},
+       bind=_reshape_bind,
        cost=view_cost, shape_operands=(1,),
        doc="Reshape to operand 1 (ONNX semantics: -1 inferred; 0 copies the input dim "
            "unless allowzero). Symbolic dims infer by exact polynomial division.")
@@ -216,7 +227,19 @@ def _split_ref(ins, attrs):
     return out
 
 
-define("split", 2, _split_infer, _split_ref, attrs={"axis": Attr("int", 0)},
+def _split_bind(attrs, consts, types):
+    """Constant sizes: the pieces' index tuples, built once."""
+    if consts[1] is None:
+        return None
+    lead = (slice(None),) * (attrs["axis"] % types[0].rank)
+    index, start = [], 0
+    for n in np.asarray(consts[1]).reshape(-1).tolist():
+        index.append(lead + (slice(start, start + n),))
+        start += n
+    return lambda ins, a: [ins[0][i] for i in index]
+
+
+define("split", 2, _split_infer, _split_ref, attrs={"axis": Attr("int", 0)}, bind=_split_bind,
        cost=move_cost, shape_operands=(1,),
        doc="Split along `axis` into pieces of the sizes in operand 1 (one result each).")
 
