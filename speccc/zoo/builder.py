@@ -39,6 +39,12 @@ _DTYPES = {"float32": (TensorProto.FLOAT, np.float32), "float16": (TensorProto.F
            "bfloat16": (TensorProto.BFLOAT16, ml_dtypes.bfloat16)}
 
 
+
+def _finfo(dtype):
+    """np.finfo, also for ml_dtypes' bfloat16: numpy's finfo knows it only once ml_dtypes
+    >= 0.7 registers it (pyproject allows 0.5-0.6), ml_dtypes.finfo always does."""
+    return ml_dtypes.finfo(dtype)
+
 class GraphBuilder:
     def __init__(self, *, dtype: str = "float32", weights: bool = True, seed: int = 0):
         self.elem, self.np_dtype = _DTYPES[dtype]
@@ -223,7 +229,7 @@ class GraphBuilder:
             v = self.repeat_kv(v, heads // kv_heads, heads, head_dim)
             s = self.op("MatMul", q, self.op("Transpose", k, perm=[0, 1, 3, 2]))
             s = self.op("Mul", s, self.const(1.0 / np.sqrt(head_dim)))
-            s = self.op("Where", mask, s, self.const(np.finfo(self.np_dtype).min))
+            s = self.op("Where", mask, s, self.const(_finfo(self.np_dtype).min))
             o = self.op("MatMul", self.op("Softmax", s, axis=-1), v)
             o = self.op("Transpose", o, perm=[0, 2, 1, 3])
             return self.op("Reshape", o, self.const([1, -1, heads * head_dim]))
