@@ -12,6 +12,7 @@ from pathlib import Path
 
 from speccc.dse.closedform import FORMS
 from speccc.dse.hwfile import variant_text
+from speccc.dse.mapping import partition_context, point_passes
 from speccc.dse.pareto import best, front
 from speccc.fileio import write_bytes_atomic, write_text_atomic
 
@@ -63,17 +64,17 @@ def run_command(study, row, hw_file: str) -> str:
              "--cost-model " + study.cost_model]
     if row["schedule"] != "none" and row["draft_channels"]:
         parts.append(f"--draft-channels {row['draft_channels']}")
-    if row["mapping"] != "auto":
-        m = "" if row["mapping"] == "mincut" else f"mapping={row['mapping']},"
-        mid = study.prompt_len + study.max_new_tokens // 2
-        parts.append(f"--passes 'partition{{{m}hw={hw_file},bind=T=1:P={mid}}}'")
+    passes = point_passes(row, hw_file, partition_context(study.prompt_len,
+                                                          study.max_new_tokens))
+    if passes:
+        parts.append(f"--passes '{passes}'")
     return " ".join(parts)
 
 
 def dse_table(study, row) -> str:
     """best.toml's [dse]: the chosen point, which `speccc run --hw best.toml` takes as
     defaults (load_hw reads and keeps it apart from the hardware)."""
-    mid = study.prompt_len + study.max_new_tokens // 2
+    mid = partition_context(study.prompt_len, study.max_new_tokens)
     return ("\n[dse]\n" + "".join(f"{k} = {json.dumps(row[k])}\n" for k in (
         "schedule", "gamma", "mapping", "draft_channels", "batch"))
         + f"partition_p = {mid}\n")
