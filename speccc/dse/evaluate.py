@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
 from speccc.dse.hwfile import hw_path, load_text
+from speccc.dse.mapping import solve_shape
 from speccc.dse.space import Space
 from speccc.errors import SpecccError
 
@@ -156,7 +157,11 @@ class Evaluator:
 
             from speccc.dse.mapping import partition_context, partition_passes
             from speccc.passmanager import make_pass
-            mod = copy.deepcopy(self.module)
+            # graphs this variant does not partition are shared, not copied (a draft's
+            # variant need not copy the target)
+            keep = {id(g): g for name, g in self.module.graphs.items()
+                    if shapes and name not in shapes}
+            mod = copy.deepcopy(self.module, keep)
             if mapping == "all-gpu":
                 from speccc.costmodel import is_glue
                 for g in mod.graphs.values():
@@ -190,9 +195,14 @@ class Evaluator:
         mc = self.costs.get(key)
         if mc is None:
             from speccc.runtime.costs import ModelCosts
-            mc = self.costs[key] = ModelCosts(
-                self.graph(hw_key, mapping, role, study), self.hws[hw_key],
-                {"g": list(range(*chans))}, ["g"], "auto", batch, "op", self.cost_model)
+            graph = self.graph(hw_key, mapping, role, study)
+            # shapes whose solved mapping came out the same share one price cache
+            same = (hw_key, mapping[0], role, chans, batch,
+                    tuple(op.attrs.get("device") for op in graph.ops()))
+            mc = self.costs[key] = self.costs.get(same) or ModelCosts(
+                graph, self.hws[hw_key], {"g": list(range(*chans))}, ["g"], "auto", batch,
+                "op", self.cost_model)
+            self.costs[same] = mc
         return mc
 
     def fwd(self, key, role, T, P, study) -> Fwd:
@@ -284,7 +294,6 @@ class Evaluator:
     def mapping_id(p: dict, role: str) -> tuple:
         """(mapping, the shape it is solved at for role, or None): part of every cost
         key, so a solved mapping's prices are per (batch, γ) and a rule mapping's shared."""
-        from speccc.dse.mapping import solve_shape
         return p["mapping"], solve_shape(p["mapping"], role, p["schedule"], p["gamma"],
                                          p["batch"])
 
