@@ -178,14 +178,9 @@ class Evaluator:
 
     @staticmethod
     def _check_devices(hw, mapping: str) -> None:
-        if mapping == "all-gpu" and hw.gpu is None:
-            raise SpecccError(f"mapping all-gpu: {hw.name} has no GPU")
-        if mapping != "all-gpu" and hw.pim is None:
-            raise SpecccError(f"mapping {mapping}: {hw.name} has no PIM (its only mapping "
-                              "is all-gpu)")
-        if mapping == "auto" and hw.npu is None:    # auto picks per op between npu and pim
-            raise SpecccError(f"mapping auto: {hw.name} has no NPU (its xPU is a "
-                              f"{hw.system.xpu}; use attacc, all-pim, specpim or all-gpu)")
+        why = missing_devices(hw, mapping)
+        if why:
+            raise SpecccError(why)
 
     def model_costs(self, hw_key, mapping, role, chans, batch, study):
         """`chans`: the (first, last + 1) channel ids the model owns, as the speculate
@@ -298,14 +293,17 @@ class Evaluator:
                                          p["batch"])
 
     def _infeasible(self, p, hw, study):
-        key = (study.hw_key(p), p["schedule"], p["draft_channels"], p["batch"],
-               study.prompt_len + study.max_new_tokens)
+        key = (study.hw_key(p), p["mapping"], p["schedule"], p["draft_channels"],
+               p["batch"], study.prompt_len + study.max_new_tokens)
         if key not in self.fits:
             self.fits[key] = self._fits(p, hw, study)
         return self.fits[key]
 
     def _fits(self, p, hw, study):
         from speccc.runtime.capacity import model_bytes
+        why = missing_devices(hw, p["mapping"])    # a system file's devices (speccc.hw.system)
+        if why:
+            return why
         ctx = study.prompt_len + study.max_new_tokens
         max_context = self.fact("max_context")
         if max_context is not None and ctx > max_context:
@@ -383,6 +381,19 @@ class _Ctx:
 
     def kv(self, role, action, entries) -> Fwd:
         return self.ev.kv(self.keys[role], role, action, entries, self.study)
+
+
+def missing_devices(hw, mapping: str) -> str | None:
+    """Why `hw` cannot run `mapping` (a GPU system has no NPU, a GPU-only one no PIM, a
+    device preset no GPU), else None."""
+    if mapping == "all-gpu" and hw.gpu is None:
+        return f"mapping all-gpu: {hw.name} has no GPU"
+    if mapping != "all-gpu" and hw.pim is None:
+        return f"mapping {mapping}: {hw.name} has no PIM (its only mapping is all-gpu)"
+    if mapping == "auto" and hw.npu is None:    # auto picks per op between npu and pim
+        return (f"mapping auto: {hw.name} has no NPU (its xPU is a {hw.system.xpu}; use "
+                "attacc, all-pim, specpim or all-gpu)")
+    return None
 
 
 def preset_split(hw) -> int:

@@ -51,6 +51,12 @@ def baselines(space, rows, metric) -> list[tuple[str, dict | None]]:
     return [(label, best([r for r in rows if keep(r)], metric)) for label, keep in table]
 
 
+def is_system(text: str) -> bool:
+    """A system description (a [system] table: speccc.hw.system), not a device preset."""
+    import tomllib
+    return "system" in tomllib.loads(text)
+
+
 def knobs_of(space, row) -> dict:
     return {k: row[k] for k in space.knobs}
 
@@ -95,15 +101,20 @@ def write_outputs(out_dir, study, rows, metric, objective, confirmed, elapsed) -
     write_bytes_atomic(out / "pareto.png", _plot(rows, pf, b))
     if b is not None:
         hw_file = str(out / "best.toml")
+        system = is_system(dict(study.hw_texts)[study.hw_key(b)])
+        how = (["a system description: `speccc run` takes device presets; `speccc "
+                "baseline --system best.toml` evaluates its baselines"] if system else
+               ["run it:", "  " + run_command(study, b, hw_file)])
         header = "".join(f"# {line}\n" for line in [
             f"speccc dse best point by {objective} (id {b['id']}): schedule "
             f"{b['schedule']}, gamma {b['gamma']}, mapping {b['mapping']}, draft_channels "
             f"{b['draft_channels']}, batch {b['batch']}",
             f"modeled: {b['tokens_per_s']:.1f} tokens/s, {b['itl_ms']:.4g} ms/token, "
-            f"{b['energy_per_token_mj']:.4g} mJ/token",
-            "run it:", "  " + run_command(study, b, hw_file)])
+            f"{b['energy_per_token_mj']:.4g} mJ/token", *how])
+        # a system file takes no [dse] table (load_hw reads it for device presets only)
         write_text_atomic(out / "best.toml", variant_text(b["hw"], knobs_of(space, b),
-                                                          header) + dse_table(study, b))
+                                                          header)
+                          + ("" if system else dse_table(study, b)))
     write_text_atomic(out / "report.md", _markdown(study, rows, pf, b, metric, objective,
                                                    confirmed, elapsed))
     return {"best": b, "front": pf}
