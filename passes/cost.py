@@ -22,7 +22,7 @@ digits); emulator results are cached per (hw, kind, shape) for the process.
 """
 from __future__ import annotations
 
-from speccc.costmodel import CostModel, is_glue
+from speccc.costmodel import CostModel, batched_bindings, is_glue, per_request_scale
 from speccc.errors import SpecccError
 from speccc.passes.infer_shapes import parse_bindings
 from speccc.passmanager import Pass, register_pass
@@ -61,18 +61,23 @@ def cost_devices(graph) -> list[str]:
     return list(graph.attrs.get("cost_devices") or DEFAULT_DEVICES)
 
 
-def device_cost(model: CostModel, op, device: str, bindings) -> tuple[float, float]:
-    """(ns, pJ) of op on device; inf where the target cannot lower it (partition must
-    not choose a device whose codegen cannot emit the op)."""
-    if not target(device).can_lower(op, bindings):
+def device_cost(model: CostModel, op, device: str, bindings,
+                batch: int = 1) -> tuple[float, float]:
+    """(ns, pJ) of op on device for `batch` requests of T new positions each (priced as
+    the runtime prices a batched forward: costmodel.batched_bindings); inf where the
+    target cannot lower it (partition must not choose a device whose codegen cannot emit
+    the op)."""
+    bind = batched_bindings(op, bindings, batch)
+    if not target(device).can_lower(op, bind):
         return float("inf"), float("inf")
-    c = model.op_cost(op, device, bindings)
-    return c.latency_ns, c.energy_pj
+    c = model.op_cost(op, device, bind)
+    return per_request_scale(model.hw, device, op, c.latency_ns, c.energy_pj, batch)
 
 
 def annotate(graph, hw, bindings, model: CostModel | None = None,
-             devices: list[str] | None = None) -> None:
-    """Set cost_ns / cost_pj on every kernel op and record the setting on the graph."""
+             devices: list[str] | None = None, batch: int = 1) -> None:
+    """Set cost_ns / cost_pj on every kernel op and record the setting on the graph
+    (`cost_batch` too when the forward batches several requests)."""
     model = model or CostModel(hw)
     devices = list(devices or cost_devices(graph))
     for d in devices:
@@ -84,13 +89,16 @@ def annotate(graph, hw, bindings, model: CostModel | None = None,
             for k in ("cost_ns", "cost_pj"):
                 op.attrs.pop(k, None)
             continue
-        costs = [device_cost(model, op, d, bindings) for d in devices]
+        costs = [device_cost(model, op, d, bindings, batch) for d in devices]
         op.attrs["cost_ns"] = [round6(ns) for ns, _ in costs]
         op.attrs["cost_pj"] = [round6(pj) for _, pj in costs]
     graph.attrs["cost_hw"], graph.attrs["cost_bind"] = setting_attrs(hw, bindings)
     graph.attrs.pop("cost_devices", None)
     if devices != DEFAULT_DEVICES:
         graph.attrs["cost_devices"] = devices
+    graph.attrs.pop("cost_batch", None)
+    if batch != 1:
+        graph.attrs["cost_batch"] = batch
 
 
 @register_pass

@@ -4,6 +4,7 @@
     partition{policy=dp}  partition{policy=greedy}
     partition{mapping=attacc}                  a published design (policy=fixed implied)
     partition{policy=fixed,mapping=specpim,hw=aim-gddr6,bind=T=1:P=1024}
+    partition{mapping=specpim,bind=T=5:P=72,batch=4,graphs=target}   one graph, batched
 
 Model (the step runs its ops one after the other, as SpecPIM's serial schedule does):
 total = sum of each op's latency on its device (`cost_ns`, from the `cost` pass, run
@@ -24,6 +25,12 @@ and all-PIM under this model. Mappings (the published designs, after ANCHORS.md)
   P=0) run on the NPU;
 - `attacc`: attention on PIM, everything else (FC layers, norms) on the NPU;
 - `all-npu`, `all-pim` (ops PIM cannot hold fall back to the NPU, with the reason).
+Shape: `bind` gives the symbols (T new positions per request, P cached); `batch=N`
+prices a forward of N requests as the runtime does (costmodel.batched_bindings: GEMMs
+over weights see N*T rows, attention runs per request) and charges N requests'
+activations per crossing, so a verify of γ+1 positions at batch N (compute-bound) can get
+another mapping than a decode step; `graphs=a:b` partitions only those graphs (the
+draft and the target at their own shapes, as `speccc dse` does).
 Devices: `devices=A:B` partitions between any two registered targets the `cost` pass
 priced (default npu:pim; the mappings name npu and pim); the graph attribute records
 `devices` when it is not the default pair.
@@ -177,8 +184,10 @@ def _groups(graph, ops, producers, mapping, bindings, ns):
     return group, fixed
 
 
-def build_problem(graph, hw, bindings, mapping=None, devices=DEFAULT_DEVICES):
-    ops, producers, values = dataflow(graph, bindings)
+def build_problem(graph, hw, bindings, mapping=None, devices=DEFAULT_DEVICES, batch=1):
+    # activations of `batch` requests cross together: their bytes at batch*T rows
+    rows = {**bindings, "T": batch * bindings["T"]} if "T" in bindings else bindings
+    ops, producers, values = dataflow(graph, rows)
     ns = pair_costs(graph, devices)
     group, fixed = _groups(graph, ops, producers, mapping, bindings, ns)
     n = len(set(group.values()))
@@ -204,17 +213,19 @@ def build_problem(graph, hw, bindings, mapping=None, devices=DEFAULT_DEVICES):
 
 # ------------------------------------------------------------------ the pass -----
 def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_states=20000,
-                    devices=DEFAULT_DEVICES):
+                    devices=DEFAULT_DEVICES, batch=1):
     devices = list(devices)
     hw_attr, bind_attr = setting_attrs(hw, bindings)
-    stale = (graph.attrs.get("cost_hw"), list(graph.attrs.get("cost_bind") or [])) != \
-        (hw_attr, bind_attr) or not set(devices) <= set(cost_devices(graph))
+    stale = (graph.attrs.get("cost_hw"), list(graph.attrs.get("cost_bind") or []),
+             graph.attrs.get("cost_batch", 1)) != (hw_attr, bind_attr, batch) \
+        or not set(devices) <= set(cost_devices(graph))
     if stale or any("cost_ns" not in op.attrs for op in graph.ops() if not is_glue(op)):
         # devices priced before, less those this hardware lacks (a GPU system: no npu)
         priced = [d for d in cost_devices(graph) if getattr(hw, d, True) is not None]
-        annotate(graph, hw, bindings, devices=priced + [d for d in devices if d not in priced])
+        annotate(graph, hw, bindings, devices=priced + [d for d in devices if d not in priced],
+                 batch=batch)
     problem, group, ops, producers, values = build_problem(graph, hw, bindings, mapping,
-                                                           devices)
+                                                           devices, batch)
     ns, pj = pair_costs(graph, devices), pair_costs(graph, devices, "cost_pj")
     solver = "mincut" if policy == "fixed" else policy
     kw = {"max_states": max_states} if solver == "dp" else {}
@@ -229,7 +240,7 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
     rg = region_graph(graph)
     if not nx.is_directed_acyclic_graph(rg):      # convex_groups guarantees it
         raise SpecccError(f"partition: device regions form a cycle: {nx.find_cycle(rg)}")
-    base = {m: build_problem(graph, hw, bindings, m, devices)[0]
+    base = {m: build_problem(graph, hw, bindings, m, devices, batch)[0]
             for m in ("all-npu", "all-pim")}
     compute = [sum(ns[op][i] for op in ops if dev[op] == d) for i, d in enumerate(devices)]
     moved = [(u, nb) for u, cons, nb in values if any(dev[c] != dev[u] for c in cons)]
@@ -248,6 +259,8 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
         [f"all_{devices[1]}_ns", round6(evaluate(base["all-pim"], base["all-pim"].fixed))]]
     if devices != DEFAULT_DEVICES:
         graph.attrs["partition"].insert(3, ["devices", ":".join(devices)])
+    if batch != 1:
+        graph.attrs["partition"].insert(5, ["batch", batch])
     return sol
 
 
@@ -261,6 +274,18 @@ class Partition(Pass):
     bind: list = None
     max_states: int = 20000
     devices: list = None   # two registered targets, ':'-separated (default npu:pim)
+    batch: int = 1         # requests per forward (T is per request)
+    graphs: list = None    # only these graphs, ':'-separated (default: every graph)
+
+    def run(self, module) -> None:
+        names = [g.name for g in module]
+        unknown = [n for n in self.graphs or [] if n not in names]
+        if unknown:
+            raise SpecccError(f"partition: graphs names @{unknown[0]}, which the module "
+                              f"does not have (its graphs: {', '.join(names)})")
+        for g in list(module):
+            if not self.graphs or g.name in self.graphs:
+                self.run_on_graph(g)
 
     def run_on_graph(self, graph) -> None:
         policy = self.policy or ("fixed" if self.mapping else "mincut")
@@ -277,7 +302,13 @@ class Partition(Pass):
         if len(devices) != 2:
             raise SpecccError(f"partition: devices names two targets (A:B), got "
                               f"{':'.join(devices)}")
-        partition_graph(graph, hw, bindings, policy, self.mapping, self.max_states, devices)
+        if int(self.batch) < 1:
+            raise SpecccError(f"partition: batch must be >= 1, got {self.batch}")
+        if int(self.batch) > 1 and "T" not in bindings:
+            raise SpecccError("partition: batch > 1 needs T bound (bind=T=N:...; T is "
+                              "the positions per request)")
+        partition_graph(graph, hw, bindings, policy, self.mapping, self.max_states, devices,
+                        int(self.batch))
 
 
 # ------------------------------------------------------------------ the report ---

@@ -221,6 +221,29 @@ def pim_link_cost(hw: HwConfig, op, bindings) -> OpCost:
                   moved * 8 * lk.energy_pj_per_bit, moved, 0.0, "memory")
 
 
+PER_REQUEST = {"attention"}  # ops whose operands are per-request (KV), not shared weights
+
+
+def batched_bindings(op, bindings, batch: int) -> dict:
+    """The bindings op is priced at in a forward of `batch` requests of T new positions
+    each: an op over shared weights sees batch*T rows; a per-request op (attention, over
+    each request's own KV cache) keeps T and runs once per request
+    (`per_request_scale`). The runtime (ModelCosts) and the partition pass share this."""
+    if batch == 1 or op.name in PER_REQUEST or "T" not in bindings:
+        return dict(bindings)
+    return {**bindings, "T": batch * bindings["T"]}
+
+
+def per_request_scale(hw: HwConfig, device: str, op, latency: float, energy: float,
+                      batch: int) -> tuple[float, float]:
+    """(latency, energy) of `batch` requests' kernels of a per-request op priced once:
+    B kernels back to back, but one launch on a GPU."""
+    if op.name not in PER_REQUEST or batch == 1:
+        return latency, energy
+    fixed = hw.gpu.kernel_launch_ns if device == "gpu" else 0.0
+    return fixed + (latency - fixed) * batch, energy * batch
+
+
 def host_cost(hw: HwConfig, op, bindings) -> OpCost:
     return OpCost(0.0, 0.0, 0.0, 0.0, "overhead")
 

@@ -46,9 +46,14 @@ def test_run_takes_the_point_as_defaults(best):
     common = ["--target", "llama2-7b", "--draft", "llama-68m", "--acceptance", "0.8",
               "--max-new-tokens", "16", "--cost-model", "roofline", "--json"]
     by_file = json.loads(run("run", "--hw", path, *common).output)
+    # specpim is solved per (batch, γ): the target at its verify shape, the draft at 1
+    shape = f"P=16,batch={b['batch']}" if b["batch"] != 1 else "P=16"
+    passes = (f"partition{{mapping=specpim,hw=hbm3-pim-x8,bind=T={b['gamma'] + 1}:{shape},"
+              "graphs=target},"
+              f"partition{{mapping=specpim,hw=hbm3-pim-x8,bind=T=1:{shape},graphs=draft}}")
     explicit = run("run", "--hw", "hbm3-pim-x8", "--schedule", "serial", "--gamma",
                    b["gamma"], "--batch", b["batch"], "--draft-channels", "2", "--passes",
-                   "partition{mapping=specpim,hw=hbm3-pim-x8,bind=T=1:P=16}", *common)
+                   passes, *common)
     explicit = json.loads(explicit.output)
     assert by_file["gamma"] == b["gamma"] and by_file["schedule"] == "serial"
     for k in ("tokens_per_s", "itl_ms", "energy_per_token_mj"):

@@ -24,7 +24,9 @@ from speccc.errors import SpecccError
 @click.option("--pair", "pairs", multiple=True, metavar="DRAFT--TARGET",
               help="With --suite: run only these pairs (repeat).")
 @click.option("--hw", default="aim-gddr6", show_default=True,
-              help="Hardware preset or .toml (the space file's `hw` list wins).")
+              help="Hardware: a device or system preset (a100-80g, attacc: mappings its "
+              "devices lack are infeasible points) or a .toml of either (the space "
+              "file's `hw` list wins).")
 @click.option("--space", "space_path", type=click.Path(dir_okay=False),
               help="Space TOML (docs/dse.md); default: γ 1-16 × none/serial/overlap × "
               "five mappings on --hw.")

@@ -327,11 +327,11 @@ def _dse_point(hw: str, **values) -> dict:
     for key in values:
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             continue
-        if key == "passes":
-            m = point["mapping"]
-            if m != "auto":   # auto is --placement auto, the default
-                how = "" if m == "mincut" else f"mapping={m},"
-                out[key] = f"partition{{{how}hw={hw},bind=T=1:P={point['partition_p']}}}"
+        if key == "passes":   # the mapping as `speccc dse` solved it (dse/mapping.py)
+            from speccc.dse.mapping import point_passes
+            passes = point_passes(point, hw, point["partition_p"])
+            if passes:        # auto is --placement auto, the default
+                out[key] = passes
         else:
             out[key] = str(point[key]) if key in ("schedule", "gamma") else point[key]
     return out

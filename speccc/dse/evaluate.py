@@ -5,8 +5,10 @@
     rows = run_task(study, ("sim", [5]))             # `simulate` (the discrete-event runtime)
 
 A worker keeps one `Evaluator` per study: the pair loaded once, one module per
-(hardware, mapping) with the partition pass's devices, and a table of forward costs per
-(hardware, mapping, role, channels, batch, T, P) priced by `ModelCosts` (the runtime's
+(hardware, mapping) with the partition pass's devices (per (hardware, mapping, role,
+batch, γ's verify shape) for the solved mappings specpim and mincut: mapping.py), and a
+table of forward costs per (hardware, mapping and its solve shape, role, channels, batch,
+T, P) priced by `ModelCosts` (the runtime's
 own prices) plus the host-link transfers the runtime adds. A point's metrics integrate
 its schedule's closed form (closedform.py) over the context growth (Simpson's rule at the
 first, middle and last context of the generation); every point sharing hardware,
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
 from speccc.dse.hwfile import hw_path, load_text
+from speccc.dse.mapping import solve_shape
 from speccc.dse.space import Space
 from speccc.errors import SpecccError
 
@@ -132,24 +135,33 @@ class Evaluator:
             self._stored = (len(self.table), len(self.fits))
 
     # ------------------------------------------------------------ cost tables ----
-    def graph(self, hw_key: str, mapping: str, role: str, study: Study):
-        """@role with the mapping's devices (partition pass at the decode shape)."""
-        return self.variant(hw_key, mapping, study).graphs[role]
+    def graph(self, hw_key: str, mapping_id: tuple, role: str, study: Study):
+        """@role with the mapping's devices; mapping_id = (mapping, its solve shape for
+        this role: mapping.solve_shape)."""
+        mapping, shape = mapping_id
+        return self.variant(hw_key, mapping, study,
+                            {role: shape} if shape else None).graphs[role]
 
-    def variant(self, hw_key: str, mapping: str, study: Study):
+    def variant(self, hw_key: str, mapping: str, study: Study, shapes: dict | None = None):
         """The module with the mapping's devices: the partition pass between the
-        system's xPU (npu, or a GPU system's gpu) and pim; `all-gpu` puts every
-        non-glue op on the GPU."""
+        system's xPU (npu, or a GPU system's gpu) and pim, over every graph at the decode
+        shape (a rule mapping) or over the graphs of `shapes` (role -> solve shape, a
+        solved mapping), each at its own; `all-gpu` puts every non-glue op on the GPU."""
         hw = self.hws[hw_key]
         self._check_devices(hw, mapping)
         if mapping == "auto":
             return self.module
-        key = (hw_key, mapping)
+        key = (hw_key, mapping, tuple(sorted((shapes or {}).items())))
         if key not in self.variants:
             import copy
 
+            from speccc.dse.mapping import partition_context, partition_passes
             from speccc.passmanager import make_pass
-            mod = copy.deepcopy(self.module)
+            # graphs this variant does not partition are shared, not copied (a draft's
+            # variant need not copy the target)
+            keep = {id(g): g for name, g in self.module.graphs.items()
+                    if shapes and name not in shapes}
+            mod = copy.deepcopy(self.module, keep)
             if mapping == "all-gpu":
                 from speccc.costmodel import is_glue
                 for g in mod.graphs.values():
@@ -157,37 +169,35 @@ class Evaluator:
                         if not is_glue(op):
                             op.attrs["device"] = "gpu"
             else:
-                opts = {"hw": hw_path(self.texts[hw_key]),
-                        "bind": f"T=1:P={study.prompt_len + study.max_new_tokens // 2}"}
-                if mapping != "mincut":
-                    opts["mapping"] = mapping
-                if hw.system.xpu != "npu":
-                    opts["devices"] = f"{hw.system.xpu}:pim"
-                make_pass("partition", opts).run(mod)
+                P = partition_context(study.prompt_len, study.max_new_tokens)
+                for name, opts in partition_passes(mapping, hw_path(self.texts[hw_key]), P,
+                                                   shapes, hw.system.xpu):
+                    make_pass(name, opts).run(mod)
             self.variants[key] = mod
         return self.variants[key]
 
     @staticmethod
     def _check_devices(hw, mapping: str) -> None:
-        if mapping == "all-gpu" and hw.gpu is None:
-            raise SpecccError(f"mapping all-gpu: {hw.name} has no GPU")
-        if mapping != "all-gpu" and hw.pim is None:
-            raise SpecccError(f"mapping {mapping}: {hw.name} has no PIM (its only mapping "
-                              "is all-gpu)")
-        if mapping == "auto" and hw.npu is None:    # auto picks per op between npu and pim
-            raise SpecccError(f"mapping auto: {hw.name} has no NPU (its xPU is a "
-                              f"{hw.system.xpu}; use attacc, all-pim, specpim or all-gpu)")
+        why = missing_devices(hw, mapping)
+        if why:
+            raise SpecccError(why)
 
     def model_costs(self, hw_key, mapping, role, chans, batch, study):
         """`chans`: the (first, last + 1) channel ids the model owns, as the speculate
-        pass assigns them (the draft first), so a preset's channel groups apply."""
+        pass assigns them (the draft first), so a preset's channel groups apply;
+        `mapping`: the mapping id (mapping, solve shape) as `graph` takes it."""
         key = (hw_key, mapping, role, chans, batch)
         mc = self.costs.get(key)
         if mc is None:
             from speccc.runtime.costs import ModelCosts
-            mc = self.costs[key] = ModelCosts(
-                self.graph(hw_key, mapping, role, study), self.hws[hw_key],
-                {"g": list(range(*chans))}, ["g"], "auto", batch, "op", self.cost_model)
+            graph = self.graph(hw_key, mapping, role, study)
+            # shapes whose solved mapping came out the same share one price cache
+            same = (hw_key, mapping[0], role, chans, batch,
+                    tuple(op.attrs.get("device") for op in graph.ops()))
+            mc = self.costs[key] = self.costs.get(same) or ModelCosts(
+                graph, self.hws[hw_key], {"g": list(range(*chans))}, ["g"], "auto", batch,
+                "op", self.cost_model)
+            self.costs[same] = mc
         return mc
 
     def fwd(self, key, role, T, P, study) -> Fwd:
@@ -250,7 +260,8 @@ class Evaluator:
         B, N, n0, g = p["batch"], study.max_new_tokens, study.prompt_len, p["gamma"]
         spans = ({"target": (0, tch), "draft": (0, tch)} if shared
                  else {"draft": (0, dch), "target": (dch, dch + tch)})
-        keys = {r: (hw_key, p["mapping"], spans[r], B) for r in ("target", "draft")}
+        keys = {r: (hw_key, self.mapping_id(p, r), spans[r], B)
+                for r in ("target", "draft")}
         form, _ = FORMS[p["schedule"]]
         s = accept_stats(study.alphas, g)
         its = []
@@ -274,15 +285,25 @@ class Evaluator:
         return _row(True, tokens_per_s=B * N / (t_end * 1e-9), itl_ms=itl,
                     energy_per_token_mj=ept, edp=itl * ept, accept_len=e)
 
+    @staticmethod
+    def mapping_id(p: dict, role: str) -> tuple:
+        """(mapping, the shape it is solved at for role, or None): part of every cost
+        key, so a solved mapping's prices are per (batch, γ) and a rule mapping's shared."""
+        return p["mapping"], solve_shape(p["mapping"], role, p["schedule"], p["gamma"],
+                                         p["batch"])
+
     def _infeasible(self, p, hw, study):
-        key = (study.hw_key(p), p["schedule"], p["draft_channels"], p["batch"],
-               study.prompt_len + study.max_new_tokens)
+        key = (study.hw_key(p), p["mapping"], p["schedule"], p["draft_channels"],
+               p["batch"], study.prompt_len + study.max_new_tokens)
         if key not in self.fits:
             self.fits[key] = self._fits(p, hw, study)
         return self.fits[key]
 
     def _fits(self, p, hw, study):
         from speccc.runtime.capacity import model_bytes
+        why = missing_devices(hw, p["mapping"])    # a system file's devices (speccc.hw.system)
+        if why:
+            return why
         ctx = study.prompt_len + study.max_new_tokens
         max_context = self.fact("max_context")
         if max_context is not None and ctx > max_context:
@@ -319,6 +340,8 @@ class Evaluator:
     # ------------------------------------------------------------ the runtime ----
     def simulate(self, study: Study, pid: int) -> dict:
         """The point on the discrete-event runtime (`speccc run`'s `simulate`)."""
+        import copy
+
         from speccc.passmanager import make_pass
         from speccc.runtime.runner import RunConfig, simulate
         p = study.space.point(pid)
@@ -326,7 +349,9 @@ class Evaluator:
         why = self._infeasible(p, self.hws[hw_key], study)
         if isinstance(why, str):
             return _row(False, note=why)
-        mod = self.variant(hw_key, p["mapping"], study)
+        shapes = {r: s for r in ("target", "draft")
+                  if (s := self.mapping_id(p, r)[1]) is not None}
+        mod = copy.deepcopy(self.variant(hw_key, p["mapping"], study, shapes or None))
         opts = {"schedule": p["schedule"], "gamma": str(p["gamma"]),
                 "draft_channels": str(0 if p["schedule"] == "none" else p["draft_channels"]),
                 "batch": str(p["batch"]),
@@ -357,6 +382,19 @@ class _Ctx:
 
     def kv(self, role, action, entries) -> Fwd:
         return self.ev.kv(self.keys[role], role, action, entries, self.study)
+
+
+def missing_devices(hw, mapping: str) -> str | None:
+    """Why `hw` cannot run `mapping` (a GPU system has no NPU, a GPU-only one no PIM, a
+    device preset no GPU), else None."""
+    if mapping == "all-gpu" and hw.gpu is None:
+        return f"mapping all-gpu: {hw.name} has no GPU"
+    if mapping != "all-gpu" and hw.pim is None:
+        return f"mapping {mapping}: {hw.name} has no PIM (its only mapping is all-gpu)"
+    if mapping == "auto" and hw.npu is None:    # auto picks per op between npu and pim
+        return (f"mapping auto: {hw.name} has no NPU (its xPU is a {hw.system.xpu}; use "
+                "attacc, all-pim, specpim or all-gpu)")
+    return None
 
 
 def preset_split(hw) -> int:

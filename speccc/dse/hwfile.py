@@ -18,10 +18,17 @@ SECTION_ORDER = ("npu", "link", "pim", "pim.pu", "pim.timing", "energy")
 
 
 def variant_text(base: str, knobs: dict, header: str = "") -> str:
-    """TOML of preset/file `base` with `knobs` ({"npu.pes": 8}) applied; validated."""
+    """TOML of preset/file `base` with `knobs` ({"npu.pes": 8}) applied; validated. A
+    system description (a [system] table: GPUs, AttAcc) is taken as it is: knobs name
+    keys of the device schema, so a system takes none."""
     from speccc.hw.config import load_hw
-    hw = load_hw(base)
+    hw = load_hw(base, system=True)
     raw = tomllib.loads(hw_text(base))
+    if "system" in raw:
+        if knobs:
+            raise SpecccError(f"hardware {base}: [space.knobs] ({', '.join(knobs)}) apply "
+                              "to device presets; a system description takes none")
+        return header + hw_text(base)
     for key, value in knobs.items():
         *path, name = key.split(".")
         node = raw

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from speccc.dse.closedform import FORMS
 from speccc.dse.hwfile import variant_text
+from speccc.dse.mapping import partition_context, point_passes
 from speccc.dse.pareto import best, front
 from speccc.fileio import write_bytes_atomic, write_text_atomic
 
@@ -50,6 +51,12 @@ def baselines(space, rows, metric) -> list[tuple[str, dict | None]]:
     return [(label, best([r for r in rows if keep(r)], metric)) for label, keep in table]
 
 
+def is_system(text: str) -> bool:
+    """A system description (a [system] table: speccc.hw.system), not a device preset."""
+    import tomllib
+    return "system" in tomllib.loads(text)
+
+
 def knobs_of(space, row) -> dict:
     return {k: row[k] for k in space.knobs}
 
@@ -63,17 +70,17 @@ def run_command(study, row, hw_file: str) -> str:
              "--cost-model " + study.cost_model]
     if row["schedule"] != "none" and row["draft_channels"]:
         parts.append(f"--draft-channels {row['draft_channels']}")
-    if row["mapping"] != "auto":
-        m = "" if row["mapping"] == "mincut" else f"mapping={row['mapping']},"
-        mid = study.prompt_len + study.max_new_tokens // 2
-        parts.append(f"--passes 'partition{{{m}hw={hw_file},bind=T=1:P={mid}}}'")
+    passes = point_passes(row, hw_file, partition_context(study.prompt_len,
+                                                          study.max_new_tokens))
+    if passes:
+        parts.append(f"--passes '{passes}'")
     return " ".join(parts)
 
 
 def dse_table(study, row) -> str:
     """best.toml's [dse]: the chosen point, which `speccc run --hw best.toml` takes as
     defaults (load_hw reads and keeps it apart from the hardware)."""
-    mid = study.prompt_len + study.max_new_tokens // 2
+    mid = partition_context(study.prompt_len, study.max_new_tokens)
     return ("\n[dse]\n" + "".join(f"{k} = {json.dumps(row[k])}\n" for k in (
         "schedule", "gamma", "mapping", "draft_channels", "batch"))
         + f"partition_p = {mid}\n")
@@ -94,15 +101,20 @@ def write_outputs(out_dir, study, rows, metric, objective, confirmed, elapsed) -
     write_bytes_atomic(out / "pareto.png", _plot(rows, pf, b))
     if b is not None:
         hw_file = str(out / "best.toml")
+        system = is_system(dict(study.hw_texts)[study.hw_key(b)])
+        how = (["a system description: `speccc run` takes device presets; `speccc "
+                "baseline --system best.toml` evaluates its baselines"] if system else
+               ["run it:", "  " + run_command(study, b, hw_file)])
         header = "".join(f"# {line}\n" for line in [
             f"speccc dse best point by {objective} (id {b['id']}): schedule "
             f"{b['schedule']}, gamma {b['gamma']}, mapping {b['mapping']}, draft_channels "
             f"{b['draft_channels']}, batch {b['batch']}",
             f"modeled: {b['tokens_per_s']:.1f} tokens/s, {b['itl_ms']:.4g} ms/token, "
-            f"{b['energy_per_token_mj']:.4g} mJ/token",
-            "run it:", "  " + run_command(study, b, hw_file)])
+            f"{b['energy_per_token_mj']:.4g} mJ/token", *how])
+        # a system file takes no [dse] table (load_hw reads it for device presets only)
         write_text_atomic(out / "best.toml", variant_text(b["hw"], knobs_of(space, b),
-                                                          header) + dse_table(study, b))
+                                                          header)
+                          + ("" if system else dse_table(study, b)))
     write_text_atomic(out / "report.md", _markdown(study, rows, pf, b, metric, objective,
                                                    confirmed, elapsed))
     return {"best": b, "front": pf}

@@ -30,8 +30,8 @@ from speccc.textio import load_toml
 
 SCHEDULES = ("none", "serial", "overlap", "pipeinfer")
 # `auto`: per op and (T, P) the faster device (what `speccc run --placement auto` does);
-# `mincut`: the partition pass's exact solver at the decode shape; the rest are the
-# partition pass's fixed published mappings.
+# `mincut`: the partition pass's exact solver; it and `specpim` are solved per (batch, γ)
+# (mapping.py); the rest are the partition pass's fixed published mappings.
 # `all-gpu`: every op on a system's GPU (speccc.hw.system; `speccc baseline`).
 MAPPINGS = ("auto", "mincut", "specpim", "attacc", "all-npu", "all-pim", "all-gpu")
 GAMMA_MAX = 16

@@ -26,7 +26,6 @@ from speccc.costmodel import FREE_OPS, CostModel, default_device, is_kv_append, 
 from speccc.runtime.engine import TaskSpec
 
 KV_OVERHEAD_NS = 100.0   # one command round on the channel (EST, as roofline_pim's 100 ns)
-PER_REQUEST = {"attention"}  # ops whose operands are per-request (KV), not shared weights
 
 
 COST_MODELS = ("targets", "targets-fast", "roofline")
@@ -136,8 +135,7 @@ class ModelCosts:
         if is_kv:
             return self._kv_spec("kv_append", st, b * T * tok, 1, {"T": T, "P": P})
         model = self.models[st]
-        per_req = op.name in PER_REQUEST
-        bind = {"T": T if per_req else b * T, "P": P, "B": 1}
+        bind = costmodel.batched_bindings(op, {"T": T, "P": P, "B": 1}, b)
         if "device" in op.attrs:
             dev = op.attrs["device"]
             c = model.op_cost(op, dev, bind)
@@ -154,9 +152,7 @@ class ModelCosts:
         if dev == "pim":      # over the xPU<->PIM link of a system that has one (AttAcc)
             x = costmodel.pim_link_cost(model.hw, op, bind)
             lat, en = lat + x.latency_ns, en + x.energy_pj
-        if per_req:   # B requests' attention: B kernels, but one launch on a GPU
-            fixed = model.hw.gpu.kernel_launch_ns if dev == "gpu" else 0.0
-            lat, en = fixed + (lat - fixed) * b, en * b
+        lat, en = costmodel.per_request_scale(model.hw, dev, op, lat, en, b)
         if dev == "host" or (lat <= 0 and en <= 0):
             return False
         # the xPU slot is the runtime's "npu" resource, whichever xPU a system has; a GPU
