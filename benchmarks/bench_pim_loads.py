@@ -23,23 +23,13 @@ from speccc.hw import load_hw, preset_names
 from speccc.targets.pim.emulator import time_program
 from speccc.targets.pim.gemv import double_buffered, gemv_tokens
 from speccc.targets.pim.layout import plan_matrix
-from speccc.targets.pim.listing import Command, Loop, Program, cmd
+from speccc.targets.pim.listing import Program, cmd, keep_commands
 from bench_io import write_results  # benchmarks/bench_io.py
 
 RESULTS = "bench_pim_loads.json"
 SHAPES = ((128, 4096), (128, 1024), (4096, 4096))
 
 
-def only(body, keep) -> tuple:
-    out = []
-    for node in body:
-        if isinstance(node, Loop):
-            inner = only(node.body, keep)
-            if inner:
-                out.append(dataclasses.replace(node, body=inner))
-        elif not isinstance(node, Command) or keep(node):
-            out.append(node)
-    return tuple(out)
 
 
 def measure(hw, M: int, K: int, T: int) -> dict:
@@ -50,8 +40,8 @@ def measure(hw, M: int, K: int, T: int) -> dict:
     def cycles(body) -> int:
         return time_program(dataclasses.replace(prog, body=body), hw, refresh=False).cycles
     t_all = cycles(prog.body)
-    t_mac = cycles(only(prog.body, lambda c: c.op != "WRGB"))
-    t_load = cycles(only(prog.body, lambda c: c.op == "WRGB"))
+    t_mac = cycles(keep_commands(prog.body, lambda c: c.op != "WRGB"))
+    t_load = cycles(keep_commands(prog.body, lambda c: c.op == "WRGB"))
     out = {"M": M, "K": K, "T": T, "order": pl.order, "passes": pl.passes, "tiles": pl.tiles,
            "cycles": t_all, "mac_only": t_mac, "load_only": t_load,
            "hidden": (t_mac + t_load - t_all) / min(t_mac, t_load),

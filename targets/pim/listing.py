@@ -14,7 +14,8 @@ from typing import Iterator
 from speccc.errors import CapacityError, SpecccError
 from speccc.targets.pim.isa import OPS, RANGE_LIMITS, TOKEN_STRIDE, ew_slots
 from speccc.targets.pim.listing_model import (MAX_COMMANDS, Affine, Command, Comment, Loop,
-                                              Program, bind_var, check_work, cmd, loop,
+                                              Program, bind_var, check_work, cmd,
+                                              keep_commands, loop,
                                               loop_or_inline, shift_field, work)
 from speccc.targets.pim.listing_parser import parse
 
@@ -22,7 +23,7 @@ from speccc.targets.pim.listing_parser import parse
 # parser (listing_parser.py) are re-exported here beside the printer and the checks.
 __all__ = ["MAX_COMMANDS", "Affine", "Command", "Comment", "Loop", "Program", "affine_range",
            "bind_var", "check_ranges", "check_work", "cmd", "format_command",
-           "format_program", "loop", "loop_or_inline", "parse", "shift_field", "walk", "work"]
+           "format_program", "keep_commands", "loop", "loop_or_inline", "parse", "shift_field", "walk", "work"]
 
 
 # ---------------------------------------------------------------- printer -----

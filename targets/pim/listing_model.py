@@ -214,6 +214,20 @@ def bind_var(body, var: str, value: int) -> list:
     return out
 
 
+def keep_commands(body, keep) -> tuple:
+    """`body` with the commands `keep` rejects removed (loops kept, emptied ones dropped):
+    e.g. a listing's MACs alone, to time them apart from its buffer loads."""
+    out = []
+    for node in body:
+        if isinstance(node, Loop):
+            inner = keep_commands(node.body, keep)
+            if inner:
+                out.append(dataclasses.replace(node, body=inner))
+        elif not isinstance(node, Command) or keep(node):
+            out.append(node)
+    return tuple(out)
+
+
 def loop_or_inline(var: str, count: int, body, comment: str | None = None) -> list:
     """[loop var count {body}], or body itself with var = 0 when count is 1."""
     if count == 1:

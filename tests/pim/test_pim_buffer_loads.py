@@ -20,22 +20,11 @@ from speccc.hw import load_hw, preset_names
 from speccc.targets.pim.emulator import PimEmulator, time_program
 from speccc.targets.pim.gemv import double_buffered, gemv_tokens
 from speccc.targets.pim.layout import gemv_input, gemv_output, layout_matrix, plan_matrix
-from speccc.targets.pim.listing import Command, Loop, Program, cmd, format_program
+from speccc.targets.pim.listing import Program, cmd, format_program, keep_commands
 
 MULTI = [n for n in preset_names() if load_hw(n).pim.token_slots > 1]
 
 
-def only(body, keep) -> tuple:
-    """`body` with the commands `keep` rejects removed (loops kept, emptied ones dropped)."""
-    out = []
-    for node in body:
-        if isinstance(node, Loop):
-            inner = only(node.body, keep)
-            if inner:
-                out.append(dataclasses.replace(node, body=inner))
-        elif not isinstance(node, Command) or keep(node):
-            out.append(node)
-    return tuple(out)
 
 
 def program(hw, pl, T):
@@ -48,8 +37,8 @@ def times(hw, prog) -> tuple[int, int, int]:
     the loads, and of its loads alone."""
     def t(body):
         return time_program(dataclasses.replace(prog, body=body), hw, refresh=False).cycles
-    return (t(prog.body), t(only(prog.body, lambda c: c.op != "WRGB")),
-            t(only(prog.body, lambda c: c.op == "WRGB")))
+    return (t(prog.body), t(keep_commands(prog.body, lambda c: c.op != "WRGB")),
+            t(keep_commands(prog.body, lambda c: c.op == "WRGB")))
 
 
 @pytest.mark.parametrize("name", MULTI)
