@@ -23,19 +23,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from bench_io import write_results  # benchmarks/bench_io.py
+from bench_io import child_cost, write_results  # benchmarks/bench_io.py
 
 COLD_GOAL = 5.0
 
 
 def cpu_of(argv: list[str], cwd: str, env: dict) -> float:
-    """User+sys CPU seconds of one child process (wait4's rusage); fails loudly."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-500:]}")
-    return ru.ru_utime + ru.ru_stime
+    return child_cost(argv, cwd, env)[0]
 
 
 def main() -> None:

@@ -13,32 +13,19 @@ benchmarks/results/compile.json.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from bench_io import write_results  # benchmarks/bench_io.py
+from bench_io import child_cost, write_results  # benchmarks/bench_io.py
 
 HERE = Path(__file__).resolve().parent
 CASES = {  # name: (target zoo model, hw, wall goal in s)
     "llama2-7b + llama-68m": ("llama2-7b", "aim-gddr6", 3.0),
     "llama2-70b + llama-68m": ("llama2-70b", "big.toml", 10.0),
 }
-
-
-def run(argv: list[str], cwd: str) -> tuple[float, float]:
-    """(CPU s, wall s) of one child process; CPU from wait4's rusage."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode()}")
-    return ru.ru_utime + ru.ru_stime, wall
 
 
 def big_preset(folder: Path) -> None:
@@ -64,7 +51,7 @@ def main() -> None:
         for name, (model, hw, goal) in CASES.items():
             argv = [exe, "compile", f"{model}.onnx", "--draft", "llama-68m.onnx",
                     "--shapes-only", "--bind", "T=1,P=128", "--hw", hw, "-o", "out"]
-            runs = [run(argv, d) for _ in range(args.repeats)]
+            runs = [child_cost(argv, d) for _ in range(args.repeats)]
             cpu = statistics.median(c for c, _ in runs)
             wall = statistics.median(w for _, w in runs)
             out.append({"case": name, "hw": hw, "cpu_s": cpu, "wall_s": wall,

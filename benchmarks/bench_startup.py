@@ -14,13 +14,11 @@ Prints each figure with its goal and writes benchmarks/results/startup.json.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from bench_io import write_results  # benchmarks/bench_io.py
+from bench_io import child_cost, write_results  # benchmarks/bench_io.py
 
 HELP_GOAL, COMMAND_GOAL = 0.3, 0.6
 CASES = {
@@ -39,10 +37,7 @@ IMPORTS = ("import speccc.cli, speccc.driver, speccc.frontend.onnx_import, "
 
 
 def cpu_of(argv: list[str], cwd: str) -> float:
-    """User+sys CPU seconds of one child process (wait4's rusage)."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, ru = os.wait4(proc.pid, 0)
-    return ru.ru_utime + ru.ru_stime
+    return child_cost(argv, cwd, check=False)[0]   # commands fail on the missing file
 
 
 def main() -> None:
