@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
 from cli_helpers import assert_error, invoke
-from speccc import zoo
 
 SPACE = """
 [space]
@@ -21,11 +21,10 @@ gamma = [2]
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sys")
-    draft, target = zoo.build_pair("llama-tiny", mode="decode")
-    zoo.save(draft, d / "draft.onnx")
-    zoo.save(target, d / "target.onnx")
+def swept(decode_pair, tmp_path_factory):
+    d = tmp_path_factory.mktemp("sys")     # conftest's pair, copied: its folder stays clean
+    for name in ("draft.onnx", "target.onnx"):
+        shutil.copy(decode_pair / name, d / name)
     (d / "space.toml").write_text(SPACE)
     r = invoke("dse", "--target", d / "target.onnx", "--draft", d / "draft.onnx",
                "--space", d / "space.toml", "--acceptance", "0.7", "--max-new-tokens", 40,
