@@ -35,8 +35,10 @@ repetitions (the marginal repetition includes its refreshes; see tests).
 Calibration cache: an emulated run is keyed by exactly what decides its program's timing
 (`program_key`: the per-channel geometry, [pim.pu], [pim.timing] and the PIM energy
 figures, the padded shape, repetitions, tokens per row visit, and the channels the
-program spans) plus a digest of the emulator's source, so a channel split or a DSE knob
-that does not change the program reuses it, and an edit to the emulator invalidates it.
+program spans) plus a digest of the sources that decide a run (`DIGEST_SOURCES`: the
+emulator, codegen, timing tables, standards and the hardware schema), so a channel split
+or a DSE knob that does not change the program reuses it, and an edit to any of those
+sources invalidates it.
 Runs are kept for the process and on disk (speccc/cachedir.py: calibration/ under
 $SPECCC_CACHE, $XDG_CACHE_HOME/speccc or ~/.cache/speccc; SPECCC_NO_CACHE=1 turns the
 disk part off), so a LLaMA decode step emulates a handful of distinct programs once per
@@ -169,18 +171,37 @@ def program_key(hw, M: int, K: int, count: int, reps: int, tokens: int) -> tuple
             ("width", width), ("groups", groups), ("shape", M, K, count, reps, tokens))
 
 
+# The source trees whose edit can change a calibrated number, as (package, glob): the
+# emulator, codegen, timing tables and standards (targets/pim, this file included), and
+# how a hardware description's fields are read, defaulted and derived (speccc/hw:
+# config, schema, system). Preset TOML is not here: its values are in program_key.
+# tests/pim/test_pim_calibration.py traces a calibration and checks every speccc source
+# it runs is listed here or named there as not deciding a number.
+DIGEST_SOURCES = [("speccc.targets.pim", "**/*.py"), ("speccc.targets.pim", "**/*.lark"),
+                  ("speccc.hw", "*.py")]
+
+
+def digest_files() -> list[Path]:
+    import importlib
+    files = set()
+    for package, pattern in DIGEST_SOURCES:
+        root = Path(importlib.import_module(package).__file__).resolve().parent
+        files.update(f for f in root.glob(pattern) if "__pycache__" not in f.parts)
+    return sorted(files)
+
+
+def digest_of(files: list[Path]) -> str:
+    """sha256 over each file's folder/name and its bytes."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update("/".join(f.parts[-2:]).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def source_digest() -> str:
-    """sha256 of the sources that decide a calibrated run: targets/pim (emulator,
-    codegen, standards, this file) and the preset schema (derived figures)."""
+    """The digest of `digest_files()`, computed once per process."""
     if not _SOURCES:
-        from speccc.hw import config
-        here = Path(__file__).resolve().parent
-        files = sorted(f for f in here.rglob("*") if f.suffix in (".py", ".lark")
-                       and "__pycache__" not in f.parts)
-        h = hashlib.sha256()
-        for f in [*files, Path(config.__file__)]:
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-        _SOURCES.append(h.hexdigest()[:16])
+        _SOURCES.append(digest_of(digest_files()))
     return _SOURCES[0]
 
 

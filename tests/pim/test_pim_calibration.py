@@ -131,3 +131,70 @@ def test_a_cached_run_keeps_each_field_type(fresh, monkeypatch):
     warm = cost.gemv_run(hw, 1024, 512, 1, 2)
     assert [type(x) for x in cost._fields(warm)] == [type(x) for x in cost._fields(cold)]
     assert repr(cost._fields(warm)) == repr(cost._fields(cold))
+
+
+# Sources a calibration runs that cannot change its numbers (checked below): where
+# entries are stored, text-file limits checked while parsing, and a list of activation
+# op names cost.py imports for uncached host-side ops.
+NOT_DECIDING = {"speccc/cachedir.py", "speccc/textio.py", "npu/kernels.py"}
+
+
+def test_every_source_a_calibration_runs_is_in_the_digest(monkeypatch):
+    """Trace a hardware load plus an emulated run on every PIM preset: each speccc source
+    file executed must be hashed by source_digest (or be named in NOT_DECIDING)."""
+    import sys
+    from pathlib import Path
+
+    import speccc
+    import speccc.targets
+    roots = tuple(str(Path(m.__file__).resolve().parent) for m in (speccc, speccc.targets))
+    ran: set[str] = set()
+
+    def note(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(roots):
+            ran.add(frame.f_code.co_filename)
+
+    monkeypatch.setenv("SPECCC_NO_CACHE", "1")
+    monkeypatch.setattr(cost, "_MEMO", {})
+    from speccc.hw.config import load_hw as load_fresh
+    sys.setprofile(note)
+    try:
+        for preset in ("hbm-pim", "aim-gddr6", "hbm3-pim", "hbm3-pim-spec"):
+            cost.gemv_run(load_fresh(preset), 1024, 512, 2, 8)
+    finally:
+        sys.setprofile(None)
+    hashed = {str(f) for f in cost.digest_files()}
+    missing = {f for f in ran - hashed
+               if "/".join(Path(f).parts[-2:]) not in NOT_DECIDING}
+    assert not missing, f"calibration runs sources the digest does not hash: {missing}"
+    assert any(f.endswith("hw/schema.py") for f in ran & hashed)
+
+
+@pytest.mark.parametrize("name", ["hw/schema.py", "hw/config.py", "pim/timing.py",
+                                  "standards/hbm2_pim.py", "pim/cost.py"])
+def test_editing_a_digested_source_changes_the_key(name, tmp_path, monkeypatch):
+    """A copy of the digest's files with one edited byte gives another digest, so the
+    calibration entry's name (and its stored key) changes."""
+    from pathlib import Path
+    files = cost.digest_files()
+    (src,) = [f for f in files if "/".join(f.parts[-2:]) == name]
+    copies = []
+    for f in files:
+        c = tmp_path / f.parts[-2] / f.name
+        c.parent.mkdir(exist_ok=True)
+        c.write_bytes(f.read_bytes())
+        copies.append(c)
+    before = cost.digest_of(copies)
+    assert before == cost.digest_of(files)
+    edited = tmp_path / src.parts[-2] / src.name
+    edited.write_bytes(edited.read_bytes() + b"\n# edited\n")
+    after = cost.digest_of(copies)
+    assert after != before
+
+    hw = load_hw("hbm-pim")
+    key = cost.program_key(hw, 1024, 512, 1, 1, 1)
+    monkeypatch.setattr(cost, "_SOURCES", [before])
+    entry_before, _ = cost._entry(key)
+    monkeypatch.setattr(cost, "_SOURCES", [after])
+    assert cost._entry(key)[0] != entry_before
+    assert Path(entry_before).parent == Path(cost._entry(key)[0]).parent
