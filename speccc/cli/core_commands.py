@@ -112,9 +112,11 @@ def hw_options(fn):
 @main.command("exec", short_help="Execute a model on the reference or the PIM emulator.")
 @click.argument("model", type=click.Path())
 @click.option("--inputs", "inputs_path", type=click.Path(), required=True,
-              help=".npz with one array per ONNX graph input (by name).")
+              help=".npz with one array per ONNX graph input (by name); bf16 arrays as "
+                   "`speccc inputs` writes them (uint16 bits + __speccc_dtypes__).")
 @click.option("-o", "--output", callback=out_file, required=True,
-              help=".npz written with one array per ONNX graph output.")
+              help=".npz written with one array per ONNX graph output (bf16 ones as "
+                   "uint16 bits, named in __speccc_dtypes__).")
 @click.option("--on", "backend", type=click.Choice(["reference", "emulator"]),
               default="reference", show_default=True,
               help="reference: numpy semantics; emulator: PIM ops through codegen and the "

@@ -53,6 +53,9 @@ def info(model, as_json):
 def inputs(model, output, bind, seed):
     """Write seeded example inputs for MODEL: token ids below the vocabulary, positions
     P..P+T-1, N(0,1) past keys/values and other floats. Feed them to `speccc exec`.
+    bfloat16 arrays (zoo --dtype bf16), which .npz cannot name, are stored as their
+    uint16 bits and listed in the member __speccc_dtypes__; exec reads them back as
+    bf16 exactly (numpy alone: np.load(f)[name].view(ml_dtypes.bfloat16)).
 
     \b
     speccc inputs tiny.onnx --bind T=1,P=16 -o in.npz
