@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "speccc.cli.dse_commands",
     "speccc.cli.baseline_commands",
     "speccc.cli.gguf_commands",
+    "speccc.cli.cache_commands",
 ]
 
 
