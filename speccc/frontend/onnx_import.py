@@ -2,11 +2,11 @@
 
 Loads like IREE's importer: parse the protobuf without touching external data, run
 `onnx.checker` and shape inference, scan the whole graph and report *all* unsupported
-(op, opset) pairs at once, then convert node by node with per-op, per-opset converters
-(speccc/frontend/convert/). Shape subgraphs fold while building (see ir/folding.py).
-Initializers become `weight` ops whose bytes load lazily; with `shapes_only` no weight's
-bytes are read (only small tensors stored inside the file stay readable, for fuse's mask
-check), so multi-GB models import in seconds.
+(op, opset) pairs at once (those steps: onnx_import_checks.py), then convert node by
+node with per-op, per-opset converters (speccc/frontend/convert/). Shape subgraphs fold
+while building (see ir/folding.py). Initializers become `weight` ops whose bytes load
+lazily; with `shapes_only` no weight's bytes are read (only small tensors stored inside
+the file stay readable, for fuse's mask check), so multi-GB models import in seconds.
 """
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import google.protobuf.message
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from speccc.errors import SpecccError, UnsupportedError
+from speccc.errors import SpecccError
 from speccc.frontend.kv_cache import record_kv_cache
+# load_model, check_without_data, non_tensor_values and unsupported_ops are imported
+# from here by callers that predate the split: kept importable from this module
+from speccc.frontend.onnx_import_checks import (  # noqa: F401
+    check_model, check_names, check_without_data, cross_check_shape, load_model,
+    non_tensor_values, opset_of, scan_unsupported, static_onnx_shapes, unsupported_ops)
 from speccc.frontend.registry import NodeCtx, dtype_of, find_converter
 from speccc.ir.core import Graph, Module
 from speccc.ir.types import MAX_DIM, Sym, TensorType
@@ -59,22 +63,6 @@ class ImportOptions:
     cross_check: bool = True
 
 
-def load_model(path) -> onnx.ModelProto:
-    p = Path(path)
-    if not p.exists():
-        raise SpecccError("no such file", location=str(path))
-    if not p.is_file():
-        raise SpecccError("not a file", location=str(path))
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-    except (google.protobuf.message.DecodeError, ValueError, RuntimeError) as e:
-        raise SpecccError(f"not an ONNX model (protobuf did not parse: {e})",
-                          location=str(path)) from None
-    if not model.graph.node and not model.graph.input and not model.graph.output:
-        raise SpecccError("not an ONNX model (no graph)", location=str(path))
-    return model
-
-
 def symbol_for(dim_param: str) -> str:
     key = dim_param.strip()
     if key.lower() in DIM_ALIASES:
@@ -106,35 +94,6 @@ def onnx_name(ir_name: str) -> str:
     return unquote_to_bytes(raw).decode("utf-8", "replace") if "$" in ir_name else ir_name
 
 
-def _bad_name(name) -> str | None:
-    """Why an ONNX name cannot be represented (None if it can)."""
-    if not isinstance(name, str):
-        return "is not valid UTF-8"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "contains a control character (NUL, newline, ...)"
-    return None
-
-
-def check_names(model: onnx.ModelProto, source: str) -> None:
-    """Refuse names speccc cannot carry faithfully, before anything uses them (protobuf
-    hands invalid UTF-8 over as bytes; a NUL would be cut short in a .npz member)."""
-    g = model.graph
-    named = [("graph input", vi.name) for vi in g.input]
-    named += [("graph output", vi.name) for vi in g.output]
-    named += [("initializer", t.name) for t in g.initializer]
-    for i, node in enumerate(g.node):
-        named += [("node", node.name), ("op type", node.op_type), ("domain", node.domain)]
-        named += [(f"value of node #{i}", n) for n in list(node.input) + list(node.output)]
-    for what, name in named:
-        why = _bad_name(name)
-        if why:
-            raise SpecccError(f"{what} name {name!r} {why}; rename it in the model",
-                              location=source)
-    inputs = [vi.name for vi in g.input if vi.name not in {t.name for t in g.initializer}]
-    if "" in inputs or "" in [vi.name for vi in g.output]:
-        raise SpecccError("a graph input or output has an empty name", location=source)
-
-
 def _dim(value: int, where: str) -> int:
     """A declared dimension: 0..MAX_DIM (a negative or 2^62 dim made types nonsense)."""
     if not 0 <= int(value) <= MAX_DIM:
@@ -162,52 +121,6 @@ def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorT
     return TensorType(tuple(dims), dtype)
 
 
-def opset_of(model: onnx.ModelProto, domain: str = "") -> int:
-    for imp in model.opset_import:
-        if imp.domain in (domain, "ai.onnx" if domain == "" else domain):
-            return imp.version
-    return 1 if domain else 0
-
-
-def non_tensor_values(model: onnx.ModelProto) -> list[str]:
-    """Graph inputs/outputs whose type is not a tensor (sequence, optional, map)."""
-    return [vi.name for vi in list(model.graph.input) + list(model.graph.output)
-            if vi.type.WhichOneof("value") not in ("tensor_type", None)]
-
-
-def unsupported_ops(model: onnx.ModelProto) -> dict[tuple, list[str]]:
-    """(domain, op, opset) -> node names, for every node without a converter."""
-    missing: dict[tuple, list[str]] = {}
-    for i, node in enumerate(model.graph.node):
-        ver = opset_of(model, node.domain if node.domain != "ai.onnx" else "")
-        if find_converter(node.domain, node.op_type, ver) is None:
-            key = (node.domain or "ai.onnx", node.op_type, ver)
-            missing.setdefault(key, []).append(node.name or f"#{i}")
-    return missing
-
-
-def scan_unsupported(model: onnx.ModelProto, source: str) -> None:
-    newest = onnx.defs.onnx_opset_version()
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx") and not 1 <= imp.version <= newest:
-            raise UnsupportedError(f"opset {imp.version} of the default domain does not exist "
-                                   f"(onnx {onnx.__version__} knows 1..{newest})",
-                                   location=source)
-    bad = non_tensor_values(model)
-    if bad:
-        raise UnsupportedError("only tensor-typed graph inputs/outputs are supported; "
-                               f"non-tensor: {', '.join(bad)}", location=source)
-    missing = unsupported_ops(model)
-    if missing:
-        parts = []
-        for (dom, op, ver), names in sorted(missing.items()):
-            shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
-            prefix = "" if dom == "ai.onnx" else dom + "."
-            parts.append(f"{prefix}{op} (opset {ver}; nodes {shown})")
-        raise UnsupportedError(f"{len(missing)} unsupported op(s): " + "; ".join(parts),
-                               location=source)
-
-
 def import_model(model_or_path, options: ImportOptions | None = None,
                  module: Module | None = None) -> Module:
     opts = options or ImportOptions()
@@ -224,7 +137,7 @@ def import_model(model_or_path, options: ImportOptions | None = None,
         model, source = model_or_path, "<model>"
     check_names(model, source)
     if opts.check:
-        _check(model, source)
+        check_model(model, source)
     scan_unsupported(model, source)
     module = module or Module()
     g = Graph(opts.graph_name)
@@ -232,59 +145,6 @@ def import_model(model_or_path, options: ImportOptions | None = None,
     _convert_graph(model, g, module, opts, source)
     record_kv_cache(g)
     return module
-
-
-# Initializers above this many bytes are left out of what onnx's checker and shape
-# inference see (declared as typed inputs instead).
-_SHAPE_DATA_BYTES = 1 << 16
-
-
-def check_without_data(model: onnx.ModelProto, full_check: bool = False) -> None:
-    """onnx.checker (+ strict shape inference when full_check) without reading weights.
-
-    onnx.checker rejects an external-data location that is not a regular file, and
-    shapes-only models point at none; and it serializes the model it checks, which for
-    embedded weights means a second and third copy of hundreds of MB. So external and
-    large initializers are checked as what they are to the graph, typed and fully shaped
-    values, declared as inputs of a copy without them (their bytes are checked when the
-    importer converts them).
-    Raises onnx.checker.ValidationError / onnx.shape_inference.InferenceError.
-    """
-    onnx.checker.check_model(without_weight_data(model), full_check=full_check)
-
-
-def without_weight_data(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model`, or a copy whose external or large initializers are typed graph inputs,
-    so onnx's checker and shape inference never open a data file (speccc reads those
-    itself, checked: speccc/frontend/external_data.py) nor hold weight bytes twice."""
-    def dataless(t) -> bool:
-        return (t.data_location == onnx.TensorProto.EXTERNAL
-                or len(t.raw_data) > _SHAPE_DATA_BYTES)
-    g = model.graph
-    if not any(dataless(t) for t in g.initializer):
-        return model
-    # Field by field: a whole-model CopyFrom would hold a second copy of the weights.
-    m = onnx.ModelProto()
-    for field in ("ir_version", "producer_name", "producer_version", "domain",
-                  "model_version", "doc_string"):
-        setattr(m, field, getattr(model, field))
-    for field in ("opset_import", "functions", "metadata_props"):
-        getattr(m, field).extend(getattr(model, field))
-    m.graph.name = g.name
-    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
-        getattr(m.graph, field).extend(getattr(g, field))
-    m.graph.initializer.extend(t for t in g.initializer if not dataless(t))
-    m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                         for t in g.initializer if dataless(t))
-    return m
-
-
-def _check(model: onnx.ModelProto, source: str) -> None:
-    try:
-        check_without_data(model)
-    except onnx.checker.ValidationError as e:
-        text = " ".join(str(e).split())  # onnx's message spans lines; keep all of it, on one
-        raise SpecccError(f"invalid ONNX model: {text[:500]}", location=source) from None
 
 
 def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source: str) -> None:
@@ -325,7 +185,7 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
             if name:
                 env[name] = v
                 if v is not None and name in onnx_shapes:
-                    _cross_check(v, onnx_shapes[name], name, loc)
+                    cross_check_shape(v, onnx_shapes[name], name, loc)
     outs, names = [], []
     for vo in graph.output:
         if vo.name not in env or env[vo.name] is None:
@@ -334,46 +194,6 @@ def _convert_graph(model, g: Graph, module: Module, opts: ImportOptions, source:
         names.append(vo.name)
     g.set_outputs(outs, names)
     g.remove_dead()
-
-
-# onnx's data propagation treats every 1-D tensor as a possible shape and walks its
-# elements: a declared 1-D input of 2^26 elements takes it 50 s (issue 17). Shape
-# vectors are short; with a longer 1-D input the cross-check runs without propagation.
-DATA_PROP_MAX_1D = 1 << 16
-
-
-def _small_1d(model: onnx.ModelProto) -> bool:
-    dims = [[d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input]
-    dims += [list(t.dims) for t in model.graph.initializer]
-    return all(len(d) != 1 or d[0] <= DATA_PROP_MAX_1D for d in dims)
-
-
-def static_onnx_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
-    """Value name -> shape, for values onnx.shape_inference (with data propagation)
-    infers fully static; an independent check on speccc's own shape rules.
-    Large initializers go in as typed inputs: onnx serializes the model it infers on, and
-    weight bytes (hundreds of MB for a real model) carry no shape information."""
-    stripped = without_weight_data(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(stripped, data_prop=_small_1d(stripped))
-    except Exception:  # onnx's inference is advisory here; ours is authoritative
-        return {}
-    out = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        tt = vi.type.tensor_type
-        if vi.type.HasField("tensor_type") and tt.HasField("shape") and all(
-                d.HasField("dim_value") for d in tt.shape.dim):
-            out[vi.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
-    return out
-
-
-def _cross_check(v, onnx_shape: tuple, name: str, loc: str) -> None:
-    ours = v.type.shape
-    if len(ours) != len(onnx_shape) or any(isinstance(a, int) and a != b
-                                           for a, b in zip(ours, onnx_shape)):
-        raise SpecccError(f"speccc infers {v.type} for '{name}' but ONNX shape inference "
-                          f"gives {list(onnx_shape)}; this is a speccc converter bug, please "
-                          "report it", location=loc)
 
 
 def _const(g: Graph, arr: np.ndarray, loc: str):
