@@ -2,6 +2,8 @@
 
     python benchmarks/bench_speculative.py                      # every preset 7B fits
     python benchmarks/bench_speculative.py --hw aim-gddr6 --quick
+    python benchmarks/bench_speculative.py --schedules pipeinfer --batches 4,16 --alphas 0.8
+                                                    # some cells only (+ none at each batch)
 
 LLaMA-2-7B target + LLaMA-68M draft (zoo presets, fp16, shapes-only), the synthetic
 acceptance process (--acceptance a), prompt 128, 128 new tokens, the targets' cost
@@ -9,8 +11,10 @@ models (PIM emulator-calibrated, NPU tiling model). For each preset the 7B fits:
 - v: the target's verify of gamma+1 = 5 positions / one decode step (T=1), and c: the
   draft's step / the target's step (Leviathan's E/(gamma c + v) bound is printed too);
 - tokens/s and energy/token of none / serial / overlap / pipeinfer for batch 1, 4, 16,
-  64 (pipeinfer with a batch: each request its own bursts, docs/schedules.md), gamma 1, 2,
-  4, 8, alpha 0.6, 0.8.
+  64 (pipeinfer with a batch: each request its own bursts, `rounds=request`, the default;
+  docs/schedules.md), gamma 1, 2, 4, 8, alpha 0.6, 0.8. --schedules/--batches/--gammas/
+  --alphas run a subset (a cell of the table is the best gamma run), written to
+  bench_speculative_subset.json so a full sweep's file is never overwritten by a part.
 The goal of issue 13 (on a preset whose target PUs have >= gamma+1 lanes: v <= 1.3 at
 gamma 4; serial >= 1.8x none at alpha 0.8, batch 1, energy/token no worse) is printed
 next to what the model says; nothing is tuned toward it. Results: stdout and
@@ -32,7 +36,7 @@ from speccc.runtime.costs import ModelCosts
 from speccc.runtime.runner import RunConfig, simulate
 from bench_io import write_results  # benchmarks/bench_io.py
 
-RESULTS = "bench_speculative.json"
+RESULTS, SUBSET_RESULTS = "bench_speculative.json", "bench_speculative_subset.json"
 SCHEDULES = ("serial", "overlap", "pipeinfer")
 PROMPT, TOKENS = 128, 128
 
@@ -89,7 +93,7 @@ def sweep(m, hw, args) -> dict:
         out["points"].append({"schedule": "none", "gamma": 0, "alpha": None,
                               "batch": batch, **none})
         for alpha in args.alphas:
-            for schedule in SCHEDULES:
+            for schedule in args.schedules:
                 for gamma in args.gammas:
                     try:
                         r = simulate_point(m, hw, schedule, gamma, alpha, batch)
@@ -146,10 +150,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hw", action="append", help="preset(s) (default: every preset 7B fits)")
     ap.add_argument("--quick", action="store_true", help="batch 1 and 16, gamma 1 and 4")
+    for name, kind, what in (("schedules", str, f"of {','.join(SCHEDULES)}"),
+                             ("batches", int, "of 1,4,16,64"), ("gammas", int, "of 1,2,4,8"),
+                             ("alphas", float, "of 0.6,0.8")):
+        ap.add_argument(f"--{name}", type=lambda text, kind=kind: tuple(
+            kind(x) for x in text.split(",")), help=f"only these (comma list, {what})")
     args = ap.parse_args()
-    args.batches = (1, 16) if args.quick else (1, 4, 16, 64)
-    args.gammas = (1, 4) if args.quick else (1, 2, 4, 8)
-    args.alphas = (0.6, 0.8)
+    subset = any(getattr(args, k) for k in ("schedules", "batches", "gammas", "alphas"))
+    args.schedules = args.schedules or SCHEDULES
+    unknown = set(args.schedules) - set(SCHEDULES)
+    if unknown:
+        ap.error(f"--schedules: unknown {', '.join(sorted(unknown))} (of {', '.join(SCHEDULES)})")
+    args.batches = args.batches or ((1, 16) if args.quick else (1, 4, 16, 64))
+    args.gammas = args.gammas or ((1, 4) if args.quick else (1, 2, 4, 8))
+    args.alphas = args.alphas or (0.6, 0.8)
     t0 = time.perf_counter()
     m = module_7b()
     presets = args.hw or [p for p in preset_names() if fits(m, p)]
@@ -160,8 +174,10 @@ def main():
     for hw, r in res.items():
         for miss in r["does_not_fit"]:
             print(f"{hw} batch {miss['batch']} {miss.get('schedule', '')}: {miss['why']}")
-    path = write_results(RESULTS, {"presets": res, "table": lines, "goal": goal(res),
-                                   "seconds": time.perf_counter() - t0})
+    path = write_results(SUBSET_RESULTS if subset else RESULTS, {
+        "presets": res, "table": lines, "goal": goal(res), "seconds": time.perf_counter() - t0,
+        "swept": {k: list(getattr(args, k)) for k in ("schedules", "batches", "gammas",
+                                                       "alphas")}})
     print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
 
 
