@@ -37,6 +37,8 @@ GPU_KEYS = [
     ("kernel_launch_ns", "float", "fixed time per kernel (launch + tail)"),
     ("mem_pj_per_bit", "float", "device-memory access energy"),
     ("flop_pj", "float", "energy per FP16 FLOP"),
+    ("static_power_w", "float", "static (idle, powered) draw per GPU, W, charged per "
+                                "busy ns"),
 ]
 SYSTEM_KEYS = [
     ("xpu", ("gpu", "npu"), "compute device class"),
@@ -61,6 +63,7 @@ class GpuConfig:
     kernel_launch_ns: float
     mem_pj_per_bit: float
     flop_pj: float
+    static_power_w: float
 
     @property
     def capacity_bytes(self) -> float:
