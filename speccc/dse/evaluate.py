@@ -6,10 +6,11 @@
 
 A worker keeps one `Evaluator` per study: the pair loaded once, one module per
 (hardware, mapping) with the partition pass's devices (per (hardware, mapping, role,
-batch, γ's verify shape, the role's channels) for the solved mappings specpim and mincut: mapping.py), and a
+batch, γ's verify shape, the role's channels) for the solved mappings specpim and
+mincut, each priced on those channels with the study's cost model: mapping.py), and a
 table of forward costs per (hardware, mapping and its solve shape, role, channels, batch,
-T, P) priced by `ModelCosts` (the runtime's
-own prices) plus the host-link transfers the runtime adds. A point's metrics integrate
+T, P) priced by `ModelCosts` (the runtime's own prices) plus the host-link transfers the
+runtime adds. A point's metrics integrate
 its schedule's closed form (closedform.py) over the context growth (Simpson's rule at the
 first, middle and last context of the generation); every point sharing hardware,
 mapping, channels and batch reuses the same few table entries, which is what makes a
