@@ -15,7 +15,9 @@ for the hardware description `hw` (preset name or .toml path) with the symbolic 
 bound by `bind` (the types themselves stay symbolic); the graph gets `cost_hw` and
 `cost_bind` attributes so `partition` uses the same setting. Glue ops get no cost.
 Each number is the target's own `cost` (NPU: its tiling model, targets/npu; PIM: the
-emulator run on the op's actual GEMV shapes, targets/pim/cost.py), and `inf` where the
+emulator run on the op's actual GEMV shapes, targets/pim/cost.py; plus, in a system whose
+xPU reaches PIM over a link, the PIM op's link crossing, as the runtime charges it), and
+`inf` where the
 target cannot run the op (`can_lower` false: e.g. no PIM lowering) or it does not fit.
 Guarantees: nothing else in the IR changes; numbers are deterministic (6 significant
 digits); emulator results are cached per (hw, kind, shape) for the process.
