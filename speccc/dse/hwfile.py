@@ -39,8 +39,7 @@ def variant_text(base: str, knobs: dict, header: str = "") -> str:
     try:
         load_text(text)
     except SpecccError as err:
-        what = ", ".join(f"{k} = {v!r}" for k, v in knobs.items())
-        raise SpecccError(f"hardware {base} with {what}: {err}") from None
+        raise _knob_error(base, knobs, text, err) from None
     return text
 
 
@@ -61,9 +60,16 @@ def _system_variant(base: str, hw, raw: dict, knobs: dict) -> str:
     try:
         load_text(text)
     except SpecccError as err:
-        what = ", ".join(f"{k} = {v!r}" for k, v in knobs.items())
-        raise SpecccError(f"hardware {base} with {what}: {err}") from None
+        raise _knob_error(base, knobs, text, err) from None
     return text
+
+
+def _knob_error(base: str, knobs: dict, text: str, err: SpecccError) -> SpecccError:
+    """The variant's error located at the base and the knobs, without the private file
+    name the variant was loaded from."""
+    what = ", ".join(f"{k} = {v!r}" for k, v in knobs.items())
+    msg = str(err).replace(f"{Path(hw_path(text)).name}: ", "")
+    return SpecccError(f"hardware {base} with {what}: {msg}")
 
 
 def hw_text(base: str) -> str:
