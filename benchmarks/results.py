@@ -63,9 +63,9 @@ def gpu_column(args, suite):
     for pair in suite.pairs:
         for tp in GPU_TP:
             try:
-                rows = [r for g in suite.space["gamma"] for r in baseline_rows(
-                    pair.target, pair.draft, [GPU_SYSTEM], gamma=g, alphas=pair.alphas,
-                    batch=1, prompt_len=suite.prompt_len,
+                rows = [r for r in baseline_rows(
+                    pair.target, pair.draft, [GPU_SYSTEM], gammas=suite.space["gamma"],
+                    alphas=pair.alphas, batch=1, prompt_len=suite.prompt_len,
                     max_new_tokens=suite.max_new_tokens, tp=tp, best=False)
                     if r["baseline"] == "gpu-spec" and r["feasible"]]
             except CapacityError:

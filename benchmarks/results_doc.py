@@ -199,9 +199,12 @@ def render(summary, sweep, columns, published, seconds, args) -> str:
          "A100's HBM), while the GPU side streams weights at 0.85 of A100's 2,039 GB/s "
          "plus 4 µs per kernel launch (docs/baselines.md), so large pairs gain most; "
          "SpecPIM compared against a fixed GPU system at several batches. Energy: the "
-         "GPU rows count dynamic energy only (FLOPs, HBM traffic, links; no static or "
-         "idle power, which at batch 1 dominates a real GPU's energy per token), so the "
-         "GPU's energy is understated and the efficiency ratio is a lower bound."),
+         "GPU rows count FLOPs, HBM traffic, links and every A100's static draw over its "
+         "busy time (60 W, an estimate: speccc/hw/systems/a100-80g.toml), which at batch "
+         "1 is most of a GPU's energy per token; the PIM side counts its DRAM commands "
+         "(activations, reads, MACs, refresh) and the NPU's work, but no DRAM background "
+         "(standby) power and no NPU static power, so the PIM system's energy is "
+         "understated and this efficiency ratio leans in PIM's favour."),
         f"- **vs PIM accelerators (2.02× / 2.68×)**: ours is {_x(s_gm['mapping:attacc'])} "
         f"/ {_x(e_gm['mapping:attacc'])}, {_cmp(s_gm['mapping:attacc'], 2.02)} SpecPIM's "
         "speedup. Our AttAcc-mapping baseline keeps every weight GEMV on one NPU behind "

@@ -15,14 +15,17 @@ for the hardware description `hw` (preset name or .toml path) with the symbolic 
 bound by `bind` (the types themselves stay symbolic); the graph gets `cost_hw` and
 `cost_bind` attributes so `partition` uses the same setting. Glue ops get no cost.
 Each number is the target's own `cost` (NPU: its tiling model, targets/npu; PIM: the
-emulator run on the op's actual GEMV shapes, targets/pim/cost.py), and `inf` where the
+emulator run on the op's actual GEMV shapes, targets/pim/cost.py; plus, in a system whose
+xPU reaches PIM over a link, the PIM op's link crossing, as the runtime charges it), and
+`inf` where the
 target cannot run the op (`can_lower` false: e.g. no PIM lowering) or it does not fit.
 Guarantees: nothing else in the IR changes; numbers are deterministic (6 significant
 digits); emulator results are cached per (hw, kind, shape) for the process.
 """
 from __future__ import annotations
 
-from speccc.costmodel import CostModel, batched_bindings, is_glue, per_request_scale
+from speccc.costmodel import (CostModel, batched_bindings, is_glue, per_request_scale,
+                              pim_link_cost)
 from speccc.errors import SpecccError
 from speccc.passes.infer_shapes import parse_bindings
 from speccc.passmanager import Pass, register_pass
@@ -64,20 +67,27 @@ def cost_devices(graph) -> list[str]:
 def device_cost(model: CostModel, op, device: str, bindings,
                 batch: int = 1) -> tuple[float, float]:
     """(ns, pJ) of op on device for `batch` requests of T new positions each (priced as
-    the runtime prices a batched forward: costmodel.batched_bindings); inf where the
-    target cannot lower it (partition must not choose a device whose codegen cannot emit
-    the op)."""
+    the runtime prices a batched forward: costmodel.batched_bindings, and a PIM op's
+    crossing of an xPU<->PIM link, as ModelCosts adds it); inf where the target cannot
+    lower it (partition must not choose a device whose codegen cannot emit the op)."""
     bind = batched_bindings(op, bindings, batch)
     if not target(device).can_lower(op, bind):
         return float("inf"), float("inf")
     c = model.op_cost(op, device, bind)
-    return per_request_scale(model.hw, device, op, c.latency_ns, c.energy_pj, batch)
+    lat, en = c.latency_ns, c.energy_pj
+    if device == "pim":       # zero without a [system.pim_link] (device presets)
+        x = pim_link_cost(model.hw, op, bind)
+        lat, en = lat + x.latency_ns, en + x.energy_pj
+    return per_request_scale(model.hw, device, op, lat, en, batch)
 
 
 def annotate(graph, hw, bindings, model: CostModel | None = None,
-             devices: list[str] | None = None, batch: int = 1) -> None:
+             devices: list[str] | None = None, batch: int = 1,
+             pricing: str | None = None) -> None:
     """Set cost_ns / cost_pj on every kernel op and record the setting on the graph
-    (`cost_batch` too when the forward batches several requests)."""
+    (`cost_batch` too when the forward batches several requests; `cost_pricing` when
+    `model` is not the whole device's target estimators: the partition pass's
+    channels / cost-model options, so a later pass knows these prices are not its own)."""
     model = model or CostModel(hw)
     devices = list(devices or cost_devices(graph))
     for d in devices:
@@ -99,6 +109,9 @@ def annotate(graph, hw, bindings, model: CostModel | None = None,
     graph.attrs.pop("cost_batch", None)
     if batch != 1:
         graph.attrs["cost_batch"] = batch
+    graph.attrs.pop("cost_pricing", None)
+    if pricing:
+        graph.attrs["cost_pricing"] = pricing
 
 
 @register_pass

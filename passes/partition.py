@@ -31,6 +31,11 @@ over weights see N*T rows, attention runs per request) and charges N requests'
 activations per crossing, so a verify of γ+1 positions at batch N (compute-bound) can get
 another mapping than a decode step; `graphs=a:b` partitions only those graphs (the
 draft and the target at their own shapes, as `speccc dse` does).
+Pricing: `channels=A-B` prices every op as the runtime does for a model confined to PIM
+channels A..B (their PU configuration, the NPU's bandwidth share; crossings too), and
+`cost-model=targets|targets-fast|roofline` with the runtime's estimators of that name
+(`speccc run --cost-model`); the graph records `cost_pricing` and the partition
+`pricing` (_partition_pricing.py). Default: the whole device, the registered targets.
 Devices: `devices=A:B` partitions between any two registered targets the `cost` pass
 priced (default npu:pim; the mappings name npu and pim); the graph attribute records
 `devices` when it is not the default pair.
@@ -50,6 +55,7 @@ import networkx as nx
 from speccc.costmodel import is_glue, transfer_cost
 from speccc.errors import SpecccError
 from speccc.ir.ops.kernel import lowered_name
+from speccc.passes._partition_pricing import pricing
 from speccc.passes._partition_solve import INF, SOLVERS, Problem, evaluate
 from speccc.passes.cost import (DEFAULT_DEVICES, annotate, cost_devices, graph_setting,
                                  round6, setting_attrs)
@@ -213,17 +219,24 @@ def build_problem(graph, hw, bindings, mapping=None, devices=DEFAULT_DEVICES, ba
 
 # ------------------------------------------------------------------ the pass -----
 def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_states=20000,
-                    devices=DEFAULT_DEVICES, batch=1):
+                    devices=DEFAULT_DEVICES, batch=1, channels=None, cost_model=None):
+    """`channels` ('A-B') / `cost_model`: price as the runtime prices a model on those
+    channels with that cost model (_partition_pricing.py); default: the whole device."""
     devices = list(devices)
     hw_attr, bind_attr = setting_attrs(hw, bindings)
+    price = pricing(hw, channels, cost_model)
     stale = (graph.attrs.get("cost_hw"), list(graph.attrs.get("cost_bind") or []),
-             graph.attrs.get("cost_batch", 1)) != (hw_attr, bind_attr, batch) \
+             graph.attrs.get("cost_batch", 1), graph.attrs.get("cost_pricing")) \
+        != (hw_attr, bind_attr, batch, price.text) \
         or not set(devices) <= set(cost_devices(graph))
     if stale or any("cost_ns" not in op.attrs for op in graph.ops() if not is_glue(op)):
         # devices priced before, less those this hardware lacks (a GPU system: no npu)
         priced = [d for d in cost_devices(graph) if getattr(hw, d, True) is not None]
-        annotate(graph, hw, bindings, devices=priced + [d for d in devices if d not in priced],
-                 batch=batch)
+        annotate(graph, hw, bindings, model=price.model,
+                 devices=priced + [d for d in devices if d not in priced], batch=batch,
+                 pricing=price.text)
+    # crossings priced on the same view (a channel group's share of the DRAM bandwidth)
+    hw = price.hw
     problem, group, ops, producers, values = build_problem(graph, hw, bindings, mapping,
                                                            devices, batch)
     ns, pj = pair_costs(graph, devices), pair_costs(graph, devices, "cost_pj")
@@ -261,6 +274,8 @@ def partition_graph(graph, hw, bindings, policy="mincut", mapping=None, max_stat
         graph.attrs["partition"].insert(3, ["devices", ":".join(devices)])
     if batch != 1:
         graph.attrs["partition"].insert(5, ["batch", batch])
+    if price.text:
+        graph.attrs["partition"].insert(5, ["pricing", price.text])
     return sol
 
 
@@ -276,6 +291,8 @@ class Partition(Pass):
     devices: list = None   # two registered targets, ':'-separated (default npu:pim)
     batch: int = 1         # requests per forward (T is per request)
     graphs: list = None    # only these graphs, ':'-separated (default: every graph)
+    channels: str = None   # price on PIM channels A-B as the runtime does (a model's group)
+    cost_model: str = None  # targets (default), targets-fast, roofline: runtime's --cost-model
 
     def run(self, module) -> None:
         names = [g.name for g in module]
@@ -308,7 +325,7 @@ class Partition(Pass):
             raise SpecccError("partition: batch > 1 needs T bound (bind=T=N:...; T is "
                               "the positions per request)")
         partition_graph(graph, hw, bindings, policy, self.mapping, self.max_states, devices,
-                        int(self.batch))
+                        int(self.batch), self.channels, self.cost_model)
 
 
 # ------------------------------------------------------------------ the report ---

@@ -179,7 +179,8 @@ def roofline_gpu(hw: HwConfig, op, bindings) -> OpCost:
     tensor parallel: FLOPs and stored bytes (weights; attention's KV cache) split evenly,
     activations read whole by every GPU, and a ring all-reduce of the result after each
     row-parallel GEMM (`feeds_residual`). Energy: FLOPs x flop_pj + every GPU's memory
-    bytes x mem_pj_per_bit + the all-reduce's link bytes."""
+    bytes x mem_pj_per_bit + the all-reduce's link bytes + every GPU's static power over
+    the op's time (`gpu_static_pj`)."""
     from speccc.errors import SpecccError
     g = hw.gpu
     if g is None:
@@ -198,10 +199,17 @@ def roofline_gpu(hw: HwConfig, op, bindings) -> OpCost:
     t_m = per_gpu / (g.mem_bandwidth_gbs * g.memory_efficiency)
     ar = allreduce_cost(hw, _num(op.results[0].type.nbytes(), bindings)) \
         if n > 1 and feeds_residual(op) else host_cost(hw, op, bindings)
-    energy = flops * g.flop_pj + per_gpu * n * 8 * g.mem_pj_per_bit + ar.energy_pj
+    latency = g.kernel_launch_ns + max(t_c, t_m) + ar.latency_ns
+    energy = flops * g.flop_pj + per_gpu * n * 8 * g.mem_pj_per_bit + ar.energy_pj \
+        + gpu_static_pj(hw, latency)
     bound = "compute" if t_c >= t_m else "memory"
-    return OpCost(g.kernel_launch_ns + max(t_c, t_m) + ar.latency_ns, energy,
-                  per_gpu * n, flops, bound)
+    return OpCost(latency, energy, per_gpu * n, flops, bound)
+
+
+def gpu_static_pj(hw: HwConfig, ns: float) -> float:
+    """The GPUs' static draw over `ns` of their busy time (W x ns = 1e3 pJ): charged per op,
+    so time a GPU waits idle (host transfers, PIM work in an AttAcc system) is not."""
+    return hw.gpu.static_power_w * hw.system.xpus * ns * 1e3
 
 
 def pim_link_cost(hw: HwConfig, op, bindings) -> OpCost:
@@ -241,7 +249,8 @@ def per_request_scale(hw: HwConfig, device: str, op, latency: float, energy: flo
     if op.name not in PER_REQUEST or batch == 1:
         return latency, energy
     fixed = hw.gpu.kernel_launch_ns if device == "gpu" else 0.0
-    return fixed + (latency - fixed) * batch, energy * batch
+    fixed_pj = gpu_static_pj(hw, fixed) if device == "gpu" else 0.0   # the one launch's
+    return fixed + (latency - fixed) * batch, fixed_pj + (energy - fixed_pj) * batch
 
 
 def host_cost(hw: HwConfig, op, bindings) -> OpCost:

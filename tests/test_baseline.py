@@ -65,6 +65,7 @@ memory_efficiency = 0.85
 kernel_launch_ns = 4000.0
 mem_pj_per_bit = 5.5
 flop_pj = 0.32
+static_power_w = 60.0
 [link]
 bandwidth_gbs = 64.0
 latency_ns = 1000.0
@@ -297,3 +298,19 @@ def test_attention_on_pim_pays_the_link_for_q_and_its_output(pair):
     assert c.latency_ns == pytest.approx(2 * lk.latency_ns + moved / lk.bandwidth_gbs)
     # a device preset's PIM is the NPU's own DRAM: no link
     assert pim_link_cost(load_hw("hbm3-pim"), op, {"T": 1, "P": 64}).latency_ns == 0.0
+
+
+def test_baseline_rows_for_several_gammas_in_one_call():
+    """`gammas`: one speculative row per γ, each what a call with that `gamma` gives;
+    the autoregressive row once."""
+    kw = dict(alphas=(0.8,), max_new_tokens=16, best=False)
+    many = baseline_rows(TARGET, DRAFT, ["a100-80g"], gammas=[2, 5], **kw)
+    assert [r["baseline"] for r in many] == ["gpu-ar", "gpu-spec", "gpu-spec"]
+    for g, row in zip((2, 5), many[1:]):
+        one = next(r for r in baseline_rows(TARGET, DRAFT, ["a100-80g"], gamma=g, **kw)
+                   if r["baseline"] == "gpu-spec")
+        assert row["gamma"] == one["gamma"] == g
+        assert row["itl_ms"] == pytest.approx(one["itl_ms"], rel=1e-12)
+        assert row["energy_per_token_mj"] == pytest.approx(one["energy_per_token_mj"],
+                                                           rel=1e-12)
+    assert many[1]["itl_ms"] != many[2]["itl_ms"]

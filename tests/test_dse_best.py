@@ -38,7 +38,9 @@ def test_best_toml_records_the_point(best):
     assert hw == load_hw("hbm3-pim-x8")            # the hardware is the preset's
     assert hw.dse == {"schedule": b["schedule"], "gamma": b["gamma"],
                       "mapping": "specpim", "draft_channels": 2, "batch": b["batch"],
-                      "partition_p": 8 + 16 // 2}
+                      "partition_p": 8 + 16 // 2,
+                      # the channels and prices the solved mapping was chosen on
+                      "channels": "draft=0-1,target=2-15", "cost_model": "roofline"}
 
 
 def test_run_takes_the_point_as_defaults(best):
@@ -49,8 +51,9 @@ def test_run_takes_the_point_as_defaults(best):
     # specpim is solved per (batch, γ): the target at its verify shape, the draft at 1
     shape = f"P=16,batch={b['batch']}" if b["batch"] != 1 else "P=16"
     passes = (f"partition{{mapping=specpim,hw=hbm3-pim-x8,bind=T={b['gamma'] + 1}:{shape},"
-              "graphs=target},"
-              f"partition{{mapping=specpim,hw=hbm3-pim-x8,bind=T=1:{shape},graphs=draft}}")
+              "graphs=target,channels=2-15,cost-model=roofline},"
+              f"partition{{mapping=specpim,hw=hbm3-pim-x8,bind=T=1:{shape},graphs=draft,"
+              "channels=0-1,cost-model=roofline}")
     explicit = run("run", "--hw", "hbm3-pim-x8", "--schedule", "serial", "--gamma",
                    b["gamma"], "--batch", b["batch"], "--draft-channels", "2", "--passes",
                    passes, *common)

@@ -71,10 +71,55 @@ def test_best_toml_of_a_system_is_the_system_file(swept):
     assert "speccc run" in text and "device presets" in text
 
 
-def test_knobs_on_a_system_are_refused(swept, tmp_path):
-    (tmp_path / "s.toml").write_text('[space]\nhw = ["a100-80g"]\n'
-                                     '[space.knobs]\n"npu.pes" = [2]\n')
+X8 = {"pim.pu.mac_lanes": 8, "pim.pu.vector_slots": 8, "pim.pu.acc_sets": 8}
+
+
+def test_pu_knobs_apply_to_a_systems_pim_stacks():
+    """[system.knobs] (as `speccc dse --hw attacc` writes the space's PU knobs) edit the
+    device preset of the system's PIM stacks: attacc with hbm3-pim-x8's PU figures has
+    hbm3-pim-x8's PU, on 5 stacks' channels, and its attention on PIM gets cheaper."""
+    from speccc.dse.hwfile import load_text, variant_text
+    from speccc.hw import load_hw
+    plain = load_hw("attacc", system=True)
+    text = variant_text("attacc", X8)
+    knobbed = load_text(text)
+    x8 = load_hw("hbm3-pim-x8")
+    assert knobbed.pim.pu == x8.pim.pu != plain.pim.pu
+    assert knobbed.pim.channels == plain.pim.channels == 5 * x8.pim.channels
+    assert knobbed.gpu == plain.gpu and knobbed.system.pim_link == plain.system.pim_link
+    assert knobbed.name.startswith("attacc+pim.pu.mac_lanes=8")
+    assert '[system.knobs]' in text and '"pim.pu.mac_lanes" = 8' in text
+
+
+def test_system_knob_sweep_prices_each_variant(swept, tmp_path):
+    """A space with a PU knob over attacc: one variant per value, each priced on its own
+    stacks (more MAC lanes and buffered vectors: a γ = 2 verify on PIM is cheaper)."""
+    (tmp_path / "s.toml").write_text(
+        '[space]\nhw = ["attacc"]\nmapping = ["attacc"]\nschedule = ["serial"]\n'
+        'gamma = [2]\n[space.knobs]\n"pim.pu.mac_lanes" = [1, 8]\n'
+        '"pim.pu.vector_slots" = [8]\n"pim.pu.acc_sets" = [8]\n')
+    r = invoke("dse", "--target", swept / "target.onnx", "--draft", swept / "draft.onnx",
+               "--space", tmp_path / "s.toml", "--acceptance", "0.7", "--max-new-tokens",
+               16, "--confirm", 0, "--confirm-random", 0, "-o", tmp_path / "o")
+    assert r.exit_code == 0, (r.output, r.exception)
+    rows = {r["pim.pu.mac_lanes"]: r for r in csv.DictReader(open(tmp_path / "o" /
+                                                                  "points.csv"))}
+    assert set(rows) == {"1", "8"} and all(r["feasible"] == "1" for r in rows.values())
+    assert float(rows["8"]["itl_ms"]) < float(rows["1"]["itl_ms"])
+
+
+@pytest.mark.parametrize("hw, knob, needles", [
+    ("a100-80g", '"npu.pes" = [2]', ["a100-80g", "npu.pes", 'pim = "none"']),
+    ("a100-80g", '"pim.pu.mac_lanes" = [8]', ["a100-80g", "pim.pu.mac_lanes",
+                                              "no device preset"]),
+    ("attacc", '"npu.pes" = [2]', ["attacc", "npu.pes", "has no NPU"]),
+    ("attacc", '"link.latency_ns" = [5.0]', ["attacc", "link.latency_ns", "own [link]"]),
+    ("attacc", '"pim.pu.mac_lanes" = [0]', ["attacc", "mac_lanes", "positive"]),
+])
+def test_knobs_that_do_not_apply_to_a_system_are_refused(swept, tmp_path, hw, knob,
+                                                          needles):
+    (tmp_path / "s.toml").write_text(f'[space]\nhw = ["{hw}"]\n[space.knobs]\n{knob}\n')
     r = invoke("dse", "--target", swept / "target.onnx", "--draft", swept / "draft.onnx",
                "--space", tmp_path / "s.toml", "--acceptance", "0.7", "-o", tmp_path / "o")
-    assert_error(r, "a100-80g", "knobs", "system description")
+    assert_error(r, *needles)
     assert not (tmp_path / "o").exists()

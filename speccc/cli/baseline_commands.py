@@ -30,8 +30,10 @@ from speccc.cli.main import console, main
               help="Prompt tokens per request (prefilled before decoding).")
 @click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True,
               help="Tokens generated per request (the KV cache grows to prompt + this).")
-@click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
-              show_default=True, help="Forward prices (as `speccc dse --cost-model`).")
+@click.option("--cost-model", type=click.Choice(["roofline", "targets", "targets-fast"]),
+              default="roofline", show_default=True,
+              help="Forward prices (as `speccc dse --cost-model`): roofline (fast), the targets' "
+                   "emulator costs, or targets-fast (PIM GEMVs in closed form).")
 @click.option("--no-best", is_flag=True, help="Skip the speccc-best row (a small dse sweep).")
 @click.option("--runtime", is_flag=True, help="Run each row on the discrete-event runtime "
               "(`speccc run`'s, seeded acceptance draws) instead of the closed form.")

@@ -56,8 +56,10 @@ from speccc.errors import SpecccError
 @click.option("--confirm-random", type=int, default=4, show_default=True,
               help="Random non-Pareto points also re-run on the runtime (checks the "
                    "sweep's prices off the front).")
-@click.option("--cost-model", type=click.Choice(["roofline", "targets"]), default="roofline",
-              show_default=True, help="Forward prices (as `speccc run --cost-model`).")
+@click.option("--cost-model", type=click.Choice(["roofline", "targets", "targets-fast"]),
+              default="roofline", show_default=True,
+              help="Forward prices (as `speccc run --cost-model`): roofline (fast), the targets' "
+                   "emulator costs, or targets-fast (PIM GEMVs in closed form).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Directory for points.csv, pareto.json/png, best.toml, report.md; "
               "rerunning into it resumes. With --suite (default: suite/): one "

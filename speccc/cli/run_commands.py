@@ -328,8 +328,11 @@ def _dse_point(hw: str, **values) -> dict:
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             continue
         if key == "passes":   # the mapping as `speccc dse` solved it (dse/mapping.py)
-            from speccc.dse.mapping import point_passes
-            passes = point_passes(point, hw, point["partition_p"])
+            from speccc.dse.mapping import parse_spans, point_passes
+            passes = point_passes(point, hw, point["partition_p"],
+                                  spans=parse_spans(point.get("channels"), f"{hw}: [dse] "
+                                                    "channels"),
+                                  cost_model=point.get("cost_model"))
             if passes:        # auto is --placement auto, the default
                 out[key] = passes
         else:

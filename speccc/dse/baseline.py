@@ -54,11 +54,14 @@ def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True
                   gamma: int = 4, alphas=(0.8,), batch: int = 1, prompt_len: int = 8,
                   max_new_tokens: int = 128, tp: int | None = None,
                   cost_model: str = "roofline", best: bool = True,
-                  runtime: bool = False, seed: int = 0) -> list[dict]:
+                  runtime: bool = False, seed: int = 0,
+                  gammas: tuple | list | None = None) -> list[dict]:
     """One dict per (system, baseline): tokens/s, ms/token, mJ/token, speedup vs GPU AR,
     energy efficiency vs GPU AR (its mJ/token over this row's); infeasible rows carry
     the reason. Raises CapacityError when no row fits. `runtime`: each row on the
-    discrete-event runtime (seeded acceptance draws) instead of the closed form."""
+    discrete-event runtime (seeded acceptance draws) instead of the closed form.
+    `gammas`: one speculative row per γ of them (instead of `gamma`) from one evaluator,
+    whose cost tables every γ shares; autoregressive rows come once."""
     from speccc.dse.evaluate import Evaluator, Study
     from speccc.dse.hwfile import hw_text
     from speccc.dse.space import Space
@@ -80,7 +83,8 @@ def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True
         raise SpecccError("baseline: no baseline runs on " + ", ".join(systems)
                           + " (GPU rows need a GPU system, the rest PIM)")
     mappings = sorted({b.mapping for _, b in plan} | ({*BEST_MAPPINGS} if best else set()))
-    gammas = sorted({gamma, *(BEST_GAMMAS if best else ())})
+    per_row = tuple(gammas) if gammas else (gamma,)
+    gammas = sorted({*per_row, *(BEST_GAMMAS if best else ())})
     space = Space((("hw", tuple(systems)), ("batch", (batch,)), ("mapping", tuple(mappings)),
                    ("draft_channels", (0,)), ("schedule", BEST_SCHEDULES),
                    ("gamma", tuple(gammas))))
@@ -97,14 +101,16 @@ def baseline_rows(target: str, draft: str, systems: list[str], spec: bool = True
                 r = _eval(ev, study, {"hw": name, "batch": batch, **{
                     k: r[k] for k in ("mapping", "draft_channels", "schedule", "gamma")}},
                     False, runtime)
-        else:
+            rows.append({"system": name, "baseline": b.key, "label": b.label,
+                         "xpus": hw.system.xpus, **r})
+            continue
+        schedule = "serial" if (b.speculative and spec) else "none"
+        for g in per_row if schedule != "none" else per_row[:1]:
             point = {"hw": name, "batch": batch, "mapping": b.mapping, "draft_channels": 0,
-                     "schedule": "serial" if (b.speculative and spec) else "none",
-                     "gamma": gamma}
-            r = _eval(ev, study, point, b.disjoint and point["schedule"] != "none",
-                      runtime)
-        rows.append({"system": name, "baseline": b.key, "label": b.label,
-                     "xpus": hw.system.xpus, **r})
+                     "schedule": schedule, "gamma": g}
+            r = _eval(ev, study, point, b.disjoint and schedule != "none", runtime)
+            rows.append({"system": name, "baseline": b.key, "label": b.label,
+                         "xpus": hw.system.xpus, **r})
     ok = [r for r in rows if r["feasible"]]
     if not ok:
         raise CapacityError("baseline: nothing fits: " + "; ".join(

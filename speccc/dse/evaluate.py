@@ -6,10 +6,11 @@
 
 A worker keeps one `Evaluator` per study: the pair loaded once, one module per
 (hardware, mapping) with the partition pass's devices (per (hardware, mapping, role,
-batch, γ's verify shape) for the solved mappings specpim and mincut: mapping.py), and a
+batch, γ's verify shape, the role's channels) for the solved mappings specpim and
+mincut, each priced on those channels with the study's cost model: mapping.py), and a
 table of forward costs per (hardware, mapping and its solve shape, role, channels, batch,
-T, P) priced by `ModelCosts` (the runtime's
-own prices) plus the host-link transfers the runtime adds. A point's metrics integrate
+T, P) priced by `ModelCosts` (the runtime's own prices) plus the host-link transfers the
+runtime adds. A point's metrics integrate
 its schedule's closed form (closedform.py) over the context growth (Simpson's rule at the
 first, middle and last context of the generation); every point sharing hardware,
 mapping, channels and batch reuses the same few table entries, which is what makes a
@@ -171,7 +172,7 @@ class Evaluator:
             else:
                 P = partition_context(study.prompt_len, study.max_new_tokens)
                 for name, opts in partition_passes(mapping, hw_path(self.texts[hw_key]), P,
-                                                   shapes, hw.system.xpu):
+                                                   shapes, hw.system.xpu, self.cost_model):
                     make_pass(name, opts).run(mod)
             self.variants[key] = mod
         return self.variants[key]
@@ -256,11 +257,10 @@ class Evaluator:
         why = self._infeasible(p, hw, study)
         if isinstance(why, str):
             return _row(False, note=why)
-        dch, tch, shared = why
+        _, _, shared = why
         B, N, n0, g = p["batch"], study.max_new_tokens, study.prompt_len, p["gamma"]
-        spans = ({"target": (0, tch), "draft": (0, tch)} if shared
-                 else {"draft": (0, dch), "target": (dch, dch + tch)})
-        keys = {r: (hw_key, self.mapping_id(p, r), spans[r], B)
+        spans = self.spans(why)
+        keys = {r: (hw_key, self.mapping_id(p, r, spans[r]), spans[r], B)
                 for r in ("target", "draft")}
         form, _ = FORMS[p["schedule"]]
         s = accept_stats(study.alphas, g)
@@ -286,11 +286,24 @@ class Evaluator:
                     energy_per_token_mj=ept, edp=itl * ept, accept_len=e)
 
     @staticmethod
-    def mapping_id(p: dict, role: str) -> tuple:
-        """(mapping, the shape it is solved at for role, or None): part of every cost
-        key, so a solved mapping's prices are per (batch, γ) and a rule mapping's shared."""
+    def spans(split: tuple) -> dict:
+        """role -> the (first, last + 1) channel ids it owns, from `channels`' split (the
+        draft first, as the speculate pass assigns them; shared: both own them all)."""
+        dch, tch, shared = split
+        return ({"target": (0, tch), "draft": (0, tch)} if shared
+                else {"draft": (0, dch), "target": (dch, dch + tch)})
+
+    @staticmethod
+    def mapping_id(p: dict, role: str, span: tuple) -> tuple:
+        """(mapping, the shape and channels it is solved at for role, or None): part of
+        every cost key, so a solved mapping's prices are per (batch, γ, channel span) and
+        a rule mapping's shared."""
         return p["mapping"], solve_shape(p["mapping"], role, p["schedule"], p["gamma"],
-                                         p["batch"])
+                                         p["batch"], span)
+
+    def split(self, p: dict, study: Study) -> tuple | str:
+        """The point's channel split (draft, target, shared?), or why it is infeasible."""
+        return self._infeasible(p, self.hws[study.hw_key(p)], study)
 
     def _infeasible(self, p, hw, study):
         key = (study.hw_key(p), p["mapping"], p["schedule"], p["draft_channels"],
@@ -349,8 +362,9 @@ class Evaluator:
         why = self._infeasible(p, self.hws[hw_key], study)
         if isinstance(why, str):
             return _row(False, note=why)
+        spans = self.spans(why)
         shapes = {r: s for r in ("target", "draft")
-                  if (s := self.mapping_id(p, r)[1]) is not None}
+                  if (s := self.mapping_id(p, r, spans[r])[1]) is not None}
         mod = copy.deepcopy(self.variant(hw_key, p["mapping"], study, shapes or None))
         opts = {"schedule": p["schedule"], "gamma": str(p["gamma"]),
                 "draft_channels": str(0 if p["schedule"] == "none" else p["draft_channels"]),

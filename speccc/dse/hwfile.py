@@ -19,16 +19,14 @@ SECTION_ORDER = ("npu", "link", "pim", "pim.pu", "pim.timing", "energy")
 
 def variant_text(base: str, knobs: dict, header: str = "") -> str:
     """TOML of preset/file `base` with `knobs` ({"npu.pes": 8}) applied; validated. A
-    system description (a [system] table: GPUs, AttAcc) is taken as it is: knobs name
-    keys of the device schema, so a system takes none."""
+    system description (a [system] table: GPUs, AttAcc) gets them as its [system.knobs],
+    which edit the device preset of its PIM stacks (and NPU) where they apply
+    (speccc.hw.system)."""
     from speccc.hw.config import load_hw
     hw = load_hw(base, system=True)
     raw = tomllib.loads(hw_text(base))
     if "system" in raw:
-        if knobs:
-            raise SpecccError(f"hardware {base}: [space.knobs] ({', '.join(knobs)}) apply "
-                              "to device presets; a system description takes none")
-        return header + hw_text(base)
+        return header + _system_variant(base, hw, raw, knobs)
     for key, value in knobs.items():
         *path, name = key.split(".")
         node = raw
@@ -41,9 +39,37 @@ def variant_text(base: str, knobs: dict, header: str = "") -> str:
     try:
         load_text(text)
     except SpecccError as err:
-        what = ", ".join(f"{k} = {v!r}" for k, v in knobs.items())
-        raise SpecccError(f"hardware {base} with {what}: {err}") from None
+        raise _knob_error(base, knobs, text, err) from None
     return text
+
+
+def _system_variant(base: str, hw, raw: dict, knobs: dict) -> str:
+    """A system's text with the knobs appended as [system.knobs] and named after them."""
+    import re
+    text = hw_text(base)
+    if not knobs:
+        return text
+    if "knobs" in raw["system"]:
+        raise SpecccError(f"hardware {base}: has its own [system.knobs]; the space's knobs "
+                          f"({', '.join(knobs)}) would replace them: fold them into one")
+    name = f"{hw.name}+" + ",".join(f"{k}={v}" for k, v in knobs.items())
+    text = re.sub(r'(?m)^name\s*=\s*"[^"\n]*"', lambda m: f"name = {_val(name)}", text,
+                  count=1)
+    text += "\n[system.knobs]\n" + "".join(f"{_val(k)} = {_val(v)}\n"
+                                            for k, v in knobs.items())
+    try:
+        load_text(text)
+    except SpecccError as err:
+        raise _knob_error(base, knobs, text, err) from None
+    return text
+
+
+def _knob_error(base: str, knobs: dict, text: str, err: SpecccError) -> SpecccError:
+    """The variant's error located at the base and the knobs, without the private file
+    name the variant was loaded from."""
+    what = ", ".join(f"{k} = {v!r}" for k, v in knobs.items())
+    msg = str(err).replace(f"{Path(hw_path(text)).name}: ", "")
+    return SpecccError(f"hardware {base} with {what}: {msg}")
 
 
 def hw_text(base: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from speccc.dse.closedform import FORMS
 from speccc.dse.hwfile import variant_text
-from speccc.dse.mapping import partition_context, point_passes
+from speccc.dse.mapping import partition_context, point_passes, spans_text
 from speccc.dse.pareto import best, front
 from speccc.fileio import write_bytes_atomic, write_text_atomic
 
@@ -71,19 +71,32 @@ def run_command(study, row, hw_file: str) -> str:
     if row["schedule"] != "none" and row["draft_channels"]:
         parts.append(f"--draft-channels {row['draft_channels']}")
     passes = point_passes(row, hw_file, partition_context(study.prompt_len,
-                                                          study.max_new_tokens))
+                                                          study.max_new_tokens),
+                          spans=point_spans(study, row), cost_model=study.cost_model)
     if passes:
         parts.append(f"--passes '{passes}'")
     return " ".join(parts)
 
 
+def point_spans(study, row) -> dict | None:
+    """role -> the (lo, hi) PIM channels the point gives it (Evaluator.spans)."""
+    from speccc.dse.evaluate import evaluator
+    ev = evaluator(study)
+    split = ev.split(row, study)
+    return None if isinstance(split, str) else ev.spans(split)
+
+
 def dse_table(study, row) -> str:
     """best.toml's [dse]: the chosen point, which `speccc run --hw best.toml` takes as
-    defaults (load_hw reads and keeps it apart from the hardware)."""
+    defaults (load_hw reads and keeps it apart from the hardware), with the channels and
+    cost model its mapping was priced on (so run re-solves the same mapping)."""
     mid = partition_context(study.prompt_len, study.max_new_tokens)
+    spans = point_spans(study, row)
     return ("\n[dse]\n" + "".join(f"{k} = {json.dumps(row[k])}\n" for k in (
         "schedule", "gamma", "mapping", "draft_channels", "batch"))
-        + f"partition_p = {mid}\n")
+        + f"partition_p = {mid}\n"
+        + (f"channels = {json.dumps(spans_text(spans))}\n" if spans else "")
+        + f"cost_model = {json.dumps(study.cost_model)}\n")
 
 
 def write_outputs(out_dir, study, rows, metric, objective, confirmed, elapsed) -> dict:

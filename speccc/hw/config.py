@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from speccc.errors import SpecccError
-from speccc.hw.schema import (DSE_KEYS, PU_KEYS, RULES, SECTIONS, TOP_KEYS, _check,
-                               _fields, _section)
+from speccc.hw.schema import (DSE_KEYS, DSE_OPTIONAL_KEYS, PU_KEYS, RULES, SECTIONS,
+                               TOP_KEYS, _check, _fields, _section)
 
 
 # ---------------------------------------------------------------- classes -----
@@ -351,7 +351,10 @@ def _build(raw: dict, label: str, source: str) -> HwConfig:
     if "dse" in raw:
         if not isinstance(raw["dse"], dict):
             raise SpecccError(f"{label}: [dse]: expected a table")
-        dse = _fields(raw["dse"], DSE_KEYS, label, "dse")
+        dse = _fields(raw["dse"], DSE_KEYS, label, "dse",
+                      sub=tuple(k for k, _, _ in DSE_OPTIONAL_KEYS))
+        dse |= {k: _check(raw["dse"][k], kind, f"{label}: [dse] {k}")
+                for k, kind, _ in DSE_OPTIONAL_KEYS if k in raw["dse"]}
     tables = {d: _section(raw, d, label) for d in SECTIONS}
     vals = {d: _fields(tables[d], SECTIONS[d], label, d,
                        sub=("pu", "timing", "groups") if d == "pim" else ())

@@ -102,6 +102,12 @@ DSE_KEYS = [("schedule", ("none", "serial", "overlap", "pipeinfer"), "speculativ
             ("draft_channels", "int0", "PIM channels of the draft (0: shared/auto)"),
             ("batch", "int", "requests decoded together"),
             ("partition_p", "int", "context length P the mapping was chosen at")]
+# Optional in [dse] (best.toml files written before they existed lack them).
+DSE_OPTIONAL_KEYS = [
+    ("channels", "str", "PIM channels each model's mapping was priced on "
+                        "(draft=A-B,target=C-D, inclusive)"),
+    ("cost_model", ("targets", "targets-fast", "roofline"),
+     "cost model the mapping was priced with")]
 
 
 # Plausible ranges (lo, hi) by key, else by kind. Beyond them no real part exists and the

@@ -14,11 +14,16 @@ one NPU sharing the DRAM of one PIM device; its `system` is `device_system(name)
     [system.pim_link]        # xPU <-> PIM devices (activations to and from PIM ops)
     [gpu]                    # with xpu = "gpu": peak, bandwidth, capacity, efficiencies
     [link]                   # the host link, as in device presets
+    [system.knobs]           # optional: keys of the device preset changed for this system
+    "pim.pu.lanes" = 8       #   (section.key, as `speccc dse`'s [space.knobs]; see below)
 
 N PIM devices are seen as one PIM device of N x its channels (channels are independent,
 every per-channel figure stays), with the device preset's [pim] timing and [energy]. With
 xpu = "npu" the NPU is the device preset's (its xpus must be 1: tensor parallelism is
-modelled for GPUs only). Loaded by `load_hw(name, system=True)`; without `system=True`
+modelled for GPUs only). [system.knobs] edits the device preset before it is used: pim.*
+and energy.* keys (the PIM stacks' PU, timing, energy) and, with xpu = "npu", npu.* keys;
+npu.* on a GPU system and link.* (the system's own [link] is the host link) are rejected.
+`speccc dse --hw SYSTEM` writes the space's knobs there. Loaded by `load_hw(name, system=True)`; without `system=True`
 load_hw refuses system files, so every compile/run path keeps its NPU and PIM.
 """
 from __future__ import annotations
@@ -37,6 +42,8 @@ GPU_KEYS = [
     ("kernel_launch_ns", "float", "fixed time per kernel (launch + tail)"),
     ("mem_pj_per_bit", "float", "device-memory access energy"),
     ("flop_pj", "float", "energy per FP16 FLOP"),
+    ("static_power_w", "float", "static (idle, powered) draw per GPU, W, charged per "
+                                "busy ns"),
 ]
 SYSTEM_KEYS = [
     ("xpu", ("gpu", "npu"), "compute device class"),
@@ -61,6 +68,7 @@ class GpuConfig:
     kernel_launch_ns: float
     mem_pj_per_bit: float
     flop_pj: float
+    static_power_w: float
 
     @property
     def capacity_bytes(self) -> float:
@@ -92,7 +100,8 @@ def build_system(raw: dict, label: str, source: str):
     from speccc.hw.schema import LINK_KEYS, TOP_KEYS, _fields, _section
     top = _fields(raw, TOP_KEYS, label, None, sub=("system", "gpu", "link"))
     table = _section(raw, "system", label)
-    vals = _fields(table, SYSTEM_KEYS, label, "system", sub=("xpu_link", "pim_link"))
+    vals = _fields(table, SYSTEM_KEYS, label, "system",
+                   sub=("xpu_link", "pim_link", "knobs"))
     _ranges(vals, label, "system")
     links = {}
     for which in ("xpu_link", "pim_link"):
@@ -111,13 +120,16 @@ def build_system(raw: dict, label: str, source: str):
     if not no_pim:
         if vals["pim"] == top["name"]:
             raise SpecccError(f"{label}: [system] pim: names the system itself")
+        knobs = _knobs(table, vals, label)
         try:
-            base = load_hw(vals["pim"])
+            base = device_with_knobs(vals["pim"], knobs, label)
         except SpecccError as err:
             raise SpecccError(f"{label}: [system] pim: {err}") from None
         if vals["pim_devices"] > 1 and base.pim.groups:
             raise SpecccError(f"{label}: [system] pim_devices: {base.name} has channel "
                               "groups; several devices of it are not modelled")
+    elif table.get("knobs"):
+        _knobs(table, vals, label)        # says why: no device to apply them to
     gpu = None
     if vals["xpu"] == "gpu":
         gv = _fields(_section(raw, "gpu", label), GPU_KEYS, label, "gpu")
@@ -146,6 +158,52 @@ def build_system(raw: dict, label: str, source: str):
                     link=LinkConfig(**_fields(_section(raw, "link", label), LINK_KEYS,
                                               label, "link")),
                     pim=pim, energy=energy, source=source, gpu=gpu, system=system)
+
+
+def _knobs(table: dict, vals: dict, label: str) -> dict:
+    """[system.knobs], checked: each a hardware key (section.key) that applies to this
+    system's devices."""
+    from speccc.hw.schema import SECTIONS
+    knobs = table.get("knobs", {})
+    if not isinstance(knobs, dict):
+        raise SpecccError(f"{label}: [system.knobs]: expected a table")
+    for key, value in knobs.items():
+        where = f"{label}: [system.knobs] {key}"
+        section, _, name = key.rpartition(".")
+        if section not in SECTIONS or name not in {k for k, _, _ in SECTIONS[section]}:
+            raise SpecccError(f"{where}: not a hardware key (section.key, e.g. "
+                              "pim.pu.lanes; see `speccc hw show PRESET`)")
+        if isinstance(value, (dict, list)):
+            raise SpecccError(f"{where}: expected a number or a string")
+        if vals["pim"] == "none":
+            raise SpecccError(f"{where}: pim = \"none\": no device preset to apply it to "
+                              "(the GPU's figures are its [gpu] table)")
+        if section == "link":
+            raise SpecccError(f"{where}: a system's host link is its own [link] table; "
+                              "set it there")
+        if section == "npu" and vals["xpu"] != "npu":
+            raise SpecccError(f"{where}: xpu = \"{vals['xpu']}\" has no NPU (npu.* keys "
+                              f"apply to an NPU; the GPU's figures are its [gpu] table)")
+    return knobs
+
+
+def device_with_knobs(name: str, knobs: dict, label: str):
+    """Device preset (or file) `name` with `knobs` ({"pim.pu.lanes": 8}) applied."""
+    from speccc.hw.config import load_hw
+    if not knobs:
+        return load_hw(name)
+    import tomllib
+
+    from speccc.hw.config import _build, _read
+    text, plabel = _read(name)
+    raw = tomllib.loads(text)
+    for key, value in knobs.items():
+        *path, leaf = key.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return _build(raw, f"{plabel} with [system.knobs]", source=name)
 
 
 def _ranges(vals: dict, label: str, section: str) -> None:
