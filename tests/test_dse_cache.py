@@ -71,6 +71,20 @@ def test_cache_location_and_switch(tmp_path, monkeypatch):
     assert diskcache.path_for(study) is None
 
 
+def test_cache_root_and_off_switch_shared_with_cachedir(tmp_path, monkeypatch):
+    """One root for every kind: a relative XDG_CACHE_HOME is ignored (XDG spec) as the
+    calibration cache ignores it, and SPECCC_NO_CACHE turns the dse tables off too."""
+    from speccc import cachedir
+    monkeypatch.delenv("SPECCC_CACHE", raising=False)
+    monkeypatch.delenv("SPECCC_DSE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/xdg")
+    study = _study(tmp_path)
+    assert diskcache.path_for(study).parent == cachedir.cache_dir("dse")
+    assert diskcache.path_for(study).is_absolute()
+    monkeypatch.setenv("SPECCC_NO_CACHE", "1")
+    assert diskcache.path_for(study) is None
+
+
 @pytest.mark.parametrize("junk", [b"", b"not a pickle", b"\x80\x04K\x01."])
 def test_damaged_cache_is_a_cold_start(tmp_path, junk):
     p = tmp_path / "x.pkl"

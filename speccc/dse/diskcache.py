@@ -8,30 +8,28 @@ change is a new key: stale prices are worse than a cold sweep). A file holds the
 evaluator's forward/KV price table, the capacity verdicts and the few model facts the
 closed form needs, so a sweep whose table is complete never loads the models.
 
-Writes are atomic (temp file + rename); concurrent workers may each write, and the last
-one wins (a cache, not a record). SPECCC_DSE_CACHE=0 turns it off.
+Reads and writes go through speccc.cachedir (one cache root, SPECCC_NO_CACHE, the
+SPECCC_CACHE_MAX_MB cap): atomic (temp file + rename); concurrent workers may each write,
+and the last one wins (a cache, not a record). SPECCC_DSE_CACHE=0 turns off this kind
+alone.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
 from functools import lru_cache
 from pathlib import Path
 
+from speccc import cachedir
+
 FORMAT = 1
 
 
-def cache_root() -> Path:
-    if os.environ.get("SPECCC_CACHE"):
-        return Path(os.environ["SPECCC_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "speccc"
-
-
 def enabled() -> bool:
-    return os.environ.get("SPECCC_DSE_CACHE", "1") != "0"
+    return cachedir.cache_enabled() and os.environ.get("SPECCC_DSE_CACHE", "1") != "0"
 
 
 @lru_cache(maxsize=1)
@@ -69,26 +67,20 @@ def study_key(study) -> str:
 
 
 def path_for(study) -> Path | None:
-    return cache_root() / "dse" / f"{study_key(study)}.pkl" if enabled() else None
+    return cachedir.cache_dir("dse", f"{study_key(study)}.pkl") if enabled() else None
 
 
 def load(path: Path | None) -> dict:
-    if path is None or not path.is_file():
+    data = cachedir.read_entry(path) if path is not None else None
+    if data is None:
         return {}
     try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        state = pickle.load(io.BytesIO(data))
         return state if isinstance(state, dict) and state.get("format") == FORMAT else {}
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         return {}        # a damaged cache file is a cold start, not an error
 
 
 def save(path: Path | None, state: dict) -> None:
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from speccc.fileio import write_bytes_atomic
-        write_bytes_atomic(path, pickle.dumps({**state, "format": FORMAT}))
-    except OSError:
-        pass             # an unwritable cache directory only costs speed
+    if path is not None:         # best effort: an unwritable cache only costs speed
+        cachedir.write_entry(path, pickle.dumps({**state, "format": FORMAT}))
