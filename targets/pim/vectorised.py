@@ -57,6 +57,7 @@ class DataflowPlan:
         self._buffer(by_kind)
         self._accumulators(by_kind)
         self._outputs(by_kind)
+        self._jit = None             # compiled accumulator steps? decided on the first run
 
     # ------------------------------------------------------------- compile ----
     def _pc(self, o, n):
@@ -298,7 +299,7 @@ class DataflowPlan:
 
     # ----------------------------------------------------------------- run ----
     def run(self, st) -> None:
-        from speccc.targets.pim.functional import AF as AF_FNS, round_to
+        from speccc.targets.pim.functional import round_to
         p, lanes, al = self.pim, self.lanes, self.acc_lanes
         if self.max_src >= len(st.host_in):
             raise self._missing(len(st.host_in))
@@ -307,35 +308,19 @@ class DataflowPlan:
         gb_flat = st.gb.reshape(-1, lanes)
         table = np.concatenate([gb_flat[self.gb_init_keys], hin]) if len(self.gb_init_keys) \
             else hin
-        # MAC add terms (lane products, summed by the adder tree), in the order the steps
-        # use them; then the per-register steps
-        if len(self.mac_gb):
-            prods = self.mac_words.gather(st, hin) * table[self.mac_gb]
-            add = prods.sum(axis=1, dtype=np.float32, keepdims=True) if self.tree else prods
         vals = np.empty((self.n_values, al), np.float32)
         vals[0] = 0
         acc_flat = st.acc.reshape(-1, al)
         vals[1:1 + len(self.init_keys)] = acc_flat[self.init_keys]
+        operand = None
         if self.ew:
             ew = table[self.ew_gb].reshape(-1, ew_slots(p) * lanes)
-            pus = p.pus_per_pc
-            operand = ew[:, :pus * al].reshape(-1, al)[self.ew_pay]
-        mac_at = ew_at = 0
-        accd = st.accd
+            operand = ew[:, :p.pus_per_pc * al].reshape(-1, al)[self.ew_pay]
         with np.errstate(over="ignore"):      # as round_to: fp16 overflow is inf, silently
-            for lo, hi, kind, fn, prev in self.steps:
-                before = vals[prev]
-                n = hi - lo
-                if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
-                    np.add(before, add[mac_at:mac_at + n], out=before)
-                    mac_at += n
-                elif kind == AF:
-                    before = AF_FNS[fn](before)
-                else:
-                    g = operand[ew_at:ew_at + n]
-                    before = before * g if kind == EWMUL else before + g
-                    ew_at += n
-                _round_into(accd, before, vals[lo:hi])
+            if self._compiled():
+                self._run_compiled(st, hin, table, operand, vals)
+            else:
+                self._run_levels(st, hin, table, operand, vals)
         # host outputs, then the state the listing leaves
         out = st.host_out
         if self.out_rd:
@@ -351,6 +336,82 @@ class DataflowPlan:
             at = [st.slot(k) for k in self.wr_final]
             st.pool[at, self.wr_final_col] = hin[self.wr_final_src]
             st.written[at] += 1
+
+    def _run_levels(self, st, hin, table, operand, vals) -> None:
+        """numpy: a few array operations per level (the path without numba)."""
+        from speccc.targets.pim.functional import AF as AF_FNS
+        # MAC add terms (lane products, summed by the adder tree), in the order the steps
+        # use them; then the per-register steps
+        if len(self.mac_gb):
+            prods = self.mac_words.gather(st, hin) * table[self.mac_gb]
+            add = prods.sum(axis=1, dtype=np.float32, keepdims=True) if self.tree else prods
+        mac_at = ew_at = 0
+        accd = st.accd
+        for lo, hi, kind, fn, prev in self.steps:
+            before = vals[prev]
+            n = hi - lo
+            if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
+                np.add(before, add[mac_at:mac_at + n], out=before)
+                mac_at += n
+            elif kind == AF:
+                before = AF_FNS[fn](before)
+            else:
+                g = operand[ew_at:ew_at + n]
+                before = before * g if kind == EWMUL else before + g
+                ew_at += n
+            _round_into(accd, before, vals[lo:hi])
+
+    def _compiled(self) -> bool:
+        """Run the accumulator steps with level_jit (numba) rather than numpy?"""
+        from speccc.targets.pim import level_jit
+        if self._jit is None:
+            self._jit = (self.n_values >= level_jit.MIN_VALUES and (not self.tree or
+                         8 <= self.lanes <= 128) and level_jit.available())
+            if self._jit:
+                self._jit_tables()
+        return self._jit
+
+    def _jit_tables(self) -> None:
+        """Per value: its step kind, previous value and payload row (MAC word / gb read,
+        EW operand); spans of values between AF steps (those stay in numpy)."""
+        kind = np.zeros(self.n_values, np.int64)
+        prev = np.zeros(self.n_values, np.int64)
+        pay = np.zeros(self.n_values, np.int64)
+        self.spans = []          # ("jit", lo, hi) | ("af", lo, hi, fn, prev)
+        mac_at = ew_at = 0
+        for lo, hi, k, fn, before in self.steps:
+            kind[lo:hi], prev[lo:hi] = k, before
+            if k == AF:
+                self.spans.append(("af", lo, hi, fn, before))
+                continue
+            at = mac_at if k == MAC else ew_at
+            pay[lo:hi] = np.arange(at, at + hi - lo)
+            if k == MAC:
+                mac_at += hi - lo
+            else:
+                ew_at += hi - lo
+            if self.spans and self.spans[-1][0] == "jit" and self.spans[-1][2] == lo:
+                self.spans[-1] = ("jit", self.spans[-1][1], hi)
+            else:
+                self.spans.append(("jit", lo, hi))
+        self.jit_kind, self.jit_prev, self.jit_pay = kind, prev, pay
+
+    def _run_compiled(self, st, hin, table, operand, vals) -> None:
+        from speccc.targets.pim.functional import AF as AF_FNS
+        from speccc.targets.pim import level_jit
+        al = self.acc_lanes
+        words = (self.mac_words.gather(st, hin) if len(self.mac_gb)
+                 else np.zeros((0, self.lanes), np.float32))
+        if operand is None:
+            operand = np.zeros((0, al), np.float32)
+        for span in self.spans:
+            if span[0] == "jit":
+                level_jit.run_span(vals, span[1], span[2], self.jit_kind, self.jit_prev,
+                                   self.jit_pay, words, table, self.mac_gb, operand,
+                                   self.tree, st.accd)
+            else:
+                _, lo, hi, fn, before = span
+                _round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
 
     def pool_rows(self, st) -> np.ndarray:
         """Pool row of each of `word_rows` (and a last 0: the zero row), per row layout."""
