@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix, plan_matrix
+from speccc.targets.pim.layout import (Placement, gemv_inputs, gemv_outputs, layout_matrix,
+                                      plan_matrix)
 from speccc.targets.pim.kv_keys import tokens_per_visit
 from speccc.targets.pim.listing import Affine, cmd, loop_or_inline, shift_field
 
@@ -198,7 +199,7 @@ def context_body(hw, vl: ValueLayout, length: int, *, heads: int, positions: int
 def context_stream(vl: ValueLayout, probs: np.ndarray) -> np.ndarray:
     """Host input for context_body: probs [heads, positions, length] -> gemv inputs."""
     pl = vl.placements(probs.shape[-1])[0]
-    return np.concatenate([gemv_input(pl, x) for x in probs.reshape(-1, probs.shape[-1])])
+    return gemv_inputs(pl, probs.reshape(-1, probs.shape[-1]))
 
 
 def context_outputs(vl: ValueLayout, host_out: dict, length: int, *, heads: int,
@@ -208,9 +209,9 @@ def context_outputs(vl: ValueLayout, host_out: dict, length: int, *, heads: int,
     full = vl.full
     per = full.pcs * full.accs * full.pus
     res = np.zeros((heads * positions, full.Mp), np.float32)
-    for e in range(heads * positions):
-        for q, pl in enumerate(pls):
-            y = gemv_output(pl, host_out, dst + (e * Q + q) * outs)
-            m1 = np.arange(len(y))
-            res[e, (m1 // per * Q + q) * per + m1 % per] = y
+    rows = np.arange(heads * positions)
+    for q, pl in enumerate(pls):        # pass q of every query row at once
+        y = gemv_outputs(pl, host_out, dst + (rows * Q + q) * outs)
+        m1 = np.arange(y.shape[1])
+        res[:, (m1 // per * Q + q) * per + m1 % per] = y
     return res[:, :vl.head_dim].reshape(heads, positions, -1)
