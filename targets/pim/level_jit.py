@@ -42,13 +42,75 @@ def available() -> bool:
         else:
             globals()["_round"] = numba.njit(inline="always", cache=True)(_round_py)
             _jit.append(numba.njit(cache=True, nogil=True)(_span_py))
+            _jit.append(numba.njit(cache=True, nogil=True)(_read_py))
     return _jit[0] is not None
 
 
-def run_span(vals, lo, hi, kind, prev, pay, words, table, gbi, operand, tree, dtype) -> None:
-    """vals[lo:hi] from earlier values (see module doc); the kernel is compiled."""
-    _jit[0](vals, lo, hi, kind, prev, pay, words, table, gbi,
-            operand, tree, ROUNDING[dtype])
+class CompiledSteps:
+    """A DataflowPlan's accumulator steps as per-value arrays for the compiled loop: each
+    value's step kind, previous value and payload row (the MAC's word and global-buffer
+    read, the EW operand row); spans of values between AF steps (those run in numpy)."""
+
+    @classmethod
+    def for_plan(cls, plan) -> "CompiledSteps | None":
+        """None when numpy is as good (a small plan), numba is missing or the adder tree
+        is not a 8..128-lane pairwise sum."""
+        if plan.n_values < MIN_VALUES or (plan.tree and not 8 <= plan.lanes <= 128) \
+                or not available():
+            return None
+        return cls(plan)
+
+    def __init__(self, plan):
+        from speccc.targets.pim.vectorised import AF, MAC as MAC_STEP
+        self.plan = plan
+        n = plan.n_values
+        self.kind, self.prev, self.pay = (np.zeros(n, np.int64) for _ in range(3))
+        self.spans: list = []     # (lo, hi, None, None) compiled | (lo, hi, fn, prev) AF
+        at = {MAC_STEP: 0, EWMUL: 0, EWADD: 0}
+        for lo, hi, kind, fn, before in plan.steps:
+            self.kind[lo:hi], self.prev[lo:hi] = kind, before
+            if kind == AF:
+                self.spans.append((lo, hi, fn, before))
+                continue
+            src = MAC_STEP if kind == MAC_STEP else EWMUL    # EWMUL/EWADD share operands
+            self.pay[lo:hi] = np.arange(at[src], at[src] + hi - lo)
+            at[src] += hi - lo
+            if self.spans and self.spans[-1][2] is None and self.spans[-1][1] == lo:
+                self.spans[-1] = (self.spans[-1][0], hi, None, None)
+            else:
+                self.spans.append((lo, hi, None, None))
+        self.gbi = plan.mac_gb
+
+    def run(self, st, table, operand, vals) -> None:
+        from speccc.targets.pim.functional import AF as AF_FNS
+        from speccc.targets.pim.vectorised import _round_into
+        plan = self.plan
+        hin_at = len(plan.gb_init_keys)         # table = [gb at the start; rounded input]
+        widx = (plan.mac_words.sources(st, hin_at) if len(self.gbi)
+                else np.zeros(0, np.int64))
+        pool = st.pool.reshape(-1, plan.lanes)
+        if operand is None:
+            operand = np.zeros((0, plan.acc_lanes), np.float32)
+        for lo, hi, fn, before in self.spans:
+            if fn is None:
+                _jit[0](vals, lo, hi, self.kind, self.prev, self.pay, pool, widx, table,
+                        self.gbi, operand, plan.tree, ROUNDING[st.accd])
+            else:
+                _round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
+
+    @staticmethod
+    def read_out(vals, at, dtype: str) -> np.ndarray:
+        """functional.round_to(dtype, vals[at]), in one compiled pass."""
+        out = np.empty((len(at), vals.shape[1]), np.float32)
+        _jit[1](vals, at, ROUNDING[dtype], out)
+        return out
+
+
+def run_span(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree,
+             dtype) -> None:
+    """vals[lo:hi] from earlier values (see module doc) with the compiled loop."""
+    _jit[0](vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree,
+            ROUNDING[dtype])
 
 
 def _round_py(x, mode):
@@ -77,12 +139,21 @@ def _round_py(x, mode):
     return np.uint32(np.float32(t).view(np.uint32) | sign).view(np.float32)
 
 
-def _span_py(vals, lo, hi, kind, prev, pay, words, table, gbi, operand, tree, mode):
+def _read_py(vals, at, mode, out):
+    for i in range(len(at)):
+        for lane in range(vals.shape[1]):
+            out[i, lane] = _round(vals[at[i], lane], mode)
+
+
+def _span_py(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree, mode):
+    """MAC words: pool row widx[j], or table row -1 - widx[j] (a word this listing wrote)."""
     lanes = vals.shape[1]
     for v in range(lo, hi):
         k, p, j = kind[v], prev[v], pay[v]
         if k == MAC:
-            row, x = words[j], table[gbi[j]]
+            w = widx[j]
+            row = pool[w] if w >= 0 else table[-1 - w]
+            x = table[gbi[j]]
             if tree:                              # numpy's pairwise sum of the products
                 n = row.shape[0]
                 r0, r1, r2, r3 = row[0] * x[0], row[1] * x[1], row[2] * x[2], row[3] * x[3]

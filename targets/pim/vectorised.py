@@ -57,7 +57,7 @@ class DataflowPlan:
         self._buffer(by_kind)
         self._accumulators(by_kind)
         self._outputs(by_kind)
-        self._jit = None             # compiled accumulator steps? decided on the first run
+        self.compiled = None         # level_jit.CompiledSteps, False: numpy (first run decides)
 
     # ------------------------------------------------------------- compile ----
     def _pc(self, o, n):
@@ -317,8 +317,11 @@ class DataflowPlan:
             ew = table[self.ew_gb].reshape(-1, ew_slots(p) * lanes)
             operand = ew[:, :p.pus_per_pc * al].reshape(-1, al)[self.ew_pay]
         with np.errstate(over="ignore"):      # as round_to: fp16 overflow is inf, silently
-            if self._compiled():
-                self._run_compiled(st, hin, table, operand, vals)
+            if self.compiled is None:
+                from speccc.targets.pim.level_jit import CompiledSteps
+                self.compiled = CompiledSteps.for_plan(self) or False
+            if self.compiled:
+                self.compiled.run(st, table, operand, vals)
             else:
                 self._run_levels(st, hin, table, operand, vals)
         # host outputs, then the state the listing leaves
@@ -327,7 +330,8 @@ class DataflowPlan:
             out.update(zip(self.out_rd, self.rd_words.gather(st, hin)))
         dsts, at = self.out_rdmac
         if dsts:
-            read = round_to(st.outd, vals[self.rdmac_prev]).reshape(-1, p.pus_per_pc, al)
+            read = (self.compiled.read_out(vals, self.rdmac_prev, st.outd) if self.compiled
+                    else round_to(st.outd, vals[self.rdmac_prev])).reshape(-1, p.pus_per_pc, al)
             out.update(zip(dsts, read[at]))
         acc_flat[self.final_keys] = vals[self.final_values]
         if len(self.gb_final_key):
@@ -361,58 +365,6 @@ class DataflowPlan:
                 ew_at += n
             _round_into(accd, before, vals[lo:hi])
 
-    def _compiled(self) -> bool:
-        """Run the accumulator steps with level_jit (numba) rather than numpy?"""
-        from speccc.targets.pim import level_jit
-        if self._jit is None:
-            self._jit = (self.n_values >= level_jit.MIN_VALUES and (not self.tree or
-                         8 <= self.lanes <= 128) and level_jit.available())
-            if self._jit:
-                self._jit_tables()
-        return self._jit
-
-    def _jit_tables(self) -> None:
-        """Per value: its step kind, previous value and payload row (MAC word / gb read,
-        EW operand); spans of values between AF steps (those stay in numpy)."""
-        kind = np.zeros(self.n_values, np.int64)
-        prev = np.zeros(self.n_values, np.int64)
-        pay = np.zeros(self.n_values, np.int64)
-        self.spans = []          # ("jit", lo, hi) | ("af", lo, hi, fn, prev)
-        mac_at = ew_at = 0
-        for lo, hi, k, fn, before in self.steps:
-            kind[lo:hi], prev[lo:hi] = k, before
-            if k == AF:
-                self.spans.append(("af", lo, hi, fn, before))
-                continue
-            at = mac_at if k == MAC else ew_at
-            pay[lo:hi] = np.arange(at, at + hi - lo)
-            if k == MAC:
-                mac_at += hi - lo
-            else:
-                ew_at += hi - lo
-            if self.spans and self.spans[-1][0] == "jit" and self.spans[-1][2] == lo:
-                self.spans[-1] = ("jit", self.spans[-1][1], hi)
-            else:
-                self.spans.append(("jit", lo, hi))
-        self.jit_kind, self.jit_prev, self.jit_pay = kind, prev, pay
-
-    def _run_compiled(self, st, hin, table, operand, vals) -> None:
-        from speccc.targets.pim.functional import AF as AF_FNS
-        from speccc.targets.pim import level_jit
-        al = self.acc_lanes
-        words = (self.mac_words.gather(st, hin) if len(self.mac_gb)
-                 else np.zeros((0, self.lanes), np.float32))
-        if operand is None:
-            operand = np.zeros((0, al), np.float32)
-        for span in self.spans:
-            if span[0] == "jit":
-                level_jit.run_span(vals, span[1], span[2], self.jit_kind, self.jit_prev,
-                                   self.jit_pay, words, table, self.mac_gb, operand,
-                                   self.tree, st.accd)
-            else:
-                _, lo, hi, fn, before = span
-                _round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
-
     def pool_rows(self, st) -> np.ndarray:
         """Pool row of each of `word_rows` (and a last 0: the zero row), per row layout."""
         version, rows = self._pool_of_rows
@@ -434,8 +386,20 @@ class WordReads:
         self.wr_at = np.flatnonzero(src >= 0)
         self.wr_src = src[self.wr_at]
         self.reuse = reuse
-        self._index = (None, None)
+        self._index = self._sources = (None, None)
         self._kept = (None, None, None)      # (pool rows, their write counts, words)
+
+    def sources(self, st, hin_at: int) -> np.ndarray:
+        """Per selected read, where its word is: a row of the flat pool (>= 0) or, for a
+        word a WR of this listing supplies, -1 - (hin_at + host burst) (a row of the
+        table that holds the rounded host input from row hin_at on)."""
+        rows = self.plan.pool_rows(st)
+        have, index = self._sources
+        if have is not rows:
+            index = rows[self.row] * st.pool.shape[1] + self.col
+            index[self.wr_at] = -1 - (hin_at + self.wr_src)
+            self._sources = (rows, index)
+        return index
 
     def gather(self, st, hin) -> np.ndarray:
         rows = self.plan.pool_rows(st)
