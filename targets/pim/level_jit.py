@@ -40,9 +40,12 @@ def available() -> bool:
         except ImportError:
             _jit.append(None)
         else:
-            globals()["_round"] = numba.njit(inline="always", cache=True)(_round_py)
-            _jit.append(numba.njit(cache=True, nogil=True)(_span_py))
-            _jit.append(numba.njit(cache=True, nogil=True)(_read_py))
+            inline = numba.njit(inline="always", cache=True)
+            g = globals()          # the compiled loops call the compiled helpers
+            for name in ("_fp16", "_bf16", "_round"):
+                g[name] = inline(g[name + "_py"])
+            njit = numba.njit(cache=True, nogil=True)
+            _jit.append({False: njit(_lanes_py), True: njit(_tree_py), "read": njit(_read_py)})
     return _jit[0] is not None
 
 
@@ -93,8 +96,8 @@ class CompiledSteps:
             operand = np.zeros((0, plan.acc_lanes), np.float32)
         for lo, hi, fn, before in self.spans:
             if fn is None:
-                _jit[0](vals, lo, hi, self.kind, self.prev, self.pay, pool, widx, table,
-                        self.gbi, operand, plan.tree, ROUNDING[st.accd])
+                _jit[0][plan.tree](vals, lo, hi, self.kind, self.prev, self.pay, pool, widx,
+                                   table, self.gbi, operand, ROUNDING[st.accd])
             else:
                 _round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
 
@@ -102,87 +105,129 @@ class CompiledSteps:
     def read_out(vals, at, dtype: str) -> np.ndarray:
         """functional.round_to(dtype, vals[at]), in one compiled pass."""
         out = np.empty((len(at), vals.shape[1]), np.float32)
-        _jit[1](vals, at, ROUNDING[dtype], out)
+        _jit[0]["read"](vals, at, ROUNDING[dtype], out)
         return out
 
 
 def run_span(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree,
              dtype) -> None:
     """vals[lo:hi] from earlier values (see module doc) with the compiled loop."""
-    _jit[0](vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree,
-            ROUNDING[dtype])
+    _jit[0][tree](vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand,
+                  ROUNDING[dtype])
 
 
-def _round_py(x, mode):
-    """x (float32) rounded to the accumulator dtype (mode: ROUNDING), as float32. Bit
-    operations widen to 64 bits in numba; only the low 32 are kept (np.uint32)."""
-    if mode == 0 or x != x and mode == 2:        # bf16 keeps NaNs as they are
-        return x
+def _fp16_py(x):
+    """float32 x rounded to fp16 (ties to even), as float32: selects, not branches, so
+    the lane loops vectorise. Bit operations widen to 64 bits in numba; np.uint32 keeps
+    the low 32."""
     b = np.float32(x).view(np.uint32)
-    if mode == 2:                                  # bf16, as functional.round_to
-        return np.uint32((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).view(np.float32)
     sign = b & 0x80000000
     a = b & 0x7FFFFFFF
-    if a >= 0x7F800000:                            # inf stays; NaN quieted, 10 payload bits
-        if a > 0x7F800000:
-            return np.uint32(sign | 0x7FC00000 | (a & 0x007FE000)).view(np.float32)
-        return x
-    if a >= 0x38800000:                            # fp16 normal: 10 significand bits
-        a = (a + 0x0FFF + ((a >> 13) & 1)) & 0xFFFFE000
-        if a > 0x477FE000:                         # past 65504: overflow to inf
-            a = 0x7F800000
-        return np.uint32(sign | a).view(np.float32)
+    # fp16 normal: 10 significand bits; past 65504 it overflows to inf
+    normal = (a + 0x0FFF + ((a >> 13) & 1)) & 0xFFFFE000
+    normal = np.uint32(0x7F800000) if normal > 0x477FE000 else np.uint32(normal)
     # fp16 subnormal: a multiple of 2**-24; adding 0.5 (ulp 2**-24 in float32) rounds
     # |x| to one, ties to even, and subtracting it again is exact
     half = np.float32(0.5)
-    t = (np.abs(x) + half) - half
-    return np.uint32(np.float32(t).view(np.uint32) | sign).view(np.float32)
+    tiny = np.float32((np.abs(x) + half) - half).view(np.uint32)
+    # inf stays; a NaN is quieted and keeps 10 payload bits
+    special = np.uint32(0x7FC00000 | (a & 0x007FE000)) if a > 0x7F800000 else np.uint32(a)
+    r = special if a >= 0x7F800000 else (normal if a >= 0x38800000 else tiny)
+    return np.uint32(r | sign).view(np.float32)
+
+
+def _bf16_py(x):
+    """float32 x rounded to bf16 as functional.round_to does (NaNs kept as they are)."""
+    b = np.float32(x).view(np.uint32)
+    r = np.uint32((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000).view(np.float32)
+    return x if x != x else r
+
+
+def _round_py(x, mode):
+    """x rounded to ROUNDING `mode` (scalar: tree registers)."""
+    if mode == 1:
+        return _fp16(x)
+    return _bf16(x) if mode == 2 else x
 
 
 def _read_py(vals, at, mode, out):
     for i in range(len(at)):
-        for lane in range(vals.shape[1]):
-            out[i, lane] = _round(vals[at[i], lane], mode)
+        a = at[i]
+        if mode == 1:
+            for lane in range(vals.shape[1]):
+                out[i, lane] = _fp16(vals[a, lane])
+        elif mode == 2:
+            for lane in range(vals.shape[1]):
+                out[i, lane] = _bf16(vals[a, lane])
+        else:
+            for lane in range(vals.shape[1]):
+                out[i, lane] = vals[a, lane]
 
 
-def _span_py(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, tree, mode):
-    """MAC words: pool row widx[j], or table row -1 - widx[j] (a word this listing wrote)."""
+def _lanes_py(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, mode):
+    """reduce = "lanes". MAC words: pool row w = widx[j], or table row -1 - w (a word
+    this listing wrote). Plain 2-D indexing, no helper taking arrays and one lane loop
+    per rounding: what numba turns into the tightest loops (array views, array
+    arguments to inlined helpers or the tree's sum in the same loop cost 2-20x)."""
     lanes = vals.shape[1]
     for v in range(lo, hi):
-        k, p, j = kind[v], prev[v], pay[v]
+        k, j, p = kind[v], pay[v], prev[v]
         if k == MAC:
-            w = widx[j]
-            row = pool[w] if w >= 0 else table[-1 - w]
-            x = table[gbi[j]]
-            if tree:                              # numpy's pairwise sum of the products
-                n = row.shape[0]
-                r0, r1, r2, r3 = row[0] * x[0], row[1] * x[1], row[2] * x[2], row[3] * x[3]
-                r4, r5, r6, r7 = row[4] * x[4], row[5] * x[5], row[6] * x[6], row[7] * x[7]
-                i = 8
-                while i < n - n % 8:
-                    r0 += row[i] * x[i]
-                    r1 += row[i + 1] * x[i + 1]
-                    r2 += row[i + 2] * x[i + 2]
-                    r3 += row[i + 3] * x[i + 3]
-                    r4 += row[i + 4] * x[i + 4]
-                    r5 += row[i + 5] * x[i + 5]
-                    r6 += row[i + 6] * x[i + 6]
-                    r7 += row[i + 7] * x[i + 7]
-                    i += 8
-                s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-                while i < n:
-                    s += row[i] * x[i]
-                    i += 1
-                vals[v, 0] = _round(vals[p, 0] + s, mode)
+            w, g = widx[j], gbi[j]
+            if mode == 1:
+                for lane in range(lanes):
+                    vals[v, lane] = _fp16(vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane])
+                                          * table[g, lane])
+            elif mode == 2:
+                for lane in range(lanes):
+                    vals[v, lane] = _bf16(vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane])
+                                          * table[g, lane])
             else:
                 for lane in range(lanes):
-                    vals[v, lane] = _round(vals[p, lane] + row[lane] * x[lane], mode)
-        elif k == EWMUL:
-            for lane in range(lanes):
-                vals[v, lane] = _round(vals[p, lane] * operand[j, lane], mode)
+                    vals[v, lane] = vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane]) * table[g, lane]
         else:
-            for lane in range(lanes):
-                vals[v, lane] = _round(vals[p, lane] + operand[j, lane], mode)
+            mul = k == EWMUL
+            for lane in range(vals.shape[1]):
+                x = vals[p, lane] * operand[j, lane] if mul else vals[p, lane] + operand[j, lane]
+                vals[v, lane] = _round(x, mode)
 
 
-_round = _round_py
+def _tree_py(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, mode):
+    """reduce = "tree": numpy's pairwise sum of a MAC's lane products into one lane."""
+    n = pool.shape[1]
+    for v in range(lo, hi):
+        k, j, p = kind[v], pay[v], prev[v]
+        if k != MAC:
+            mul = k == EWMUL
+            for lane in range(vals.shape[1]):
+                x = vals[p, lane] * operand[j, lane] if mul else vals[p, lane] + operand[j, lane]
+                vals[v, lane] = _round(x, mode)
+            continue
+        w, g = widx[j], gbi[j]
+        r0 = (pool[w, 0] if w >= 0 else table[-1 - w, 0]) * table[g, 0]
+        r1 = (pool[w, 1] if w >= 0 else table[-1 - w, 1]) * table[g, 1]
+        r2 = (pool[w, 2] if w >= 0 else table[-1 - w, 2]) * table[g, 2]
+        r3 = (pool[w, 3] if w >= 0 else table[-1 - w, 3]) * table[g, 3]
+        r4 = (pool[w, 4] if w >= 0 else table[-1 - w, 4]) * table[g, 4]
+        r5 = (pool[w, 5] if w >= 0 else table[-1 - w, 5]) * table[g, 5]
+        r6 = (pool[w, 6] if w >= 0 else table[-1 - w, 6]) * table[g, 6]
+        r7 = (pool[w, 7] if w >= 0 else table[-1 - w, 7]) * table[g, 7]
+        i = 8
+        while i < n - n % 8:
+            r0 += (pool[w, i] if w >= 0 else table[-1 - w, i]) * table[g, i]
+            r1 += (pool[w, i + 1] if w >= 0 else table[-1 - w, i + 1]) * table[g, i + 1]
+            r2 += (pool[w, i + 2] if w >= 0 else table[-1 - w, i + 2]) * table[g, i + 2]
+            r3 += (pool[w, i + 3] if w >= 0 else table[-1 - w, i + 3]) * table[g, i + 3]
+            r4 += (pool[w, i + 4] if w >= 0 else table[-1 - w, i + 4]) * table[g, i + 4]
+            r5 += (pool[w, i + 5] if w >= 0 else table[-1 - w, i + 5]) * table[g, i + 5]
+            r6 += (pool[w, i + 6] if w >= 0 else table[-1 - w, i + 6]) * table[g, i + 6]
+            r7 += (pool[w, i + 7] if w >= 0 else table[-1 - w, i + 7]) * table[g, i + 7]
+            i += 8
+        s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            s += (pool[w, i] if w >= 0 else table[-1 - w, i]) * table[g, i]
+            i += 1
+        vals[v, 0] = _round(vals[p, 0] + s, mode)
+
+
+_round, _fp16, _bf16 = _round_py, _fp16_py, _bf16_py
