@@ -26,7 +26,7 @@ import numpy as np
 
 # Below this many accumulator values numpy's level loop is as fast, and a process that
 # only runs small listings does not pay numba's import (~0.5 s). Tests set it to 0.
-MIN_VALUES = 2_000
+MIN_VALUES = 500
 ROUNDING = {"fp32": 0, "fp16": 1, "bf16": 2}
 MAC, EWMUL, EWADD = 0, 2, 3          # vectorised.py's step kinds (AF = 1 stays in numpy)
 _jit: list = []                      # [compiled span loop] once numba has been imported

@@ -148,6 +148,7 @@ class DataflowPlan:
         last = last_per_key(w_key, w_order)                   # WR results left in the banks
         self.wr_final = [tuple(r) for r in wr_rows[last].tolist()]
         self.wr_final_col, self.wr_final_src = w_col[last], w_src[last]
+        self._wr_slots = (-1, None)          # (layout version, pool rows of wr_final)
 
     def _buffer(self, by_kind) -> None:
         """Global-buffer slots: MAC (one per token) and EWMUL/EWADD reads, WRGB writes."""
@@ -337,7 +338,10 @@ class DataflowPlan:
         if len(self.gb_final_key):
             gb_flat[self.gb_final_key] = hin[self.gb_final_src]
         if self.wr_final:
-            at = [st.slot(k) for k in self.wr_final]
+            version, at = self._wr_slots
+            if version != st.layout_version:      # rows added since: look them up again
+                at = np.array([st.slot(k) for k in self.wr_final], np.int64)
+                self._wr_slots = (st.layout_version, at)
             st.pool[at, self.wr_final_col] = hin[self.wr_final_src]
             st.written[at] += 1
 
