@@ -86,7 +86,7 @@ class CompiledSteps:
 
     def run(self, st, table, operand, vals) -> None:
         from speccc.targets.pim.functional import AF as AF_FNS
-        from speccc.targets.pim.vectorised import _round_into
+        from speccc.targets.pim.word_reads import round_into
         plan = self.plan
         hin_at = len(plan.gb_init_keys)         # table = [gb at the start; rounded input]
         widx = (plan.mac_words.sources(st, hin_at) if len(self.gbi)
@@ -99,7 +99,7 @@ class CompiledSteps:
                 _jit[0][plan.tree](vals, lo, hi, self.kind, self.prev, self.pay, pool, widx,
                                    table, self.gbi, operand, ROUNDING[st.accd])
             else:
-                _round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
+                round_into(st.accd, AF_FNS[fn](vals[before]), vals[lo:hi])
 
     @staticmethod
     def read_out(vals, at, dtype: str) -> np.ndarray:

@@ -21,8 +21,13 @@ per *accumulation step*, however many loop iterations and channels the listing h
 4. host outputs (RD, RDMAC: the last write of each `dst` wins), the accumulators, the
    global buffer and the bank rows are left as the per-command engine leaves them.
 
+With numba installed (the `[fast]` extra) step 3 runs as one compiled loop over the
+values of a plan (level_jit.py, AF steps excepted), the MAC words read from the pool
+in place; without it, or for a small plan, as numpy per level.
+
 Results are bit-identical to the per-command engine, multi-token MACN.ab included
-(tests/pim/test_pim_vectorised.py runs both on every preset and precision). A missing
+(tests/pim/test_pim_vectorised.py runs both on every preset and precision;
+tests/pim/test_pim_level_jit.py the compiled loop). A missing
 host input burst is reported for the first command in program order that reads it.
 """
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from speccc.errors import SpecccError
 from speccc.targets.pim.instances import Instances, cat, expand, last_per_key, last_writer
 from speccc.targets.pim.isa import OPS, ew_slots, token_operands
+from speccc.targets.pim.word_reads import WordReads, round_into
 
 # accumulator step kinds (MAC, AF, EWMUL, EWADD make values; RDMAC reads and clears)
 MAC, AF, EWMUL, EWADD, RDMAC = range(5)
@@ -367,7 +373,7 @@ class DataflowPlan:
                 g = operand[ew_at:ew_at + n]
                 before = before * g if kind == EWMUL else before + g
                 ew_at += n
-            _round_into(accd, before, vals[lo:hi])
+            round_into(accd, before, vals[lo:hi])
 
     def pool_rows(self, st) -> np.ndarray:
         """Pool row of each of `word_rows` (and a last 0: the zero row), per row layout."""
@@ -376,62 +382,6 @@ class DataflowPlan:
             rows = np.array([st.index.get(k, 0) for k in self.word_rows] + [0], np.int64)
             self._pool_of_rows = (st.layout_version, rows)
         return rows
-
-
-class WordReads:
-    """A selection of a plan's bank-word reads, gathered in one index operation.
-    `reuse`: keep the gathered words and return the same array while none of the pool
-    rows they come from was written (weights between runs); the caller must only read
-    it (the words this listing's WRs supply are refreshed on every call)."""
-
-    def __init__(self, plan: DataflowPlan, sel: np.ndarray, reuse: bool = False):
-        self.plan, self.row, self.col = plan, plan.read_row[sel], plan.read_col[sel]
-        src = plan.read_src[sel]
-        self.wr_at = np.flatnonzero(src >= 0)
-        self.wr_src = src[self.wr_at]
-        self.reuse = reuse
-        self._index = self._sources = (None, None)
-        self._kept = (None, None, None)      # (pool rows, their write counts, words)
-
-    def sources(self, st, hin_at: int) -> np.ndarray:
-        """Per selected read, where its word is: a row of the flat pool (>= 0) or, for a
-        word a WR of this listing supplies, -1 - (hin_at + host burst) (a row of the
-        table that holds the rounded host input from row hin_at on)."""
-        rows = self.plan.pool_rows(st)
-        have, index = self._sources
-        if have is not rows:
-            index = rows[self.row] * st.pool.shape[1] + self.col
-            index[self.wr_at] = -1 - (hin_at + self.wr_src)
-            self._sources = (rows, index)
-        return index
-
-    def gather(self, st, hin) -> np.ndarray:
-        rows = self.plan.pool_rows(st)
-        have, index = self._index
-        if have is not rows:
-            index = rows[self.row] * st.pool.shape[1] + self.col
-            self._index = (rows, index)
-        kept_rows, kept_writes, words = self._kept
-        writes = st.written[rows] if self.reuse else None
-        if not (kept_rows is rows and np.array_equal(writes, kept_writes)):
-            words = st.pool.reshape(-1, self.plan.lanes)[index]
-            if self.reuse:
-                self._kept = (rows, writes, words)
-        if len(self.wr_at):
-            words[self.wr_at] = hin[self.wr_src]
-        return words
-
-
-def _round_into(dtype: str, x: np.ndarray, out: np.ndarray) -> None:
-    """out[...] = functional.round_to(dtype, x), with one conversion less: a float16
-    stored into float32 widens exactly, as round_to's second astype does."""
-    if dtype == "fp32":
-        out[...] = x
-    elif dtype == "fp16":
-        out[...] = x.astype(np.float16)
-    else:
-        from speccc.targets.pim.functional import round_to
-        out[...] = round_to(dtype, x)
 
 
 class VectorEngine:

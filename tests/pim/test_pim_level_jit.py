@@ -1,7 +1,8 @@
 """The compiled accumulator steps (targets/pim/level_jit.py, numba: the `[fast]` extra)
 against the per-command oracle: every codegen case of test_pim_vectorised.py on every
 preset and precision, and the hand-written listings with AF / EW / RDMAC between MACs,
-give the same bits. Skipped when numba is not installed."""
+give the same bits (skipped when numba is not installed); and the numpy level loop,
+which runs without numba, on the same cases."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,10 @@ from speccc.targets.pim import level_jit
 from speccc.targets.pim.functional import round_to
 from speccc.targets.pim.listing import parse
 
-pytestmark = pytest.mark.skipif(not level_jit.available(), reason="numba not installed")
+needs_numba = pytest.mark.skipif(not level_jit.available(), reason="numba not installed")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def always_compiled(monkeypatch):
     """Every plan, however small, takes the compiled path (and the test checks it did)."""
     monkeypatch.setattr(level_jit, "MIN_VALUES", 0)
@@ -30,6 +31,7 @@ def always_compiled(monkeypatch):
     return calls
 
 
+@needs_numba
 @pytest.mark.parametrize("mode", ["fp32", "device"])
 @pytest.mark.parametrize("hw_name", preset_names())
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -46,6 +48,7 @@ def test_compiled_equals_per_command(case, hw_name, mode, always_compiled):
     assert _bits(emu.state.gb) == _bits(ref_emu.state.gb)
 
 
+@needs_numba
 @pytest.mark.parametrize("mode", ["fp32", "device"])
 @pytest.mark.parametrize("hw_name", ["hbm-pim", "aim-gddr6-x4", "hbm3-pim-x8"])
 def test_every_effect_compiled(hw_name, mode, always_compiled):
@@ -73,6 +76,7 @@ def _round_compiled(dtype: str, x: np.ndarray) -> np.ndarray:
     return vals[1:, 0]
 
 
+@needs_numba
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_rounding_matches_numpy_bits(dtype):
     """Edges of every fp16 / bf16 range (ties, subnormals, overflow, inf, NaN, -0) and
@@ -97,3 +101,18 @@ def test_rounding_matches_numpy_bits(dtype):
     for bits in (got, read[:, 0]):
         assert np.array_equal(np.isnan(bits), nan)
         assert np.array_equal(bits[~nan].view(np.uint32), want[~nan].view(np.uint32))
+
+
+@pytest.mark.parametrize("mode", ["fp32", "device"])
+@pytest.mark.parametrize("hw_name", preset_names())
+@pytest.mark.parametrize("case", ["gemv-3-rows", "gated-mlp", "attention-verify-gqa"])
+def test_numpy_levels_equal_per_command(case, hw_name, mode, monkeypatch):
+    """Without numba (or below MIN_VALUES) the numpy level loop runs: the same bits."""
+    monkeypatch.setattr(level_jit, "MIN_VALUES", 10**12)
+    monkeypatch.setattr(level_jit.CompiledSteps, "run", None)     # never entered
+    hw = load_hw(hw_name)
+    name, ins, attrs = CASES[case](hw)
+    ref_emu, ref = _run("command", hw, name, ins, attrs, mode)
+    emu, got = _run("loop", hw, name, ins, attrs, mode)
+    assert [_bits(a) for a in got] == [_bits(a) for a in ref]
+    assert _bits(emu.state.acc) == _bits(ref_emu.state.acc)
