@@ -119,7 +119,15 @@ def plan_keys(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int =
 
 
 def key_image(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
-    """Memory image of tokens 0..count-1 of K [G, S, D] (rows holding no token omitted)."""
+    """Memory image of tokens 0..count-1 of K [G, S, D] (rows holding no token omitted),
+    built through a cached row_image.ImagePlan."""
+    from speccc.targets.pim.row_image import planned_image
+    K = np.asarray(K)
+    return planned_image(("keys", kl, K.shape, count),
+                         lambda k: _key_rows(kl, k, count), K)
+
+
+def _key_rows(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
     K = np.asarray(K, np.float32)
     L, W = kl.lanes, kl.width
     rows: dict = {}

@@ -78,7 +78,15 @@ def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int
 
 
 def value_image(hw, vl: ValueLayout, V: np.ndarray, count: int) -> dict:
-    """Memory image of tokens 0..count-1 of V [G, S, D] (as Vᵀ per kv head)."""
+    """Memory image of tokens 0..count-1 of V [G, S, D] (as Vᵀ per kv head), built
+    through a cached row_image.ImagePlan (the preset's geometry is in the key)."""
+    from speccc.targets.pim.row_image import planned_image
+    V = np.asarray(V)
+    return planned_image(("values", hw.name, hw.pim, vl, V.shape, count),
+                         lambda v: _value_rows(hw, vl, v, count), V)
+
+
+def _value_rows(hw, vl: ValueLayout, V: np.ndarray, count: int) -> dict:
     image: dict = {}
     if count == 0:
         return image

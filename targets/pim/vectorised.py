@@ -63,6 +63,7 @@ class DataflowPlan:
         self._buffer(by_kind)
         self._accumulators(by_kind)
         self._outputs(by_kind)
+        self._vals = None            # accumulator values, the buffer kept between runs
         self.compiled = None         # level_jit.CompiledSteps, False: numpy (first run decides)
 
     # ------------------------------------------------------------- compile ----
@@ -315,7 +316,9 @@ class DataflowPlan:
         gb_flat = st.gb.reshape(-1, lanes)
         table = np.concatenate([gb_flat[self.gb_init_keys], hin]) if len(self.gb_init_keys) \
             else hin
-        vals = np.empty((self.n_values, al), np.float32)
+        vals = self._vals          # reused: a fresh array each run costs page faults
+        if vals is None:
+            vals = self._vals = np.empty((self.n_values, al), np.float32)
         vals[0] = 0
         acc_flat = st.acc.reshape(-1, al)
         vals[1:1 + len(self.init_keys)] = acc_flat[self.init_keys]
