@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.targets.pim.host_out import HostOut
 from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, token_operands, touched_banks
 from speccc.targets.pim.listing import Command, Loop, Program
 
@@ -106,7 +107,7 @@ class FunctionalState:
         self.acc = np.zeros((p.channels, p.pseudo_channels, p.acc_total, p.pus_per_pc,
                              p.acc_lanes), np.float32)
         self.host_in = np.zeros((0, p.pu.lanes), np.float32)
-        self.host_out: dict[int, np.ndarray] = {}
+        self.host_out: dict[int, np.ndarray] = HostOut()
 
     def slot(self, key: tuple[int, int, int]) -> int:
         """The pool row holding bank row `key`, added (zeros) if it was never written."""

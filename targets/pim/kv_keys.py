@@ -305,9 +305,10 @@ def key_scores(kl: KeyLayout, host_out: dict, length: int, *, heads: int, positi
     e = np.arange(heads * positions)[:, None]
     c, p, s, u, a, v = kl.decompose(np.arange(length)[None, :] + kl.offset(e // positions // group))
     key = dst + (((e * n + c) * kl.pcs + p) * V + v) * (kl.sets * kl.segs) + s * kl.segs + a
+    from speccc.targets.pim.host_out import stack_outputs
     uniq, inv = np.unique(key, return_inverse=True)
     try:
-        got = np.stack([host_out[k] for k in uniq.tolist()]).astype(np.float32, copy=False)
+        got = stack_outputs(host_out, uniq).astype(np.float32, copy=False)
     except KeyError as err:
         raise SpecccError(f"score result {err.args[0]} was never read out (RDMAC missing)") \
             from None

@@ -205,9 +205,10 @@ def gemv_outputs(pl: Placement, host_out: dict, dsts) -> np.ndarray:
     one stack of the results, the same fp32 sums."""
     per = pl.tiles if pl.order == "tiles" else 1
     n = pl.blocks * per
+    from speccc.targets.pim.host_out import stack_outputs
+    keys = (np.asarray(dsts, np.int64)[:, None] + np.arange(n)).reshape(-1)
     try:
-        got = np.stack([host_out[k] for d in dsts for k in range(d, d + n)]).astype(
-            np.float32, copy=False)
+        got = stack_outputs(host_out, keys).astype(np.float32, copy=False)
     except KeyError as e:
         raise SpecccError(f"gemv result {e.args[0]} was never read out (RDMAC missing)") from None
     # one fp32 lane sum per block and tile, then tiles added in order (as the host would)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.targets.pim.host_out import HostOut
 from speccc.targets.pim.instances import Instances, cat, expand, last_per_key, last_writer
 from speccc.targets.pim.isa import OPS, ew_slots, token_operands
 from speccc.targets.pim.word_reads import WordReads, round_into
@@ -304,6 +305,8 @@ class DataflowPlan:
         self.out_rd = dst[last[from_rd]].tolist()
         self.rd_words = WordReads(self, self.rd_at + last[from_rd])
         self.out_rdmac = (dst[last[~from_rd]].tolist(), last[~from_rd] - n_rd)
+        self.rdmac_dsts = dst[last[~from_rd]]
+        self.rdmac_order = np.argsort(self.rdmac_dsts, kind="stable")
 
     # ----------------------------------------------------------------- run ----
     def run(self, st) -> None:
@@ -342,7 +345,10 @@ class DataflowPlan:
         if dsts:
             read = (self.compiled.read_out(vals, self.rdmac_prev, st.outd) if self.compiled
                     else round_to(st.outd, vals[self.rdmac_prev])).reshape(-1, p.pus_per_pc, al)
-            out.update(zip(dsts, read[at]))
+            if isinstance(out, HostOut):
+                out.add_block(self.rdmac_dsts, read, at, self.rdmac_order)
+            else:
+                out.update(zip(dsts, read[at]))
         acc_flat[self.final_keys] = vals[self.final_values]
         if len(self.gb_final_key):
             gb_flat[self.gb_final_key] = hin[self.gb_final_src]
