@@ -14,6 +14,7 @@ kv_layout.py is the module to import from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -52,14 +53,20 @@ class ValueLayout:
     def placements(self, length: int) -> list[Placement]:
         """One single-pass Placement per pass of `full` (first group's head) for a context
         of `length` tokens: pass q's rows base + q*NT_max + t, only the tiles `length`
-        needs. Pass q's output m' = c*per + rest is full's output (c*Q + q)*per + rest."""
-        full, Q = self.full, self.full.passes
-        tiles = math.ceil(length / full.tile_elems)
-        if Q == 1:
-            return [dataclasses.replace(full, K=length, tiles=tiles)]
-        one = dataclasses.replace(full, passes=1)
-        return [dataclasses.replace(one, K=length, tiles=tiles, M=one.Mp,
-                                    base=full.base + q * full.tiles) for q in range(Q)]
+        needs. Pass q's output m' = c*per + rest is full's output (c*Q + q)*per + rest.
+        Cached per (layout, length): every run of a kernel asks again."""
+        return list(_placements(self, length))
+
+
+@functools.lru_cache(maxsize=256)
+def _placements(vl: ValueLayout, length: int) -> tuple[Placement, ...]:
+    full, Q = vl.full, vl.full.passes
+    tiles = math.ceil(length / full.tile_elems)
+    if Q == 1:
+        return (dataclasses.replace(full, K=length, tiles=tiles),)
+    one = dataclasses.replace(full, passes=1)
+    return tuple(dataclasses.replace(one, K=length, tiles=tiles, M=one.Mp,
+                                     base=full.base + q * full.tiles) for q in range(Q))
 
 
 def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int = 0,
