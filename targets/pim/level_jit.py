@@ -24,9 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-# Below this many accumulator values numpy's level loop is as fast, and a process that
-# only runs small listings does not pay numba's import (~0.5 s). Tests set it to 0.
+# Below this many accumulator values numpy's level loop is as fast. Tests set it to 0.
 MIN_VALUES = 500
+# Loading numba and the cached loops takes ~0.45 s (compiling them the very first time
+# ~2 s, then cached on disk), the numpy loop ~10 ns per accumulator lane: a plan's first
+# run stays in numpy unless it is this big or numba is already loaded, so a one-shot
+# `speccc exec` on a small model does not pay the load; repeated runs (a session) use
+# the compiled loop from the second run on.
+FIRST_RUN_LANE_VALUES = 32_000_000
 ROUNDING = {"fp32": 0, "fp16": 1, "bf16": 2}
 MAC, EWMUL, EWADD = 0, 2, 3          # vectorised.py's step kinds (AF = 1 stays in numpy)
 _jit: list = []                      # [compiled span loop] once numba has been imported
@@ -55,13 +60,16 @@ class CompiledSteps:
     read, the EW operand row); spans of values between AF steps (those run in numpy)."""
 
     @classmethod
-    def for_plan(cls, plan) -> "CompiledSteps | None":
-        """None when numpy is as good (a small plan), numba is missing or the adder tree
-        is not a 8..128-lane pairwise sum."""
-        if plan.n_values < MIN_VALUES or (plan.tree and not 8 <= plan.lanes <= 128) \
-                or not available():
+    def for_plan(cls, plan, runs: int) -> "CompiledSteps | bool | None":
+        """The compiled steps of `plan`, which has run `runs` times; False (numpy, for
+        good) when numpy is as fast (a small plan), numba is missing or the adder tree
+        is not an 8..128-lane pairwise sum; None (numpy this time, ask again) on a first
+        run that would not repay loading numba (FIRST_RUN_LANE_VALUES)."""
+        if plan.n_values < MIN_VALUES or (plan.tree and not 8 <= plan.lanes <= 128):
+            return False
+        if not runs and not _jit and plan.n_values * plan.acc_lanes < FIRST_RUN_LANE_VALUES:
             return None
-        return cls(plan)
+        return cls(plan) if available() else False
 
     def __init__(self, plan):
         from speccc.targets.pim.vectorised import AF, MAC as MAC_STEP

@@ -65,7 +65,8 @@ class DataflowPlan:
         self._accumulators(by_kind)
         self._outputs(by_kind)
         self._vals = None            # accumulator values, the buffer kept between runs
-        self.compiled = None         # level_jit.CompiledSteps, False: numpy (first run decides)
+        self.compiled = None         # level_jit.CompiledSteps; False: numpy; None: undecided
+        self.runs = 0
 
     # ------------------------------------------------------------- compile ----
     def _pc(self, o, n):
@@ -330,9 +331,10 @@ class DataflowPlan:
             ew = table[self.ew_gb].reshape(-1, ew_slots(p) * lanes)
             operand = ew[:, :p.pus_per_pc * al].reshape(-1, al)[self.ew_pay]
         with np.errstate(over="ignore"):      # as round_to: fp16 overflow is inf, silently
-            if self.compiled is None:
+            if self.compiled is None:         # undecided: see CompiledSteps.for_plan
                 from speccc.targets.pim.level_jit import CompiledSteps
-                self.compiled = CompiledSteps.for_plan(self) or False
+                self.compiled = CompiledSteps.for_plan(self, self.runs)
+            self.runs += 1
             if self.compiled:
                 self.compiled.run(st, table, operand, vals)
             else:

@@ -21,6 +21,7 @@ needs_numba = pytest.mark.skipif(not level_jit.available(), reason="numba not in
 def always_compiled(monkeypatch):
     """Every plan, however small, takes the compiled path (and the test checks it did)."""
     monkeypatch.setattr(level_jit, "MIN_VALUES", 0)
+    monkeypatch.setattr(level_jit, "FIRST_RUN_LANE_VALUES", 0)
     calls = []
     real = level_jit.CompiledSteps.run
 
@@ -116,3 +117,21 @@ def test_numpy_levels_equal_per_command(case, hw_name, mode, monkeypatch):
     emu, got = _run("loop", hw, name, ins, attrs, mode)
     assert [_bits(a) for a in got] == [_bits(a) for a in ref]
     assert _bits(emu.state.acc) == _bits(ref_emu.state.acc)
+
+
+@needs_numba
+def test_first_run_of_a_small_plan_stays_in_numpy(monkeypatch):
+    """A one-shot run does not load numba for a small plan; the second run compiles."""
+    monkeypatch.setattr(level_jit, "MIN_VALUES", 0)
+    monkeypatch.setattr(level_jit, "_jit", [])          # as in a fresh process
+    hw = load_hw("hbm-pim")
+    name, ins, attrs = CASES["gemv"](hw)
+    from speccc.targets.pim.codegen import kernel_for
+    from speccc.targets.pim.emulator import PimEmulator
+    k = kernel_for(name, attrs, hw, [i.shape for i in ins])
+    emu = PimEmulator(hw, timing=False)
+    first = k.run(emu, ins)
+    assert level_jit._jit == []
+    second = k.run(emu, ins, load=False)
+    assert level_jit._jit and level_jit._jit[0] is not None
+    assert [_bits(a) for a in first] == [_bits(a) for a in second]
