@@ -182,17 +182,19 @@ def _lanes_py(vals, lo, hi, kind, prev, pay, pool, widx, table, gbi, operand, mo
         k, j, p = kind[v], pay[v], prev[v]
         if k == MAC:
             w, g = widx[j], gbi[j]
+            if w >= 0:               # the word's row: pool row w, else table row -1 - w
+                words, r = pool, w
+            else:
+                words, r = table, -1 - w
             if mode == 1:
                 for lane in range(lanes):
-                    vals[v, lane] = _fp16(vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane])
-                                          * table[g, lane])
+                    vals[v, lane] = _fp16(vals[p, lane] + words[r, lane] * table[g, lane])
             elif mode == 2:
                 for lane in range(lanes):
-                    vals[v, lane] = _bf16(vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane])
-                                          * table[g, lane])
+                    vals[v, lane] = _bf16(vals[p, lane] + words[r, lane] * table[g, lane])
             else:
                 for lane in range(lanes):
-                    vals[v, lane] = vals[p, lane] + (pool[w, lane] if w >= 0 else table[-1 - w, lane]) * table[g, lane]
+                    vals[v, lane] = vals[p, lane] + words[r, lane] * table[g, lane]
         else:
             mul = k == EWMUL
             for lane in range(vals.shape[1]):
