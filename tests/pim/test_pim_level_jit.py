@@ -135,3 +135,40 @@ def test_first_run_of_a_small_plan_stays_in_numpy(monkeypatch):
     second = k.run(emu, ins, load=False)
     assert level_jit._jit and level_jit._jit[0] is not None
     assert [_bits(a) for a in first] == [_bits(a) for a in second]
+
+
+@needs_numba
+@pytest.mark.parametrize("hw_name", ["hbm-pim", "aim-gddr6"])
+def test_exec_session_compiled_runs_equal_the_numpy_first_run(hw_name, tmp_path):
+    """A placed zoo graph run as a session (bench_emulator's `prepared`): later runs go
+    through the compiled loop (the first one too once numba is loaded, else numpy);
+    every output has the same bits on every run."""
+    from speccc import driver, zoo
+    from speccc.hw import load_hw as load
+    from speccc.ir.interpreter import Plan, bind_inputs
+    from speccc.passmanager import PassManager
+    path = tmp_path / "m.onnx"
+    zoo.save(zoo.build("llama-tiny", mode="decode"), path)
+    feeds = zoo.example_inputs("llama-tiny", "decode", 5, 3)
+    pm = PassManager.parse(driver.CANONICAL_PIPELINE, verify_each=False)
+    module = driver.load_any(path)
+    driver._add_place(pm, hw_name, bind_inputs(next(iter(module)), feeds, {}), 0)
+    pm.run(module)
+    graph = next(iter(module))
+    plan = Plan(graph, driver.emulator_overrides(graph, load(hw_name),
+                                                 driver.PRECISIONS["fp16"]))
+    calls = []
+    real = level_jit.CompiledSteps.run
+
+    def counted(self, *args):
+        calls.append(1)
+        return real(self, *args)
+    runs = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(level_jit.CompiledSteps, "run", counted)
+        for _ in range(3):
+            runs.append({k: _bits(v) for k, v in plan.run(feeds).items()})
+            if len(runs) == 1:
+                first_calls = len(calls)
+    assert calls and len(calls) > first_calls, "the compiled loop never ran"
+    assert runs[0] == runs[1] == runs[2]
