@@ -7,7 +7,10 @@ onnxruntime, and the flat timing rate.
   decode T=1 P=4, decode T=5 P=3). As in bench_frontend.py the graph is prepared once
   (import, pipeline, place, kernels: like an onnxruntime session) and each side runs
   `repeats` times in its own loop, all on the same inputs; the ratio is median CPU seconds per run, speccc
-  over onnxruntime with one thread (CPU time, not wall: this machine is shared). Goals
+  over onnxruntime with one thread (CPU time, not wall: this machine is shared). The
+  functional engine's accumulator steps run compiled when numba is installed (`[fast]`
+  extra, targets/pim/level_jit.py; from a plan's second run on, so two untimed runs
+  come first), else in numpy; `compiled` in the JSON says which. Goals
   (issue 16): `exec --on emulator` <= 5x, the reference executor (the same placed graph
   through speccc.ir.interpreter.Plan, no emulator) <= 2x.
 - flat timing: `time_program(..., accelerate=False)` (one step per command, the path the
@@ -31,6 +34,7 @@ from speccc import driver, zoo
 from speccc.hw import load_hw
 from speccc.ir.interpreter import Plan, bind_inputs
 from speccc.passmanager import PassManager
+from speccc.targets.pim import level_jit
 from bench_io import write_results  # benchmarks/bench_io.py
 
 EXEC_GOAL, REFERENCE_GOAL, RATE_GOAL = 5.0, 2.0, 1.0e6
@@ -73,6 +77,7 @@ def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1   # CPU time is the measure
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     plan.run(feeds)                                           # first run lays out weights
+    plan.run(feeds)                     # second: loads the compiled loops (level_jit.py)
     reference.run(feeds)
     sess.run(None, feeds)
     # each side in its own loop, so none runs on caches another just flushed
@@ -94,7 +99,8 @@ def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str
     return {"model": name, "mode": mode, "T": T, "P": P, "hw": hw, "precision": precision,
             "speccc_cpu_s": s, "onnxruntime_cpu_s": o, "ratio": s / o, "goal_ratio": EXEC_GOAL,
             "reference_cpu_s": r, "reference_ratio": r / o,
-            "goal_reference_ratio": REFERENCE_GOAL, "max_rel_err": err}
+            "goal_reference_ratio": REFERENCE_GOAL, "max_rel_err": err,
+            "compiled": functional == "loop" and level_jit.available()}
 
 
 def time_flat(hw_name: str, repeats: int, compiled: bool) -> dict:
@@ -124,6 +130,10 @@ def main() -> None:
     ap.add_argument("--skip-flat", action="store_true")
     args = ap.parse_args()
     reps = 3 if args.quick else 11
+    if args.functional == "loop":
+        print("functional engine: vectorised, accumulator steps "
+              + ("compiled (numba)" if level_jit.available() else
+                 "in numpy (numba not installed: pip install '.[fast]')"))
     out = {"exec": [], "flat": []}
     with tempfile.TemporaryDirectory() as d:
         cases = CASES[:2] if args.quick else CASES

@@ -48,3 +48,16 @@ def test_input_dtype_checked_on_every_run(graph):
     bad = {**feeds, name: feeds[name].astype(np.float64)}
     with pytest.raises(SpecccError, match=f"input '{name}' has dtype float64"):
         plan.run(bad)
+
+
+def test_index_error_in_the_data_names_its_op(graph):
+    """Token ids out of range: a located SpecccError naming the gather, both on a
+    signature's first run (every result checked) and on later ones (the fast loop)."""
+    feeds = zoo.example_inputs("llama-tiny", "decode", 1, 4)
+    ids = next(k for k, v in feeds.items() if v.dtype == np.int64)
+    bad = {**feeds, ids: np.full_like(feeds[ids], 10**6)}
+    warmed = Plan(graph)
+    warmed.run(feeds)
+    for plan in (Plan(graph), warmed):
+        with pytest.raises(SpecccError, match=r"gather: index out of range in the data"):
+            plan.run(bad)

@@ -164,8 +164,12 @@ class Plan:
             shapes = self._expected_shapes(env)
             # The run program for this signature: per step its unpacked fast form, and
             # the expected shapes only where the declared shape is left open (re-checked).
-            program = [(step, (step[1], step[2], step[3], step[4], step[7]),
-                        None if all(isinstance(d, int) for w in want for d in w) else want)
+            # (ref, attrs, operand slots, the result slot when there is one else -1,
+            # result slots, slots freed after, (step, shapes) to check or None)
+            program = [(step[1], step[2], step[3], step[4][0] if len(step[4]) == 1 else -1,
+                        step[4], step[7],
+                        None if all(isinstance(d, int) for w in want for d in w)
+                        else (step, want))
                        for step, want in zip(self.steps, shapes)]
             if len(self._bound) > 64:
                 self._bound.clear()
@@ -188,21 +192,25 @@ class Plan:
             for step, want in zip(self.steps, shapes):
                 self._step(step, vals, want, env)
             return {name: vals[s] for name, s in self.outputs}
-        for step, fast, want in program:
-            if want is not None:
-                self._step(step, vals, want, env)
-                continue
-            ref, attrs, ins, outs_slots, free = fast
-            try:
+        ndarray = np.ndarray
+        try:
+            for ref, attrs, ins, out, outs_slots, free, checked in program:
+                if checked is not None:
+                    self._step(checked[0], vals, checked[1], env)
+                    continue
                 outs = ref([vals[j] for j in ins], attrs)
-            except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
-                op = step[0]
-                raise SpecccError(f"{op.name}: index out of range in the data ({e})",
-                                  location=op.where()) from None
-            for o, s in zip(outs, outs_slots):
-                vals[s] = o if type(o) is np.ndarray else np.asarray(o)
-            for s in free:
-                vals[s] = None
+                if out >= 0:                  # one result: the common case, no zip
+                    o = outs[0]
+                    vals[out] = o if type(o) is ndarray else np.asarray(o)
+                else:
+                    for o, s in zip(outs, outs_slots):
+                        vals[s] = o if type(o) is ndarray else np.asarray(o)
+                for s in free:
+                    vals[s] = None
+        except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
+            op = next(st[0] for st in self.steps if st[1] is ref and st[3] is ins)
+            raise SpecccError(f"{op.name}: index out of range in the data ({e})",
+                              location=op.where()) from None
         return {name: vals[s] for name, s in self.outputs}
 
     @staticmethod

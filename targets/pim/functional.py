@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.targets.pim.host_out import HostOut
 from speccc.targets.pim.isa import OPS, ew_slots, pu_of_bank, token_operands, touched_banks
 from speccc.targets.pim.listing import Command, Loop, Program
 
@@ -106,7 +107,7 @@ class FunctionalState:
         self.acc = np.zeros((p.channels, p.pseudo_channels, p.acc_total, p.pus_per_pc,
                              p.acc_lanes), np.float32)
         self.host_in = np.zeros((0, p.pu.lanes), np.float32)
-        self.host_out: dict[int, np.ndarray] = {}
+        self.host_out: dict[int, np.ndarray] = HostOut()
 
     def slot(self, key: tuple[int, int, int]) -> int:
         """The pool row holding bank row `key`, added (zeros) if it was never written."""
@@ -126,6 +127,12 @@ class FunctionalState:
         """image: {(ch, bank, row): array (columns, lanes)} -> bank rows (rounded to storage)."""
         shape = (self.pim.columns, self.pim.pu.lanes)
         if not image:
+            return
+        dense = getattr(image, "dense", None)      # a row_image.RowImage: one assignment
+        if dense is not None and dense.shape[1:] == shape:
+            at = image.plan.slots(self)
+            self.pool[at] = round_to(self.store, dense)
+            self.written[at] += 1
             return
         for key, arr in image.items():
             if np.shape(arr) != shape:

@@ -16,7 +16,7 @@ from speccc.hw.config import dtype_bytes
 from speccc.targets.pim.emulator import PimEmulator
 from speccc.targets.pim.gemv import gemv_tokens
 from speccc.targets.pim.isa import ew_slots
-from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix
+from speccc.targets.pim.layout import Placement, gemv_inputs, gemv_outputs, layout_matrix
 from speccc.targets.pim.listing import Affine, Program, cmd, loop, loop_or_inline
 from speccc.targets.pim.op_layout import ELEMENTWISE, MLP_AF, Region
 
@@ -68,8 +68,8 @@ def _gemv_rows(hw, pl: Placement, rows: int) -> list:
 
 def _gemv_run(emu, prog, pl: Placement, X: np.ndarray) -> np.ndarray:
     X = X.reshape(-1, pl.K)
-    out = _run(emu, prog, np.concatenate([gemv_input(pl, x) for x in X]))
-    return np.stack([gemv_output(pl, out, r * pl.outputs) for r in range(len(X))])
+    out = _run(emu, prog, gemv_inputs(pl, X))
+    return gemv_outputs(pl, out, range(0, len(X) * pl.outputs, pl.outputs))
 
 
 def _rows(shape) -> int:

@@ -119,7 +119,15 @@ def plan_keys(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int =
 
 
 def key_image(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
-    """Memory image of tokens 0..count-1 of K [G, S, D] (rows holding no token omitted)."""
+    """Memory image of tokens 0..count-1 of K [G, S, D] (rows holding no token omitted),
+    built through a cached row_image.ImagePlan."""
+    from speccc.targets.pim.row_image import planned_image
+    K = np.asarray(K)
+    return planned_image(("keys", kl, K.shape, count),
+                         lambda k: _key_rows(kl, k, count), K)
+
+
+def _key_rows(kl: KeyLayout, K: np.ndarray, count: int) -> dict:
     K = np.asarray(K, np.float32)
     L, W = kl.lanes, kl.width
     rows: dict = {}
@@ -294,18 +302,15 @@ def key_scores(kl: KeyLayout, host_out: dict, length: int, *, heads: int, positi
     V = len(plan)
     n = len(kl.channels)
     group = heads // kl.kv_heads
-    out = np.zeros((heads, positions, length), np.float32)
-    for e in range(heads * positions):
-        c, p, s, u, a, v = kl.decompose(np.arange(length) + kl.offset(e // positions // group))
-        key = dst + (((e * n + c) * kl.pcs + p) * V + v) * (kl.sets * kl.segs) + s * kl.segs + a
-        vals = np.empty(length, np.float32)
-        cache: dict = {}
-        for i in range(length):
-            k = int(key[i])
-            if k not in cache:
-                if k not in host_out:
-                    raise SpecccError(f"score result {k} was never read out (RDMAC missing)")
-                cache[k] = np.asarray(host_out[k], np.float32).sum(axis=-1, dtype=np.float32)
-            vals[i] = cache[k][u[i]]
-        out.reshape(heads * positions, length)[e] = vals
-    return out
+    e = np.arange(heads * positions)[:, None]
+    c, p, s, u, a, v = kl.decompose(np.arange(length)[None, :] + kl.offset(e // positions // group))
+    key = dst + (((e * n + c) * kl.pcs + p) * V + v) * (kl.sets * kl.segs) + s * kl.segs + a
+    from speccc.targets.pim.host_out import stack_outputs
+    uniq, inv = np.unique(key, return_inverse=True)
+    try:
+        got = stack_outputs(host_out, uniq).astype(np.float32, copy=False)
+    except KeyError as err:
+        raise SpecccError(f"score result {err.args[0]} was never read out (RDMAC missing)") \
+            from None
+    sums = got.sum(axis=-1, dtype=np.float32)          # (unique results, PUs)
+    return sums[inv.reshape(key.shape), u].reshape(heads, positions, length)

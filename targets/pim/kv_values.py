@@ -14,12 +14,14 @@ kv_layout.py is the module to import from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from speccc.targets.pim.layout import Placement, gemv_input, gemv_output, layout_matrix, plan_matrix
+from speccc.targets.pim.layout import (Placement, gemv_inputs, gemv_outputs, layout_matrix,
+                                      plan_matrix)
 from speccc.targets.pim.kv_keys import tokens_per_visit
 from speccc.targets.pim.listing import Affine, cmd, loop_or_inline, shift_field
 
@@ -51,14 +53,20 @@ class ValueLayout:
     def placements(self, length: int) -> list[Placement]:
         """One single-pass Placement per pass of `full` (first group's head) for a context
         of `length` tokens: pass q's rows base + q*NT_max + t, only the tiles `length`
-        needs. Pass q's output m' = c*per + rest is full's output (c*Q + q)*per + rest."""
-        full, Q = self.full, self.full.passes
-        tiles = math.ceil(length / full.tile_elems)
-        if Q == 1:
-            return [dataclasses.replace(full, K=length, tiles=tiles)]
-        one = dataclasses.replace(full, passes=1)
-        return [dataclasses.replace(one, K=length, tiles=tiles, M=one.Mp,
-                                    base=full.base + q * full.tiles) for q in range(Q)]
+        needs. Pass q's output m' = c*per + rest is full's output (c*Q + q)*per + rest.
+        Cached per (layout, length): every run of a kernel asks again."""
+        return list(_placements(self, length))
+
+
+@functools.lru_cache(maxsize=256)
+def _placements(vl: ValueLayout, length: int) -> tuple[Placement, ...]:
+    full, Q = vl.full, vl.full.passes
+    tiles = math.ceil(length / full.tile_elems)
+    if Q == 1:
+        return (dataclasses.replace(full, K=length, tiles=tiles),)
+    one = dataclasses.replace(full, passes=1)
+    return tuple(dataclasses.replace(one, K=length, tiles=tiles, M=one.Mp,
+                                     base=full.base + q * full.tiles) for q in range(Q))
 
 
 def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int = 0,
@@ -77,7 +85,15 @@ def plan_values(hw, head_dim: int, kv_heads: int, max_context: int, *, base: int
 
 
 def value_image(hw, vl: ValueLayout, V: np.ndarray, count: int) -> dict:
-    """Memory image of tokens 0..count-1 of V [G, S, D] (as Vᵀ per kv head)."""
+    """Memory image of tokens 0..count-1 of V [G, S, D] (as Vᵀ per kv head), built
+    through a cached row_image.ImagePlan (the preset's geometry is in the key)."""
+    from speccc.targets.pim.row_image import planned_image
+    V = np.asarray(V)
+    return planned_image(("values", hw.name, hw.pim, vl, V.shape, count),
+                         lambda v: _value_rows(hw, vl, v, count), V)
+
+
+def _value_rows(hw, vl: ValueLayout, V: np.ndarray, count: int) -> dict:
     image: dict = {}
     if count == 0:
         return image
@@ -198,7 +214,7 @@ def context_body(hw, vl: ValueLayout, length: int, *, heads: int, positions: int
 def context_stream(vl: ValueLayout, probs: np.ndarray) -> np.ndarray:
     """Host input for context_body: probs [heads, positions, length] -> gemv inputs."""
     pl = vl.placements(probs.shape[-1])[0]
-    return np.concatenate([gemv_input(pl, x) for x in probs.reshape(-1, probs.shape[-1])])
+    return gemv_inputs(pl, probs.reshape(-1, probs.shape[-1]))
 
 
 def context_outputs(vl: ValueLayout, host_out: dict, length: int, *, heads: int,
@@ -208,9 +224,9 @@ def context_outputs(vl: ValueLayout, host_out: dict, length: int, *, heads: int,
     full = vl.full
     per = full.pcs * full.accs * full.pus
     res = np.zeros((heads * positions, full.Mp), np.float32)
-    for e in range(heads * positions):
-        for q, pl in enumerate(pls):
-            y = gemv_output(pl, host_out, dst + (e * Q + q) * outs)
-            m1 = np.arange(len(y))
-            res[e, (m1 // per * Q + q) * per + m1 % per] = y
+    rows = np.arange(heads * positions)
+    for q, pl in enumerate(pls):        # pass q of every query row at once
+        y = gemv_outputs(pl, host_out, dst + (rows * Q + q) * outs)
+        m1 = np.arange(y.shape[1])
+        res[:, (m1 // per * Q + q) * per + m1 % per] = y
     return res[:, :vl.head_dim].reshape(heads, positions, -1)

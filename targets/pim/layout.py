@@ -177,24 +177,46 @@ def gemv_input(pl: Placement, x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     if len(x) != pl.K:
         raise SpecccError(f"gemv input has {len(x)} elements, the matrix has K={pl.K}")
-    xp = np.zeros(pl.Kp, np.float32)
-    xp[:pl.K] = x
-    return np.concatenate([xp, xp[:pl.tile_elems]])
+    return gemv_inputs(pl, x.reshape(1, -1))
+
+
+def gemv_inputs(pl: Placement, X) -> np.ndarray:
+    """The streams of every row of X (rows, K), one after another, built in one array."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != pl.K:
+        raise SpecccError(f"gemv input rows have {X.shape[-1]} elements, the matrix has "
+                          f"K={pl.K}")
+    out = np.zeros((len(X), pl.Kp + pl.tile_elems), np.float32)
+    out[:, :pl.K] = X
+    t = min(pl.tile_elems, pl.K)
+    out[:, pl.Kp:pl.Kp + t] = X[:, :t]
+    return out.reshape(-1)
 
 
 def gemv_output(pl: Placement, host_out: dict, dst: int = 0) -> np.ndarray:
     """y (M,) from the RDMAC results: lane partial sums (reduce="lanes") and per-tile
     partial sums ("tiles" order) are added by the host in fp32; block d holds outputs
     d*P .. d*P+P-1."""
+    return gemv_outputs(pl, host_out, [dst])[0]
+
+
+def gemv_outputs(pl: Placement, host_out: dict, dsts) -> np.ndarray:
+    """gemv_output of every result block starting at one of `dsts`, as (len(dsts), M):
+    one stack of the results, the same fp32 sums."""
     per = pl.tiles if pl.order == "tiles" else 1
-    keys = range(dst, dst + pl.blocks * per)
+    n = pl.blocks * per
+    from speccc.targets.pim.host_out import stack_outputs
+    keys = (np.asarray(dsts, np.int64)[:, None] + np.arange(n)).reshape(-1)
     try:
-        got = np.stack([host_out[k] for k in keys]).astype(np.float32, copy=False)
+        got = stack_outputs(host_out, keys).astype(np.float32, copy=False)
     except KeyError as e:
         raise SpecccError(f"gemv result {e.args[0]} was never read out (RDMAC missing)") from None
     # one fp32 lane sum per block and tile, then tiles added in order (as the host would)
-    part = got.sum(axis=-1, dtype=np.float32).reshape(pl.blocks, per, pl.pus)
-    acc = np.zeros((pl.blocks, pl.pus), np.float32)
-    for t in range(per):
-        acc += part[:, t]
-    return acc.reshape(-1)[:pl.M]
+    part = got.sum(axis=-1, dtype=np.float32).reshape(len(dsts), pl.blocks, per, pl.pus)
+    if per == 1:
+        acc = part[:, :, 0] + np.float32(0)      # 0 + x: as the loop below, -0 -> +0
+    else:
+        acc = np.zeros((len(dsts), pl.blocks, pl.pus), np.float32)
+        for t in range(per):
+            acc += part[:, :, t]
+    return acc.reshape(len(dsts), -1)[:, :pl.M]

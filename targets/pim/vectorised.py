@@ -21,8 +21,13 @@ per *accumulation step*, however many loop iterations and channels the listing h
 4. host outputs (RD, RDMAC: the last write of each `dst` wins), the accumulators, the
    global buffer and the bank rows are left as the per-command engine leaves them.
 
+With numba installed (the `[fast]` extra) step 3 runs as one compiled loop over the
+values of a plan (level_jit.py, AF steps excepted), the MAC words read from the pool
+in place; without it, or for a small plan, as numpy per level.
+
 Results are bit-identical to the per-command engine, multi-token MACN.ab included
-(tests/pim/test_pim_vectorised.py runs both on every preset and precision). A missing
+(tests/pim/test_pim_vectorised.py runs both on every preset and precision;
+tests/pim/test_pim_level_jit.py the compiled loop). A missing
 host input burst is reported for the first command in program order that reads it.
 """
 from __future__ import annotations
@@ -30,8 +35,10 @@ from __future__ import annotations
 import numpy as np
 
 from speccc.errors import SpecccError
+from speccc.targets.pim.host_out import HostOut
 from speccc.targets.pim.instances import Instances, cat, expand, last_per_key, last_writer
 from speccc.targets.pim.isa import OPS, ew_slots, token_operands
+from speccc.targets.pim.word_reads import WordReads, round_into
 
 # accumulator step kinds (MAC, AF, EWMUL, EWADD make values; RDMAC reads and clears)
 MAC, AF, EWMUL, EWADD, RDMAC = range(5)
@@ -57,6 +64,9 @@ class DataflowPlan:
         self._buffer(by_kind)
         self._accumulators(by_kind)
         self._outputs(by_kind)
+        self._vals = None            # accumulator values, the buffer kept between runs
+        self.compiled = None         # level_jit.CompiledSteps; False: numpy; None: undecided
+        self.runs = 0
 
     # ------------------------------------------------------------- compile ----
     def _pc(self, o, n):
@@ -147,6 +157,7 @@ class DataflowPlan:
         last = last_per_key(w_key, w_order)                   # WR results left in the banks
         self.wr_final = [tuple(r) for r in wr_rows[last].tolist()]
         self.wr_final_col, self.wr_final_src = w_col[last], w_src[last]
+        self._wr_slots = (-1, None)          # (layout version, pool rows of wr_final)
 
     def _buffer(self, by_kind) -> None:
         """Global-buffer slots: MAC (one per token) and EWMUL/EWADD reads, WRGB writes."""
@@ -295,10 +306,12 @@ class DataflowPlan:
         self.out_rd = dst[last[from_rd]].tolist()
         self.rd_words = WordReads(self, self.rd_at + last[from_rd])
         self.out_rdmac = (dst[last[~from_rd]].tolist(), last[~from_rd] - n_rd)
+        self.rdmac_dsts = dst[last[~from_rd]]
+        self.rdmac_order = np.argsort(self.rdmac_dsts, kind="stable")
 
     # ----------------------------------------------------------------- run ----
     def run(self, st) -> None:
-        from speccc.targets.pim.functional import AF as AF_FNS, round_to
+        from speccc.targets.pim.functional import round_to
         p, lanes, al = self.pim, self.lanes, self.acc_lanes
         if self.max_src >= len(st.host_in):
             raise self._missing(len(st.host_in))
@@ -307,50 +320,71 @@ class DataflowPlan:
         gb_flat = st.gb.reshape(-1, lanes)
         table = np.concatenate([gb_flat[self.gb_init_keys], hin]) if len(self.gb_init_keys) \
             else hin
-        # MAC add terms (lane products, summed by the adder tree), in the order the steps
-        # use them; then the per-register steps
-        if len(self.mac_gb):
-            prods = self.mac_words.gather(st, hin) * table[self.mac_gb]
-            add = prods.sum(axis=1, dtype=np.float32, keepdims=True) if self.tree else prods
-        vals = np.empty((self.n_values, al), np.float32)
+        vals = self._vals          # reused: a fresh array each run costs page faults
+        if vals is None:
+            vals = self._vals = np.empty((self.n_values, al), np.float32)
         vals[0] = 0
         acc_flat = st.acc.reshape(-1, al)
         vals[1:1 + len(self.init_keys)] = acc_flat[self.init_keys]
+        operand = None
         if self.ew:
             ew = table[self.ew_gb].reshape(-1, ew_slots(p) * lanes)
-            pus = p.pus_per_pc
-            operand = ew[:, :pus * al].reshape(-1, al)[self.ew_pay]
-        mac_at = ew_at = 0
-        accd = st.accd
+            operand = ew[:, :p.pus_per_pc * al].reshape(-1, al)[self.ew_pay]
         with np.errstate(over="ignore"):      # as round_to: fp16 overflow is inf, silently
-            for lo, hi, kind, fn, prev in self.steps:
-                before = vals[prev]
-                n = hi - lo
-                if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
-                    np.add(before, add[mac_at:mac_at + n], out=before)
-                    mac_at += n
-                elif kind == AF:
-                    before = AF_FNS[fn](before)
-                else:
-                    g = operand[ew_at:ew_at + n]
-                    before = before * g if kind == EWMUL else before + g
-                    ew_at += n
-                _round_into(accd, before, vals[lo:hi])
+            if self.compiled is None:         # undecided: see CompiledSteps.for_plan
+                from speccc.targets.pim.level_jit import CompiledSteps
+                self.compiled = CompiledSteps.for_plan(self, self.runs)
+            self.runs += 1
+            if self.compiled:
+                self.compiled.run(st, table, operand, vals)
+            else:
+                self._run_levels(st, hin, table, operand, vals)
         # host outputs, then the state the listing leaves
         out = st.host_out
         if self.out_rd:
             out.update(zip(self.out_rd, self.rd_words.gather(st, hin)))
         dsts, at = self.out_rdmac
         if dsts:
-            read = round_to(st.outd, vals[self.rdmac_prev]).reshape(-1, p.pus_per_pc, al)
-            out.update(zip(dsts, read[at]))
+            read = (self.compiled.read_out(vals, self.rdmac_prev, st.outd) if self.compiled
+                    else round_to(st.outd, vals[self.rdmac_prev])).reshape(-1, p.pus_per_pc, al)
+            if isinstance(out, HostOut):
+                out.add_block(self.rdmac_dsts, read, at, self.rdmac_order)
+            else:
+                out.update(zip(dsts, read[at]))
         acc_flat[self.final_keys] = vals[self.final_values]
         if len(self.gb_final_key):
             gb_flat[self.gb_final_key] = hin[self.gb_final_src]
         if self.wr_final:
-            at = [st.slot(k) for k in self.wr_final]
+            version, at = self._wr_slots
+            if version != st.layout_version:      # rows added since: look them up again
+                at = np.array([st.slot(k) for k in self.wr_final], np.int64)
+                self._wr_slots = (st.layout_version, at)
             st.pool[at, self.wr_final_col] = hin[self.wr_final_src]
             st.written[at] += 1
+
+    def _run_levels(self, st, hin, table, operand, vals) -> None:
+        """numpy: a few array operations per level (the path without numba)."""
+        from speccc.targets.pim.functional import AF as AF_FNS
+        # MAC add terms (lane products, summed by the adder tree), in the order the steps
+        # use them; then the per-register steps
+        if len(self.mac_gb):
+            prods = self.mac_words.gather(st, hin) * table[self.mac_gb]
+            add = prods.sum(axis=1, dtype=np.float32, keepdims=True) if self.tree else prods
+        mac_at = ew_at = 0
+        accd = st.accd
+        for lo, hi, kind, fn, prev in self.steps:
+            before = vals[prev]
+            n = hi - lo
+            if kind == MAC:      # tree: one lane per register (acc_lanes = 1), add (n, 1)
+                np.add(before, add[mac_at:mac_at + n], out=before)
+                mac_at += n
+            elif kind == AF:
+                before = AF_FNS[fn](before)
+            else:
+                g = operand[ew_at:ew_at + n]
+                before = before * g if kind == EWMUL else before + g
+                ew_at += n
+            round_into(accd, before, vals[lo:hi])
 
     def pool_rows(self, st) -> np.ndarray:
         """Pool row of each of `word_rows` (and a last 0: the zero row), per row layout."""
@@ -359,50 +393,6 @@ class DataflowPlan:
             rows = np.array([st.index.get(k, 0) for k in self.word_rows] + [0], np.int64)
             self._pool_of_rows = (st.layout_version, rows)
         return rows
-
-
-class WordReads:
-    """A selection of a plan's bank-word reads, gathered in one index operation.
-    `reuse`: keep the gathered words and return the same array while none of the pool
-    rows they come from was written (weights between runs); the caller must only read
-    it (the words this listing's WRs supply are refreshed on every call)."""
-
-    def __init__(self, plan: DataflowPlan, sel: np.ndarray, reuse: bool = False):
-        self.plan, self.row, self.col = plan, plan.read_row[sel], plan.read_col[sel]
-        src = plan.read_src[sel]
-        self.wr_at = np.flatnonzero(src >= 0)
-        self.wr_src = src[self.wr_at]
-        self.reuse = reuse
-        self._index = (None, None)
-        self._kept = (None, None, None)      # (pool rows, their write counts, words)
-
-    def gather(self, st, hin) -> np.ndarray:
-        rows = self.plan.pool_rows(st)
-        have, index = self._index
-        if have is not rows:
-            index = rows[self.row] * st.pool.shape[1] + self.col
-            self._index = (rows, index)
-        kept_rows, kept_writes, words = self._kept
-        writes = st.written[rows] if self.reuse else None
-        if not (kept_rows is rows and np.array_equal(writes, kept_writes)):
-            words = st.pool.reshape(-1, self.plan.lanes)[index]
-            if self.reuse:
-                self._kept = (rows, writes, words)
-        if len(self.wr_at):
-            words[self.wr_at] = hin[self.wr_src]
-        return words
-
-
-def _round_into(dtype: str, x: np.ndarray, out: np.ndarray) -> None:
-    """out[...] = functional.round_to(dtype, x), with one conversion less: a float16
-    stored into float32 widens exactly, as round_to's second astype does."""
-    if dtype == "fp32":
-        out[...] = x
-    elif dtype == "fp16":
-        out[...] = x.astype(np.float16)
-    else:
-        from speccc.targets.pim.functional import round_to
-        out[...] = round_to(dtype, x)
 
 
 class VectorEngine:
