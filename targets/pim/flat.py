@@ -33,12 +33,9 @@ _jit: list = []                # [compiled issue loop] once numba has been impor
 def available() -> bool:
     """numba installed (the optional [fast] extra)? Imports and compiles on first call."""
     if not _jit:
-        try:
-            import numba
-        except ImportError:
-            _jit.append(None)
-        else:
-            _jit.append(numba.njit(cache=True, nogil=True)(_issue_loop_py))
+        from speccc.targets.pim.optional_numba import load_numba
+        numba = load_numba()
+        _jit.append(numba and numba.njit(cache=True, nogil=True)(_issue_loop_py))
     return _jit[0] is not None
 
 

@@ -40,9 +40,9 @@ _jit: list = []                      # [compiled span loop] once numba has been 
 def available() -> bool:
     """numba installed? Imports it (and loads or compiles the loop) on first call."""
     if not _jit:
-        try:
-            import numba
-        except ImportError:
+        from speccc.targets.pim.optional_numba import load_numba
+        numba = load_numba()
+        if numba is None:
             _jit.append(None)
         else:
             inline = numba.njit(inline="always", cache=True)
