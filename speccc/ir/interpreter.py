@@ -64,11 +64,19 @@ class Plan:
     `overrides` maps ops of `g` to replacement semantics `fn(inputs, attrs) -> outputs`
     (same contract as an op's reference): how `exec --on emulator` runs PIM ops through
     codegen + the emulator and everything else through the op table.
+
+    `prepare` (default on): from the second run with a shape signature on, ops whose
+    table entry has a `prepare` hook run a form specialised once for this graph (e.g.
+    a compiled norm, a weight laid out for the product). The hooks promise the
+    reference's bits; `prepare=False` keeps the plain per-op path, which
+    tests/test_interpreter_prepared.py compares against bit for bit.
     """
 
-    def __init__(self, g: Graph, overrides: Mapping | None = None):
+    def __init__(self, g: Graph, overrides: Mapping | None = None, prepare: bool = True):
         self.graph = g
         self._overrides = dict(overrides or {})
+        self._prepare = prepare
+        self._prepared_refs: list | None = None
         ops = g.ops()
         slot: dict[int, int] = {}
         for a in g.arguments:
@@ -124,6 +132,25 @@ class Plan:
         # run() ignores floating-point errors once for every step (as the refs do each)
         return od.extra.get("lean_ref", od.ref)
 
+    def _program_refs(self) -> list:
+        """Per step the semantics a run program calls: the op's `prepare` hook's form
+        (given the constant and weight operands' values) where it offers one, else the
+        step's plain reference. Built once, on the first program."""
+        if self._prepared_refs is None:
+            refs = [step[1] for step in self.steps]
+            if self._prepare:
+                values = self._sources_template()
+                for i, (op, _, attrs, ins, *_rest) in enumerate(self.steps):
+                    hook = lookup(op.name).extra.get("prepare")
+                    if hook is None or op in self._overrides:
+                        continue
+                    prepared = hook(attrs, [values[j] for j in ins],
+                                    [v.type for v in op.operands])
+                    if prepared is not None:
+                        refs[i] = prepared
+            self._prepared_refs = refs
+        return self._prepared_refs
+
     def _sources_template(self) -> list:
         if self._template is None:
             template: list = [None] * self.nslots
@@ -166,11 +193,11 @@ class Plan:
             # the expected shapes only where the declared shape is left open (re-checked).
             # (ref, attrs, operand slots, the result slot when there is one else -1,
             # result slots, slots freed after, (step, shapes) to check or None)
-            program = [(step[1], step[2], step[3], step[4][0] if len(step[4]) == 1 else -1,
+            program = [(ref, step[2], step[3], step[4][0] if len(step[4]) == 1 else -1,
                         step[4], step[7],
                         None if all(isinstance(d, int) for w in want for d in w)
                         else (step, want))
-                       for step, want in zip(self.steps, shapes)]
+                       for step, want, ref in zip(self.steps, shapes, self._program_refs())]
             if len(self._bound) > 64:
                 self._bound.clear()
             self._bound[key] = (env, shapes, program)
@@ -208,7 +235,7 @@ class Plan:
                 for s in free:
                     vals[s] = None
         except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
-            op = next(st[0] for st in self.steps if st[1] is ref and st[3] is ins)
+            op = next(st[0] for st in self.steps if st[3] is ins)
             raise SpecccError(f"{op.name}: index out of range in the data ({e})",
                               location=op.where()) from None
         return {name: vals[s] for name, s in self.outputs}

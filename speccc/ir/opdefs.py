@@ -87,7 +87,10 @@ class OpDef:
     # Optional extras: `bind(attrs, consts, types) -> ref | None` specialises the reference
     # once for a graph op (consts: each operand's `const` value or None), e.g. a reshape
     # to a constant shape; `lean_ref` is `ref` without its own np.errstate, for callers
-    # that already ignore floating-point errors (Plan.run). Both give `ref`'s results.
+    # that already ignore floating-point errors (Plan.run); `prepare(attrs, values, types)
+    # -> ref | None` specialises it for repeated runs of one graph (Plan's run programs),
+    # given the values of constant and weight operands (None for the rest), e.g. a
+    # compiled kernel or a weight laid out once. All give `ref`'s results bit for bit.
     extra: dict = field(default_factory=dict)
 
     def full_attrs(self, attrs: dict) -> dict:

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
+from speccc.ir.ops import compiled_norms
 from speccc.ir.ops._util import matmul_cost
 from speccc.ir.types import TensorType, dim_add, dim_mul
 
@@ -96,6 +97,44 @@ def _layernorm_ref(ins, attrs):
     return [y.astype(x.dtype)]
 
 
+def _compiled_norm(kernel_name: str, types, n_params: int):
+    """The compiled kernel for an f32 norm over a static last axis numpy sums in one
+    pairwise block (compiled_norms.py), or None: then the numpy reference runs."""
+    if not all(t.dtype.numpy == np.float32 for t in types) or types[0].rank < 1:
+        return None
+    n = types[0].shape[-1]
+    if not isinstance(n, int) or not 0 < n <= compiled_norms.PAIRWISE_BLOCK \
+            or len(types) != 1 + n_params:
+        return None
+    built = compiled_norms.kernels()
+    return None if built is None else built[kernel_name]
+
+
+def _layernorm_prepare(attrs, values, types):
+    kernel = _compiled_norm("layernorm" if len(types) == 3 else "layernorm_nobias",
+                            types, len(types) - 1)
+    if kernel is None:
+        return None
+    eps, n = np.float32(attrs["eps"]), types[0].shape[-1]
+
+    def layernorm(ins, attrs):
+        x = ins[0]
+        return [kernel(x.reshape(-1, n), *ins[1:], eps).reshape(x.shape)]
+    return layernorm
+
+
+def _rmsnorm_prepare(attrs, values, types):
+    kernel = _compiled_norm("rmsnorm", types, 1)
+    if kernel is None:
+        return None
+    eps, n = np.float32(attrs["eps"]), types[0].shape[-1]
+
+    def rmsnorm(ins, attrs):
+        x = ins[0]
+        return [kernel(x.reshape(-1, n), ins[1], eps).reshape(x.shape)]
+    return rmsnorm
+
+
 def _norm_cost(ctx, out):
     x = ctx.types[0]
     read = x.nbytes()
@@ -105,9 +144,10 @@ def _norm_cost(ctx, out):
 
 
 define("rmsnorm", 2, _norm_infer, _rmsnorm_ref, attrs={"eps": Attr("float")}, cost=_norm_cost,
-       doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
+       prepare=_rmsnorm_prepare, doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
 define("layernorm", (2, 3), _norm_infer, _layernorm_ref, attrs={"eps": Attr("float")},
-       cost=_norm_cost, doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis, "
+       cost=_norm_cost, prepare=_layernorm_prepare,
+       doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis, "
        "statistics in f32.")
 
 # --- rotary --------------------------------------------------------------------------------
