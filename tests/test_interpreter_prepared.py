@@ -10,7 +10,7 @@ import pytest
 from speccc import driver, zoo
 from speccc.ir.interpreter import Plan, bind_inputs
 from speccc.ir.opdefs import lookup
-from speccc.ir.ops import compiled_norms
+from speccc.ir.ops import compiled
 from speccc.passmanager import PassManager
 from speccc.ir.types import DType, TensorType
 
@@ -42,7 +42,7 @@ def test_prepared_plan_matches_plain_on_zoo(tmp_path, name, mode, T, P):
             assert sorted(got) == sorted(want)
             for k in want:
                 assert same_bits(got[k], want[k]), (name, mode, k)
-    if compiled_norms.kernels() is not None:
+    if compiled.kernels() is not None:
         # the comparison is not vacuous: some step did run a prepared form
         plain_refs = [step[1] for step in prepared.steps]
         assert any(r is not p for r, p in zip(prepared._program_refs(), plain_refs))
@@ -59,7 +59,7 @@ def norm_refs(op_name: str, n: int, n_params: int):
                                               ("rmsnorm", 1)])
 @pytest.mark.parametrize("n", [1, 5, 8, 9, 16, 63, 64, 100, 127, 128])
 def test_compiled_norm_bits(op_name, n_params, n):
-    if compiled_norms.kernels() is None:
+    if compiled.kernels() is None:
         pytest.skip("numba not installed: the numpy reference is the only path")
     ref, prepared, attrs = norm_refs(op_name, n, n_params)
     assert prepared is not None
@@ -79,7 +79,7 @@ def test_compiled_norm_bits(op_name, n_params, n):
 
 
 def test_long_rows_and_other_dtypes_keep_numpy():
-    if compiled_norms.kernels() is None:
+    if compiled.kernels() is None:
         pytest.skip("numba not installed")
     od = lookup("layernorm")
     attrs = od.full_attrs({"eps": 1e-5})

@@ -6,6 +6,7 @@ checked against its declared type, so a wrong shape rule cannot pass silently.
 """
 from __future__ import annotations
 
+import operator
 from typing import Mapping
 
 import numpy as np
@@ -191,9 +192,10 @@ class Plan:
             shapes = self._expected_shapes(env)
             # The run program for this signature: per step its unpacked fast form, and
             # the expected shapes only where the declared shape is left open (re-checked).
-            # (ref, attrs, operand slots, the result slot when there is one else -1,
+            # (ref, attrs, operands getter, the result slot when there is one else -1,
             # result slots, slots freed after, (step, shapes) to check or None)
-            program = [(ref, step[2], step[3], step[4][0] if len(step[4]) == 1 else -1,
+            program = [(ref, step[2], _operand_getter(step[3]),
+                        step[4][0] if len(step[4]) == 1 else -1,
                         step[4], step[7],
                         None if all(isinstance(d, int) for w in want for d in w)
                         else (step, want))
@@ -221,11 +223,11 @@ class Plan:
             return {name: vals[s] for name, s in self.outputs}
         ndarray = np.ndarray
         try:
-            for ref, attrs, ins, out, outs_slots, free, checked in program:
+            for ref, attrs, operands, out, outs_slots, free, checked in program:
                 if checked is not None:
                     self._step(checked[0], vals, checked[1], env)
                     continue
-                outs = ref([vals[j] for j in ins], attrs)
+                outs = ref(operands(vals), attrs)
                 if out >= 0:                  # one result: the common case, no zip
                     o = outs[0]
                     vals[out] = o if type(o) is ndarray else np.asarray(o)
@@ -235,7 +237,7 @@ class Plan:
                 for s in free:
                     vals[s] = None
         except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
-            op = next(st[0] for st in self.steps if st[3] is ins)
+            op = next(st[0] for st, p in zip(self.steps, program) if p[2] is operands)
             raise SpecccError(f"{op.name}: index out of range in the data ({e})",
                               location=op.where()) from None
         return {name: vals[s] for name, s in self.outputs}
@@ -260,6 +262,17 @@ class Plan:
             vals[s] = o
         for s in free:
             vals[s] = None
+
+
+def _operand_getter(slots: list):
+    """vals -> the step's operands, as a tuple: itemgetter skips the per-step list
+    comprehension (a function call of its own before Python 3.12)."""
+    if len(slots) >= 2:
+        return operator.itemgetter(*slots)
+    if len(slots) == 1:
+        slot = slots[0]
+        return lambda vals: (vals[slot],)
+    return lambda vals: ()
 
 
 def _bound_shapes(steps, env) -> list:

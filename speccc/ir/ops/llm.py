@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
-from speccc.ir.ops import compiled_norms
+from speccc.ir.ops import compiled
 from speccc.ir.ops._util import matmul_cost
 from speccc.ir.types import TensorType, dim_add, dim_mul
 
@@ -41,8 +41,28 @@ def _linear_ref(ins, attrs):
     return [y.astype(x.dtype, copy=False)]
 
 
+def _linear_prepare(attrs, values, types):
+    """f32 x of rank >= 2: one 2-D np.dot on x's rows, the same BLAS product as
+    np.matmul's (tests/test_interpreter_prepared.py) with less dispatch; else None."""
+    x, w = types[0], types[1]
+    k, n = x.shape[-1], (w.shape[0] if attrs["transpose_w"] else w.shape[1])
+    if x.rank < 2 or not isinstance(k, int) or k == 0 or not isinstance(n, int) \
+            or any(t.dtype.numpy != np.float32 for t in types):
+        return None
+    transpose, has_bias, dot = attrs["transpose_w"], len(types) == 3, np.dot
+
+    def linear(ins, attrs):
+        x = ins[0]
+        y = dot(x.reshape(-1, k), ins[1].T if transpose else ins[1])
+        if has_bias:
+            y += ins[2]
+        y.shape = x.shape[:-1] + (n,)
+        return [y]
+    return linear
+
+
 define("linear", (2, 3), _linear_infer, _linear_ref, attrs={"transpose_w": Attr("bool", False)},
-       cost=matmul_cost, doc="y = x @ W (+ b); W is [K, N], or [N, K] with transpose_w.")
+       prepare=_linear_prepare, cost=matmul_cost, doc="y = x @ W (+ b); W is [K, N], or [N, K] with transpose_w.")
 
 # --- norms ---------------------------------------------------------------------------------
 
@@ -99,14 +119,14 @@ def _layernorm_ref(ins, attrs):
 
 def _compiled_norm(kernel_name: str, types, n_params: int):
     """The compiled kernel for an f32 norm over a static last axis numpy sums in one
-    pairwise block (compiled_norms.py), or None: then the numpy reference runs."""
+    pairwise block (compiled.py), or None: then the numpy reference runs."""
     if not all(t.dtype.numpy == np.float32 for t in types) or types[0].rank < 1:
         return None
     n = types[0].shape[-1]
-    if not isinstance(n, int) or not 0 < n <= compiled_norms.PAIRWISE_BLOCK \
+    if not isinstance(n, int) or not 0 < n <= compiled.PAIRWISE_BLOCK \
             or len(types) != 1 + n_params:
         return None
-    built = compiled_norms.kernels()
+    built = compiled.kernels()
     return None if built is None else built[kernel_name]
 
 

@@ -1,5 +1,6 @@
-"""Compiled layernorm / rmsnorm for repeated runs of the reference executor.
+"""Compiled kernels for repeated runs of the reference executor (op `prepare` hooks).
 
+Norms:
 A norm over a short last axis is a dozen numpy calls on [rows, 1] statistics, each
 ~0.6 us of call overhead for a few hundred flops: 7 us a layernorm on gpt2-tiny. These
 kernels do the same float32 operations in the same order in one call (~1 us), so the
@@ -12,6 +13,10 @@ results are bit-identical to `_layernorm_ref` / `_rmsnorm_ref`:
   keeps numpy), so there is no recursion to get wrong;
 - +, -, *, / and sqrt are correctly rounded in float32 without fast-math (no fused
   multiply-add, no reassociation), as numpy's loops are.
+
+tanh-GELU: the polynomial before np.tanh and the scaling after it, each one pass in
+the reference's order (transcendentals stay numpy's own: numpy's SIMD tanh and exp are
+not libm's, so compiling them would change bits).
 
 numba is the optional `[fast]` extra and importing it costs ~0.5 s, so the kernels are
 built only when a Plan prepares its second run (a one-shot run never pays), and only
@@ -27,7 +32,7 @@ PAIRWISE_BLOCK = 128     # numpy's PW_BLOCKSIZE: rows up to this long sum in one
 
 @functools.lru_cache(maxsize=1)
 def kernels():
-    """{'layernorm', 'rmsnorm'} compiled functions, or None without numba."""
+    """Compiled functions by name, or None without numba."""
     try:
         import numba
     except ImportError:
@@ -115,5 +120,22 @@ def kernels():
                 out[r, i] = (row[i] * inv) * scale[i]
         return out
 
+    @numba.njit(fastmath=False)
+    def gelu_tanh_inner(x, c, k):
+        """x flat f32 -> (((x * x) * x) * k + x) * c, a fresh array."""
+        out = np.empty_like(x)
+        for i in range(x.size):
+            v = x[i]
+            out[i] = (((v * v) * v) * k + v) * c
+        return out
+
+    @numba.njit(fastmath=False)
+    def gelu_tanh_outer(x, t, half):
+        """t <- (half * x) * (t + 1), in place (t is the kernel's own temporary)."""
+        for i in range(x.size):
+            t[i] = (half * x[i]) * (t[i] + f32(1.0))
+        return t
+
     return {"layernorm": layernorm, "layernorm_nobias": layernorm_nobias,
-            "rmsnorm": rmsnorm}
+            "rmsnorm": rmsnorm, "gelu_tanh_inner": gelu_tanh_inner,
+            "gelu_tanh_outer": gelu_tanh_outer}
