@@ -14,7 +14,8 @@ results are bit-identical to `_layernorm_ref` / `_rmsnorm_ref`:
 - +, -, *, / and sqrt are correctly rounded in float32 without fast-math (no fused
   multiply-add, no reassociation), as numpy's loops are.
 
-tanh-GELU: the polynomial before np.tanh and the scaling after it, each one pass in
+Attention's softmax: the scale/mask/max-shift pass and the normalising pass, with
+numpy's exp between them. tanh-GELU: the polynomial before np.tanh and the scaling after it, each one pass in
 the reference's order (transcendentals stay numpy's own: numpy's SIMD tanh and exp are
 not libm's, so compiling them would change bits).
 
@@ -136,6 +137,40 @@ def kernels():
             t[i] = (half * x[i]) * (t[i] + f32(1.0))
         return t
 
+    @numba.njit(fastmath=False)
+    def softmax_shift(rows, scale, masked, causal, t):
+        """Attention scores [.., S] rows in place: s *= scale; s = -inf where the causal
+        mask (row r is query r % t) hides it; s -= the row's max (NaN if any is NaN, as
+        np.maximum.reduce)."""
+        n_rows, n = rows.shape
+        for r in range(n_rows):
+            row = rows[r]
+            for i in range(n):
+                row[i] = row[i] * scale
+            if causal:
+                hide = masked[r % t]
+                for i in range(n):
+                    if hide[i]:
+                        row[i] = -np.inf
+            top = row[0]
+            for i in range(1, n):
+                v = row[i]
+                if v > top or v != v:
+                    top = v
+            for i in range(n):
+                row[i] = row[i] - top
+
+    @numba.njit(fastmath=False)
+    def softmax_normalize(rows):
+        """rows /= their pairwise sums, in place (rows no longer than PAIRWISE_BLOCK)."""
+        n_rows, n = rows.shape
+        for r in range(n_rows):
+            row = rows[r]
+            total = pairwise_sum(row, n)
+            for i in range(n):
+                row[i] = row[i] / total
+
     return {"layernorm": layernorm, "layernorm_nobias": layernorm_nobias,
             "rmsnorm": rmsnorm, "gelu_tanh_inner": gelu_tanh_inner,
-            "gelu_tanh_outer": gelu_tanh_outer}
+            "gelu_tanh_outer": gelu_tanh_outer, "softmax_shift": softmax_shift,
+            "softmax_normalize": softmax_normalize}

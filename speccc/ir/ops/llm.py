@@ -268,6 +268,43 @@ def _attention_ref(ins, attrs):
     return [out.astype(q.dtype, copy=False)]
 
 
+def _attention_prepare(attrs, values, types):
+    """f32 q/k/v without an explicit mask or NaN guard: the softmax between the two
+    products runs as two compiled passes around numpy's exp (compiled.py), the same
+    operations in the same order as `_attention_ref`; None (numpy) otherwise."""
+    kernels = compiled.kernels()
+    if kernels is None or len(types) != 3 or attrs["nan_to_zero"] \
+            or any(t.dtype.numpy != np.float32 for t in types):
+        return None
+    shift, normalize = kernels["softmax_shift"], kernels["softmax_normalize"]
+    scale, causal, window = np.float32(attrs["scale"]), attrs["causal"], attrs["sliding_window"]
+    unmasked = np.zeros((1, 1), np.bool_)
+    matmul, exp = np.matmul, np.exp
+
+    def attention(ins, attrs):
+        q, k, v = ins
+        b, heads, t, _ = q.shape
+        kv_heads, kv_len = k.shape[1], k.shape[2]
+        if not 0 < kv_len <= compiled.PAIRWISE_BLOCK or t == 0:
+            return _attention_ref(ins, attrs)
+        group = heads // kv_heads
+        kt = np.swapaxes(k, -1, -2)
+        if group > 1:
+            q = q.reshape(b, kv_heads, group, t, q.shape[-1])
+            kt, v = kt[:, :, None], v[:, :, None]
+        s = matmul(q, kt)
+        rows = s.reshape(-1, kv_len)
+        shift(rows, scale, _causal_masked(t, kv_len, window) if causal else unmasked,
+              causal, t)
+        exp(s, out=s)
+        normalize(rows)
+        out = matmul(s, v)
+        if group > 1:
+            out = out.reshape(b, heads, t, out.shape[-1])
+        return [out]
+    return attention
+
+
 def _grouped(mask: np.ndarray, kv_heads: int, group: int) -> np.ndarray:
     """A mask broadcastable to [B, heads, T, S], seen on the grouped [B, kv, group, T, S]
     scores: a per-head mask splits its head axis, a shared one gains a group axis."""
@@ -289,6 +326,7 @@ def _attention_cost(ctx, out):
 
 
 define("attention", (3, 4), _attention_infer, _attention_ref, cost=_attention_cost,
+       prepare=_attention_prepare,
        attrs={"scale": Attr("float"), "causal": Attr("bool", False),
               "sliding_window": Attr("int", 0), "nan_to_zero": Attr("bool", False)},
        doc="softmax(q kᵀ * scale [+ mask | causal]) v with GQA (kv heads shared by "
