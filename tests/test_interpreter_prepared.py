@@ -48,42 +48,116 @@ def test_prepared_plan_matches_plain_on_zoo(tmp_path, name, mode, T, P):
         assert any(r is not p for r, p in zip(prepared._program_refs(), plain_refs))
 
 
-def norm_refs(op_name: str, n: int, n_params: int):
+def prepared_and_ref(op_name: str, types: list, attrs: dict):
     od = lookup(op_name)
-    types = [TensorType((3, 4, n), DType.f32)] + [TensorType((n,), DType.f32)] * n_params
-    attrs = od.full_attrs({"eps": 1e-5})
+    attrs = od.full_attrs(attrs)
     return od.ref, od.extra["prepare"](attrs, [None] * len(types), types), attrs
 
 
+def assert_same_as_ref(ref, prepared, attrs, ins, what):
+    with np.errstate(all="ignore"):
+        want = ref(ins, attrs)[0]
+        got = prepared(ins, attrs)[0]
+    assert same_bits(got, want), what
+
+
+def spread(rng, shape) -> np.ndarray:
+    """f32 values over many magnitudes, some rows offset far from 0."""
+    scale = 10.0 ** rng.uniform(-3, 3)
+    return (rng.standard_normal(shape) * scale + rng.standard_normal() * scale).astype(np.float32)
+
+
+needs_numba = pytest.mark.skipif(compiled.kernels() is None,
+                                 reason="numba not installed: the numpy references only")
+
+
+@needs_numba
 @pytest.mark.parametrize("op_name,n_params", [("layernorm", 2), ("layernorm", 1),
                                               ("rmsnorm", 1)])
 @pytest.mark.parametrize("n", [1, 5, 8, 9, 16, 63, 64, 100, 127, 128])
 def test_compiled_norm_bits(op_name, n_params, n):
-    if compiled.kernels() is None:
-        pytest.skip("numba not installed: the numpy reference is the only path")
-    ref, prepared, attrs = norm_refs(op_name, n, n_params)
+    types = [TensorType((3, 4, n), DType.f32)] + [TensorType((n,), DType.f32)] * n_params
+    ref, prepared, attrs = prepared_and_ref(op_name, types, {"eps": 1e-5})
     assert prepared is not None
     rng = np.random.default_rng(n)
     for trial in range(40):
-        scale = 10.0 ** rng.uniform(-3, 3)
-        x = (rng.standard_normal((3, 4, n)) * scale + rng.standard_normal() * scale)
         params = [rng.standard_normal(n).astype(np.float32) for _ in range(n_params)]
-        ins = [x.astype(np.float32)] + params
-        with np.errstate(all="ignore"):
-            want = ref(ins, attrs)[0]
-            got = prepared(ins, attrs)[0]
-        assert same_bits(got, want), (op_name, n, trial)
-    # a transposed (non-contiguous) input takes the same values
-    xt = np.ascontiguousarray(ins[0].transpose(1, 0, 2)).transpose(1, 0, 2)
-    assert same_bits(prepared([xt] + params, attrs)[0], ref([xt] + params, attrs)[0])
+        assert_same_as_ref(ref, prepared, attrs, [spread(rng, (3, 4, n))] + params,
+                           (op_name, n, trial))
+    # non-finite rows (inf, nan) and a transposed (non-contiguous) input
+    x = spread(rng, (3, 4, n))
+    x[0, 0, 0], x[1, 2, -1] = np.inf, np.nan
+    assert_same_as_ref(ref, prepared, attrs, [x] + params, (op_name, n, "non-finite"))
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert_same_as_ref(ref, prepared, attrs, [xt] + params, (op_name, n, "strided"))
 
 
+@needs_numba
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2), (6, 1)])
+@pytest.mark.parametrize("causal,window", [(False, 0), (True, 0), (True, 3)])
+@pytest.mark.parametrize("t,past", [(1, 0), (1, 7), (5, 3), (8, 0), (4, 130)])
+def test_compiled_attention_bits(heads, kv_heads, causal, window, t, past):
+    d, s = 16, t + past
+    types = [TensorType((2, heads, t, d), DType.f32)] + \
+        [TensorType((2, kv_heads, s, d), DType.f32)] * 2
+    ref, prepared, attrs = prepared_and_ref(
+        "attention", types, {"scale": 0.25, "causal": causal, "sliding_window": window})
+    assert prepared is not None
+    rng = np.random.default_rng(heads * 100 + t * 10 + past)
+    for trial in range(10):
+        ins = [spread(rng, (2, heads, t, d)), spread(rng, (2, kv_heads, s, d)),
+               spread(rng, (2, kv_heads, s, d))]
+        if trial == 0:
+            ins[0][0, 0, 0, 0] = np.nan                 # a NaN score row stays NaN
+        assert_same_as_ref(ref, prepared, attrs, ins, (heads, kv_heads, t, past, trial))
+
+
+def test_attention_with_a_mask_or_nan_guard_keeps_numpy():
+    types = [TensorType((1, 2, 3, 8), DType.f32)] + [TensorType((1, 2, 3, 8), DType.f32)] * 2
+    od = lookup("attention")
+    prepare = od.extra["prepare"]
+    mask = [TensorType((3, 3), DType.bool)]
+    assert prepare(od.full_attrs({"scale": 0.5}), [None] * 4, types + mask) is None
+    assert prepare(od.full_attrs({"scale": 0.5, "nan_to_zero": True}), [None] * 3,
+                   types) is None
+
+
+@needs_numba
+def test_compiled_gelu_bits():
+    types = [TensorType((3, 50), DType.f32)]
+    ref, prepared, attrs = prepared_and_ref("gelu", types, {"approximate": "tanh"})
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        assert_same_as_ref(ref, prepared, attrs, [spread(rng, (3, 50))], trial)
+    x = spread(rng, (3, 50))
+    x[0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    assert_same_as_ref(ref, prepared, attrs, [x], "non-finite")
+    assert lookup("gelu").extra["prepare"](lookup("gelu").full_attrs({}), [None],
+                                           types) is None      # erf form: numpy
+
+
+@needs_numba
 def test_long_rows_and_other_dtypes_keep_numpy():
-    if compiled.kernels() is None:
-        pytest.skip("numba not installed")
     od = lookup("layernorm")
     attrs = od.full_attrs({"eps": 1e-5})
     long_rows = [TensorType((2, 129), DType.f32), TensorType((129,), DType.f32)]
     assert od.extra["prepare"](attrs, [None, None], long_rows) is None
     f16 = [TensorType((2, 64), DType.f16), TensorType((64,), DType.f16)]
     assert od.extra["prepare"](attrs, [None, None], f16) is None
+
+
+@pytest.mark.parametrize("transpose_w", [False, True])
+@pytest.mark.parametrize("bias", [None, "flat", "row"])
+@pytest.mark.parametrize("lead", [(1,), (1, 1), (1, 5), (2, 8), (3, 2, 4)])
+def test_prepared_linear_bits(transpose_w, bias, lead):
+    k, n = 64, 96
+    w_shape = (n, k) if transpose_w else (k, n)
+    types = [TensorType(lead + (k,), DType.f32), TensorType(w_shape, DType.f32)]
+    if bias:
+        types.append(TensorType((n,) if bias == "flat" else (1, n), DType.f32))
+    ref, prepared, attrs = prepared_and_ref("linear", types, {"transpose_w": transpose_w})
+    assert prepared is not None
+    rng = np.random.default_rng(len(lead) * 10 + lead[-1])
+    for trial in range(10):
+        ins = [spread(rng, t.shape) for t in types]
+        assert_same_as_ref(ref, prepared, attrs, ins, (lead, trial))

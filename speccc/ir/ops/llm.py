@@ -42,21 +42,27 @@ def _linear_ref(ins, attrs):
 
 
 def _linear_prepare(attrs, values, types):
-    """f32 x of rank >= 2: one 2-D np.dot on x's rows, the same BLAS product as
-    np.matmul's (tests/test_interpreter_prepared.py) with less dispatch; else None."""
+    """f32 x of rank >= 2: when x is one matrix (leading dims 1), one 2-D np.dot, the
+    BLAS call np.matmul makes, with less dispatch; a stack of matrices keeps np.matmul,
+    whose one product per matrix can round differently from a product over all rows
+    (tests/test_interpreter_prepared.py). None (the reference) otherwise."""
     x, w = types[0], types[1]
     k, n = x.shape[-1], (w.shape[0] if attrs["transpose_w"] else w.shape[1])
     if x.rank < 2 or not isinstance(k, int) or k == 0 or not isinstance(n, int) \
             or any(t.dtype.numpy != np.float32 for t in types):
         return None
-    transpose, has_bias, dot = attrs["transpose_w"], len(types) == 3, np.dot
+    transpose, has_bias, dot, matmul = attrs["transpose_w"], len(types) == 3, np.dot, np.matmul
 
     def linear(ins, attrs):
         x = ins[0]
-        y = dot(x.reshape(-1, k), ins[1].T if transpose else ins[1])
+        w = ins[1].T if transpose else ins[1]
+        if x.size == x.shape[-2] * k:
+            y = dot(x.reshape(-1, k), w)
+            y.shape = x.shape[:-1] + (n,)
+        else:
+            y = matmul(x, w)
         if has_bias:
             y += ins[2]
-        y.shape = x.shape[:-1] + (n,)
         return [y]
     return linear
 
@@ -117,34 +123,33 @@ def _layernorm_ref(ins, attrs):
     return [y.astype(x.dtype)]
 
 
-def _compiled_norm(kernel_name: str, types, n_params: int):
+def _compiled_norm(kernel_name: str, types):
     """The compiled kernel for an f32 norm over a static last axis numpy sums in one
     pairwise block (compiled.py), or None: then the numpy reference runs."""
     if not all(t.dtype.numpy == np.float32 for t in types) or types[0].rank < 1:
         return None
     n = types[0].shape[-1]
-    if not isinstance(n, int) or not 0 < n <= compiled.PAIRWISE_BLOCK \
-            or len(types) != 1 + n_params:
+    if not isinstance(n, int) or not 0 < n <= compiled.PAIRWISE_BLOCK:
         return None
     built = compiled.kernels()
     return None if built is None else built[kernel_name]
 
 
 def _layernorm_prepare(attrs, values, types):
-    kernel = _compiled_norm("layernorm" if len(types) == 3 else "layernorm_nobias",
-                            types, len(types) - 1)
+    kernel = _compiled_norm("layernorm", types)
     if kernel is None:
         return None
-    eps, n = np.float32(attrs["eps"]), types[0].shape[-1]
+    eps, n, has_bias = np.float32(attrs["eps"]), types[0].shape[-1], len(types) == 3
 
     def layernorm(ins, attrs):
         x = ins[0]
-        return [kernel(x.reshape(-1, n), *ins[1:], eps).reshape(x.shape)]
+        bias = ins[2] if has_bias else ins[1]          # unread without a bias
+        return [kernel(x.reshape(-1, n), ins[1], bias, eps, has_bias).reshape(x.shape)]
     return layernorm
 
 
 def _rmsnorm_prepare(attrs, values, types):
-    kernel = _compiled_norm("rmsnorm", types, 1)
+    kernel = _compiled_norm("rmsnorm", types)
     if kernel is None:
         return None
     eps, n = np.float32(attrs["eps"]), types[0].shape[-1]
