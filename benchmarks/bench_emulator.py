@@ -12,7 +12,9 @@ onnxruntime, and the flat timing rate.
   extra, targets/pim/level_jit.py; from a plan's second run on, so two untimed runs
   come first), else in numpy; `compiled` in the JSON says which. Goals
   (issue 16): `exec --on emulator` <= 5x, the reference executor (the same placed graph
-  through speccc.ir.interpreter.Plan, no emulator) <= 2x.
+  through speccc.ir.interpreter.Plan, no emulator) <= 2x. From its second run Plan runs
+  the ops' prepared forms (bit-identical; norms, softmax and GELU passes compiled when
+  numba is installed, speccc/ir/ops/compiled.py); `reference_compiled` says which.
 - flat timing: `time_program(..., accelerate=False)` (one step per command, the path the
   checker and the benchmarks use) on a 4096x4096 GEMV per preset, both the pure-Python
   scheduler (compiled=False, the oracle) and, when numba is installed (`[fast]` extra),
@@ -33,6 +35,7 @@ import numpy as np
 from speccc import driver, zoo
 from speccc.hw import load_hw
 from speccc.ir.interpreter import Plan, bind_inputs
+from speccc.ir.ops import compiled as compiled_ops
 from speccc.passmanager import PassManager
 from speccc.targets.pim import level_jit
 from bench_io import write_results  # benchmarks/bench_io.py
@@ -100,7 +103,8 @@ def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str
             "speccc_cpu_s": s, "onnxruntime_cpu_s": o, "ratio": s / o, "goal_ratio": EXEC_GOAL,
             "reference_cpu_s": r, "reference_ratio": r / o,
             "goal_reference_ratio": REFERENCE_GOAL, "max_rel_err": err,
-            "compiled": functional == "loop" and level_jit.available()}
+            "compiled": functional == "loop" and level_jit.available(),
+            "reference_compiled": compiled_ops.kernels() is not None}
 
 
 def time_flat(hw_name: str, repeats: int, compiled: bool) -> dict:
@@ -134,6 +138,9 @@ def main() -> None:
         print("functional engine: vectorised, accumulator steps "
               + ("compiled (numba)" if level_jit.available() else
                  "in numpy (numba not installed: pip install '.[fast]')"))
+    print("reference executor: prepared ops from the second run, norm/softmax/GELU passes "
+          + ("compiled (numba)" if compiled_ops.kernels() is not None else
+             "in numpy (numba not installed)"))
     out = {"exec": [], "flat": []}
     with tempfile.TemporaryDirectory() as d:
         cases = CASES[:2] if args.quick else CASES
