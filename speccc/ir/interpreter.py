@@ -15,6 +15,7 @@ from speccc.errors import SpecccError, VerifyError
 from speccc.ir.core import Graph
 from speccc.ir.folding import sym_dims_bound
 from speccc.ir.opdefs import lookup
+from speccc.ir.straightline import StraightLineProgram
 from speccc.ir.types import Sym
 
 
@@ -68,8 +69,9 @@ class Plan:
 
     `prepare` (default on): from the second run with a shape signature on, ops whose
     table entry has a `prepare` hook run a form specialised once for this graph (e.g.
-    a compiled norm, a weight laid out for the product). The hooks promise the
-    reference's bits; `prepare=False` keeps the plain per-op path, which
+    a compiled norm), and a signature whose results need no re-check runs as one
+    generated straight-line function (straightline.py) instead of the step loop. Both
+    keep the reference's bits; `prepare=False` keeps the plain per-op loop, which
     tests/test_interpreter_prepared.py compares against bit for bit.
     """
 
@@ -200,6 +202,9 @@ class Plan:
                         None if all(isinstance(d, int) for w in want for d in w)
                         else (step, want))
                        for step, want, ref in zip(self.steps, shapes, self._program_refs())]
+            if self._prepare and all(p[6] is None for p in program):
+                # nothing to re-check: straight-line code instead of the step loop
+                program = StraightLineProgram(self, self._program_refs())
             if len(self._bound) > 64:
                 self._bound.clear()
             self._bound[key] = (env, shapes, program)
@@ -221,6 +226,8 @@ class Plan:
             for step, want in zip(self.steps, shapes):
                 self._step(step, vals, want, env)
             return {name: vals[s] for name, s in self.outputs}
+        if type(program) is StraightLineProgram:
+            return self._run_straight_line(program, inputs)
         ndarray = np.ndarray
         try:
             for ref, attrs, operands, out, outs_slots, free, checked in program:
@@ -241,6 +248,17 @@ class Plan:
             raise SpecccError(f"{op.name}: index out of range in the data ({e})",
                               location=op.where()) from None
         return {name: vals[s] for name, s in self.outputs}
+
+    @staticmethod
+    def _run_straight_line(program: StraightLineProgram, inputs) -> dict[str, np.ndarray]:
+        try:
+            return program.program(inputs)
+        except IndexError as e:  # data-dependent: Gather/Scatter indices, token ids
+            op = program.op_of(e)
+            if op is None:
+                raise
+            raise SpecccError(f"{op.name}: index out of range in the data ({e})",
+                              location=op.where()) from None
 
     @staticmethod
     def _step(step, vals: list, want, env) -> None:
