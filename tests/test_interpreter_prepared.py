@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from speccc import driver, zoo
-from speccc.ir.interpreter import Plan, bind_inputs
+from speccc.ir.interpreter import Plan
 from speccc.ir.opdefs import lookup
 from speccc.ir.ops import compiled
 from speccc.passmanager import PassManager

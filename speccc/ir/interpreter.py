@@ -80,6 +80,7 @@ class Plan:
         self._overrides = dict(overrides or {})
         self._prepare = prepare
         self._prepared_refs: list | None = None
+        self._straight_line: StraightLineProgram | None = None
         ops = g.ops()
         slot: dict[int, int] = {}
         for a in g.arguments:
@@ -203,8 +204,11 @@ class Plan:
                         else (step, want))
                        for step, want, ref in zip(self.steps, shapes, self._program_refs())]
             if self._prepare and all(p[6] is None for p in program):
-                # nothing to re-check: straight-line code instead of the step loop
-                program = StraightLineProgram(self, self._program_refs())
+                # nothing to re-check: straight-line code instead of the step loop (one
+                # function for every such signature: the code does not depend on shapes)
+                if self._straight_line is None:
+                    self._straight_line = StraightLineProgram(self, self._program_refs())
+                program = self._straight_line
             if len(self._bound) > 64:
                 self._bound.clear()
             self._bound[key] = (env, shapes, program)

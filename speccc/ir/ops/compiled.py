@@ -19,8 +19,9 @@ results are bit-identical to the numpy references (`_layernorm_ref`, `_rmsnorm_r
 
 numba is the optional `[fast]` extra and importing it costs ~0.25 s (compiling the
 kernels the very first time ~1 s each, then cached on disk), so they are built only
-when a Plan prepares its second run (a one-shot run never pays), and only when numba
-is installed; `kernels()` is None otherwise and the numpy references run.
+when a Plan prepares its second run (a one-shot run never pays; hooks in prepared.py),
+and only when numba is installed; `kernels()` is None otherwise and the numpy
+references run.
 tests/test_interpreter_prepared.py checks them bit for bit against the references.
 """
 from __future__ import annotations

@@ -5,7 +5,6 @@ import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
 from speccc.ir.ops._util import broadcast_dims, same_as
-from speccc.ir.ops import compiled
 from speccc.ir.types import DType, TensorType
 
 # --- sources -------------------------------------------------------------------------------
@@ -221,28 +220,8 @@ def _gelu_ref(ins, attrs):
     return [y.astype(ins[0].dtype, copy=False)]
 
 
-def _gelu_prepare(attrs, values, types):
-    """f32 tanh-GELU: the two pointwise passes compiled around numpy's tanh (compiled.py);
-    None (numpy) otherwise."""
-    kernels = compiled.kernels() if attrs["approximate"] == "tanh" \
-        and types[0].dtype.numpy == np.float32 else None
-    if kernels is None:
-        return None
-    inner, outer = kernels["gelu_tanh_inner"], kernels["gelu_tanh_outer"]
-    c, k, half = np.float32(np.sqrt(2 / np.pi)), np.float32(0.044715), np.float32(0.5)
-    tanh = np.tanh
-
-    def gelu(ins, attrs):
-        x = ins[0]
-        flat = x.reshape(-1)
-        t = inner(flat, c, k)
-        tanh(t, out=t)
-        return [outer(flat, t, half).reshape(x.shape)]
-    return gelu
-
-
 define("gelu", 1, same_as(0), _gelu_ref, attrs={"approximate": Attr("str", "none")},
-       prepare=_gelu_prepare, doc="GELU, exact (erf) or tanh approximation.")
+       doc="GELU, exact (erf) or tanh approximation.")
 
 
 def _act(fn):

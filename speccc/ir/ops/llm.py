@@ -12,7 +12,6 @@ import functools
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
-from speccc.ir.ops import compiled
 from speccc.ir.ops._util import matmul_cost
 from speccc.ir.types import TensorType, dim_add, dim_mul
 
@@ -41,34 +40,8 @@ def _linear_ref(ins, attrs):
     return [y.astype(x.dtype, copy=False)]
 
 
-def _linear_prepare(attrs, values, types):
-    """f32 x of rank >= 2: when x is one matrix (leading dims 1), one 2-D np.dot, the
-    BLAS call np.matmul makes, with less dispatch; a stack of matrices keeps np.matmul,
-    whose one product per matrix can round differently from a product over all rows
-    (tests/test_interpreter_prepared.py). None (the reference) otherwise."""
-    x, w = types[0], types[1]
-    k, n = x.shape[-1], (w.shape[0] if attrs["transpose_w"] else w.shape[1])
-    if x.rank < 2 or not isinstance(k, int) or k == 0 or not isinstance(n, int) \
-            or any(t.dtype.numpy != np.float32 for t in types):
-        return None
-    transpose, has_bias, dot, matmul = attrs["transpose_w"], len(types) == 3, np.dot, np.matmul
-
-    def linear(ins, attrs):
-        x = ins[0]
-        w = ins[1].T if transpose else ins[1]
-        if x.size == x.shape[-2] * k:
-            y = dot(x.reshape(-1, k), w)
-            y.shape = x.shape[:-1] + (n,)
-        else:
-            y = matmul(x, w)
-        if has_bias:
-            y += ins[2]
-        return [y]
-    return linear
-
-
 define("linear", (2, 3), _linear_infer, _linear_ref, attrs={"transpose_w": Attr("bool", False)},
-       prepare=_linear_prepare, cost=matmul_cost, doc="y = x @ W (+ b); W is [K, N], or [N, K] with transpose_w.")
+       cost=matmul_cost, doc="y = x @ W (+ b); W is [K, N], or [N, K] with transpose_w.")
 
 # --- norms ---------------------------------------------------------------------------------
 
@@ -123,43 +96,6 @@ def _layernorm_ref(ins, attrs):
     return [y.astype(x.dtype)]
 
 
-def _compiled_norm(kernel_name: str, types):
-    """The compiled kernel for an f32 norm over a static last axis numpy sums in one
-    pairwise block (compiled.py), or None: then the numpy reference runs."""
-    if not all(t.dtype.numpy == np.float32 for t in types) or types[0].rank < 1:
-        return None
-    n = types[0].shape[-1]
-    if not isinstance(n, int) or not 0 < n <= compiled.PAIRWISE_BLOCK:
-        return None
-    built = compiled.kernels()
-    return None if built is None else built[kernel_name]
-
-
-def _layernorm_prepare(attrs, values, types):
-    kernel = _compiled_norm("layernorm", types)
-    if kernel is None:
-        return None
-    eps, n, has_bias = np.float32(attrs["eps"]), types[0].shape[-1], len(types) == 3
-
-    def layernorm(ins, attrs):
-        x = ins[0]
-        bias = ins[2] if has_bias else ins[1]          # unread without a bias
-        return [kernel(x.reshape(-1, n), ins[1], bias, eps, has_bias).reshape(x.shape)]
-    return layernorm
-
-
-def _rmsnorm_prepare(attrs, values, types):
-    kernel = _compiled_norm("rmsnorm", types)
-    if kernel is None:
-        return None
-    eps, n = np.float32(attrs["eps"]), types[0].shape[-1]
-
-    def rmsnorm(ins, attrs):
-        x = ins[0]
-        return [kernel(x.reshape(-1, n), ins[1], eps).reshape(x.shape)]
-    return rmsnorm
-
-
 def _norm_cost(ctx, out):
     x = ctx.types[0]
     read = x.nbytes()
@@ -169,10 +105,9 @@ def _norm_cost(ctx, out):
 
 
 define("rmsnorm", 2, _norm_infer, _rmsnorm_ref, attrs={"eps": Attr("float")}, cost=_norm_cost,
-       prepare=_rmsnorm_prepare, doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
+       doc="x / sqrt(mean(x^2, -1) + eps) * w, statistics in f32.")
 define("layernorm", (2, 3), _norm_infer, _layernorm_ref, attrs={"eps": Attr("float")},
-       cost=_norm_cost, prepare=_layernorm_prepare,
-       doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis, "
+       cost=_norm_cost, doc="(x - mean) / sqrt(var + eps) * w (+ b) over the last axis, "
        "statistics in f32.")
 
 # --- rotary --------------------------------------------------------------------------------
@@ -273,43 +208,6 @@ def _attention_ref(ins, attrs):
     return [out.astype(q.dtype, copy=False)]
 
 
-def _attention_prepare(attrs, values, types):
-    """f32 q/k/v without an explicit mask or NaN guard: the softmax between the two
-    products runs as two compiled passes around numpy's exp (compiled.py), the same
-    operations in the same order as `_attention_ref`; None (numpy) otherwise."""
-    kernels = compiled.kernels()
-    if kernels is None or len(types) != 3 or attrs["nan_to_zero"] \
-            or any(t.dtype.numpy != np.float32 for t in types):
-        return None
-    shift, normalize = kernels["softmax_shift"], kernels["softmax_normalize"]
-    scale, causal, window = np.float32(attrs["scale"]), attrs["causal"], attrs["sliding_window"]
-    unmasked = np.zeros((1, 1), np.bool_)
-    matmul, exp = np.matmul, np.exp
-
-    def attention(ins, attrs):
-        q, k, v = ins
-        b, heads, t, _ = q.shape
-        kv_heads, kv_len = k.shape[1], k.shape[2]
-        if not 0 < kv_len <= compiled.PAIRWISE_BLOCK or t == 0:
-            return _attention_ref(ins, attrs)
-        group = heads // kv_heads
-        kt = np.swapaxes(k, -1, -2)
-        if group > 1:
-            q = q.reshape(b, kv_heads, group, t, q.shape[-1])
-            kt, v = kt[:, :, None], v[:, :, None]
-        s = matmul(q, kt)
-        rows = s.reshape(-1, kv_len)
-        shift(rows, scale, _causal_masked(t, kv_len, window) if causal else unmasked,
-              causal, t)
-        exp(s, out=s)
-        normalize(rows)
-        out = matmul(s, v)
-        if group > 1:
-            out = out.reshape(b, heads, t, out.shape[-1])
-        return [out]
-    return attention
-
-
 def _grouped(mask: np.ndarray, kv_heads: int, group: int) -> np.ndarray:
     """A mask broadcastable to [B, heads, T, S], seen on the grouped [B, kv, group, T, S]
     scores: a per-head mask splits its head axis, a shared one gains a group axis."""
@@ -331,7 +229,6 @@ def _attention_cost(ctx, out):
 
 
 define("attention", (3, 4), _attention_infer, _attention_ref, cost=_attention_cost,
-       prepare=_attention_prepare,
        attrs={"scale": Attr("float"), "causal": Attr("bool", False),
               "sliding_window": Attr("int", 0), "nan_to_zero": Attr("bool", False)},
        doc="softmax(q kᵀ * scale [+ mask | causal]) v with GQA (kv heads shared by "
