@@ -51,6 +51,23 @@ def test_prepared_plan_matches_plain_on_zoo(tmp_path, name, mode, T, P):
         assert any(r is not p for r, p in zip(prepared._program_refs(), plain_refs))
 
 
+@pytest.mark.parametrize("name", ["gpt2-tiny", "llama-tiny"])
+def test_prepared_plan_without_numba_matches_plain(tmp_path, monkeypatch, name):
+    """As on a machine without the `[fast]` extra: hooks fall back to numpy (linear's
+    np.dot stays), the straight-line program still runs."""
+    monkeypatch.setattr(compiled, "kernels", lambda: None)
+    g = canonical_graph(tmp_path, name, "decode")
+    feeds = zoo.example_inputs(name, "decode", 5, 3)
+    want = Plan(g, prepare=False).run(feeds)
+    prepared = Plan(g)
+    for _ in range(3):
+        got = prepared.run(feeds)
+        assert all(same_bits(got[k], want[k]) for k in want)
+    names = {step[0].name for step, ref in zip(prepared.steps, prepared._program_refs())
+             if ref is not step[1]}
+    assert names == {"linear"}
+
+
 def prepared_and_ref(op_name: str, types: list, attrs: dict):
     od = lookup(op_name)
     attrs = od.full_attrs(attrs)
