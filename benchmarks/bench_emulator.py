@@ -21,6 +21,15 @@ onnxruntime, and the flat timing rate.
   checker and the benchmarks use) on a 4096x4096 GEMV per preset, both the pure-Python
   scheduler (compiled=False, the oracle) and, when numba is installed (`[fast]` extra),
   the compiled loop (flat.py; its one-off JIT compile is excluded); goal >= 1 M commands/s.
+- lane-arithmetic floor (with numba): the CPU time an `exec` run spends inside the
+  compiled accumulator loops alone (every lane MAC / EW step, bit-exact rounding), no
+  Python, layout or reference ops around them. Whatever else gets faster, a run cannot
+  take less while it computes every lane as the per-command oracle does; `floor_ratio`
+  over onnxruntime says whether the 5x goal is reachable at all on that case. Below
+  that, `ideal_floor_ratio`: the run's lane steps at the rate of an ideal kernel (the
+  same arithmetic and rounding, as many distinct words streamed once in contiguous rows,
+  8 interleaved accumulators, no indexing or dispatch; `ideal_ns_per_lane_step`): about
+  the least any bit-exact lane emulator on this machine could spend on the arithmetic.
 
 Prints each figure with its goal and writes benchmarks/results/emulator.json.
 """
@@ -70,6 +79,78 @@ def prepared(path: Path, feeds: dict, hw_name: str, precision: str, functional: 
     return Plan(graph, overrides)
 
 
+class LoopClock:
+    """Adds up the CPU time spent inside level_jit's compiled loops (the lane-arithmetic
+    floor) by wrapping its dispatch table for the duration of a `with` block."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.lane_steps = 0       # lane MAC / EW results computed (a tree MAC: its row)
+        self.rounding = 0         # level_jit.ROUNDING of the accumulator
+        self._saved = None
+
+    def __enter__(self):
+        table = level_jit._jit[0] if level_jit._jit else None
+        if table:
+            self._saved = dict(table)
+            for key, fn in self._saved.items():
+                table[key] = self._timed(fn, key)
+        return self
+
+    def _timed(self, fn, key):
+        def run(*args):
+            if key != "read":           # (vals, lo, hi, kind, prev, pay, pool, ...)
+                self.lane_steps += int(args[2] - args[1]) * args[6 if key else 0].shape[1]
+                self.rounding = args[-1]
+            t0 = cpu()
+            fn(*args)
+            self.seconds += cpu() - t0
+        return run
+
+    def __exit__(self, *exc):
+        if self._saved:
+            level_jit._jit[0].update(self._saved)
+
+
+def ideal_ns_per_lane_step(mode: int, lane_steps: int) -> float:
+    """CPU ns per lane step of the ideal kernel rounding as level_jit's `mode` (0 fp32,
+    1 fp16, 2 bf16): `lane_steps` distinct words streamed once from memory (as a run
+    reads its weights from the bank images) into 8 interleaved accumulator rows, no
+    indexing or dispatch; best of 7."""
+    import numba
+    fp16, bf16 = level_jit._fp16, level_jit._bf16
+
+    # one lane loop per rounding, plain 2-D indexing: what numba vectorises best
+    @numba.njit
+    def kernel(acc, words, gb):
+        rows = acc.shape[0]
+        for s in range(words.shape[0]):
+            row, k = s % rows, s % gb.shape[0]
+            if mode == 1:
+                for lane in range(acc.shape[1]):
+                    acc[row, lane] = fp16(acc[row, lane] + words[s, lane] * gb[k, lane])
+            elif mode == 2:
+                for lane in range(acc.shape[1]):
+                    acc[row, lane] = bf16(acc[row, lane] + words[s, lane] * gb[k, lane])
+            else:
+                for lane in range(acc.shape[1]):
+                    acc[row, lane] = acc[row, lane] + words[s, lane] * gb[k, lane]
+
+    rng = np.random.default_rng(0)
+    acc = np.zeros((8, 16), np.float32)
+    words = rng.random((max(1, lane_steps // 16), 16), np.float32)
+    gb = rng.random((64, 16), np.float32)
+    kernel(acc, words[:1], gb)                              # compile
+    best = min(_cpu_of(lambda: kernel(acc, words, gb)) for _ in range(7))
+    return best / words.size * 1e9
+
+
+def _cpu_of(run) -> float:
+    t0 = cpu()
+    run()
+    return cpu() - t0
+
+
 def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str,
               functional: str) -> dict:
     import onnxruntime as ort
@@ -104,12 +185,20 @@ def time_exec(name, mode, T, P, tmp: Path, repeats: int, hw: str, precision: str
     names = [o.name for o in sess.get_outputs()]
     err = max(float(np.max(np.abs(out[n] - r)) / max(1.0, float(np.max(np.abs(r)))))
               for n, r in zip(names, ref))
+    floors = []
+    for _ in range(repeats):
+        with LoopClock() as clock:
+            plan.run(feeds)
+        floors.append(clock.seconds)
+    lane_steps, rounding = clock.lane_steps, clock.rounding
     s, o = statistics.median(ours), max(statistics.median(theirs), 1e-6)
-    r = statistics.median(refs)
+    r, f = statistics.median(refs), statistics.median(floors)
     return {"model": name, "mode": mode, "T": T, "P": P, "hw": hw, "precision": precision,
             "speccc_cpu_s": s, "onnxruntime_cpu_s": o, "ratio": s / o, "goal_ratio": EXEC_GOAL,
             "reference_cpu_s": r, "reference_ratio": r / o,
             "goal_reference_ratio": REFERENCE_GOAL, "max_rel_err": err,
+            "lane_floor_cpu_s": f, "floor_ratio": f / o, "lane_steps": lane_steps,
+            "rounding": rounding,
             "compiled": functional == "loop" and level_jit.available(),
             "reference_compiled": compiled_ops.kernels() is not None}
 
@@ -162,6 +251,14 @@ def main() -> None:
                   f"(goal <= {EXEC_GOAL:.0f}x), max rel err {r['max_rel_err']:.1e}; reference "
                   f"{r['reference_cpu_s'] * 1e3:6.2f} ms = {r['reference_ratio']:4.2f}x "
                   f"(goal <= {REFERENCE_GOAL:.0f}x)")
+            if r["compiled"]:
+                ns = ideal_ns_per_lane_step(r["rounding"], r["lane_steps"])
+                r["ideal_ns_per_lane_step"] = ns
+                r["ideal_floor_ratio"] = r["lane_steps"] * ns * 1e-9 / r["onnxruntime_cpu_s"]
+                print(f"  lane-arithmetic floor: compiled loops alone "
+                      f"{r['lane_floor_cpu_s'] * 1e3:6.2f} ms = {r['floor_ratio']:5.1f}x "
+                      f"onnxruntime; {r['lane_steps'] / 1e6:.2f} M lane steps at the ideal "
+                      f"{ns:.2f} ns = {r['ideal_floor_ratio']:5.1f}x")
     if not args.skip_flat:
         from speccc.targets.pim import flat
         paths = [False] + ([True] if flat.available() else [])
