@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speccc import driver, zoo
+from speccc import driver, emulation, zoo
 from speccc.hw import load_hw
 from speccc.ir.interpreter import Plan, bind_inputs
 from speccc.ir.ops import compiled as compiled_ops
@@ -72,7 +72,7 @@ def prepared(path: Path, feeds: dict, hw_name: str, precision: str, functional: 
     pm.run(module)
     graph = next(iter(module))
     hw = load_hw(hw_name)
-    overrides = driver.emulator_overrides(graph, hw, driver.PRECISIONS[precision])
+    overrides = emulation.emulator_overrides(graph, hw, driver.PRECISIONS[precision])
     if functional != "loop":
         from speccc.targets.pim import functional as fm
         fm.DEFAULT_ENGINE = functional

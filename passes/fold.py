@@ -7,7 +7,8 @@ type and `sym_dims`, so symbolic shape computations become constants.
 After: no foldable op has only constant operands (up to MAX_FOLD_ELEMENTS).
 """
 from speccc.ir.folding import (constant_or_symbolic, is_symbolic, materialize, shape_fold,
-                               sym_dims_value, try_fold)
+                               try_fold)
+from speccc.ir.opdefs import sym_dims_value
 from speccc.passes.infer_shapes import parse_bindings, reinfer
 from speccc.passmanager import Pass, register_pass
 

@@ -8,8 +8,8 @@ After: every declared type equals the inferred one (the verifier's type check ho
 """
 from __future__ import annotations
 
-from speccc.ir.folding import dim_text, sym_dims_value
-from speccc.ir.opdefs import infer_types
+from speccc.ir.folding import dim_text
+from speccc.ir.opdefs import infer_types, sym_dims_value
 from speccc.ir.types import dim_eval
 from speccc.passmanager import Pass, register_pass
 

@@ -12,6 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
+from speccc.emulation import emulator_overrides
 from speccc.errors import SpecccError
 from speccc.fileio import write_bytes_atomic, write_text_atomic, write_tree  # noqa: F401
 from speccc.npzio import load_npz, npz_headers, save_npz_atomic  # noqa: F401
@@ -158,23 +159,6 @@ def _add_place(pm: PassManager, hw: str, bindings: Mapping[str, int], max_contex
         p.max_context = p.max_context or max_context
         p.split = p.split or split
     return []
-
-
-def emulator_overrides(graph, hw, mode: str, timings: list | None = None) -> dict:
-    """{op: fn(inputs, attrs) -> outputs} running every PIM op of `graph` through the PIM
-    target's emulator (one shared device holding the whole model's placement); values
-    only, unless `timings` is a list collecting one timing result per listing run."""
-    from speccc.costmodel import default_device
-    from speccc.targets import target
-    emulation = target("pim").emulator(hw, mode, timings)
-    out = {}
-    number = 0
-    for op in graph.ops():
-        i, number = number, number + len(op.results)
-        if default_device(op) == "pim":
-            label = f"{graph.name}.{i:04d}.{op.name}"
-            out[op] = lambda ins, attrs, op=op, label=label: emulation.run(op, ins, label)
-    return out
 
 
 def unbound_symbols(module: Module) -> set[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from speccc.ir.opdefs import Attr, Cost, constant_of, define, lookup
-from speccc.ir.types import DType, Sym, TensorType, parse_dim_expr
+from speccc.ir.opdefs import Attr, Cost, constant_of, define, lookup, sym_dims_value
+from speccc.ir.types import DType, Sym, TensorType
 
 # Folding never materializes more than this many elements (weights are not folded).
 MAX_FOLD_ELEMENTS = 1 << 16
@@ -21,10 +21,6 @@ NOT_FOLDABLE = {"weight", "const", "sym_dims"}
 
 def dim_text(d) -> str:
     return str(d) if isinstance(d, int) else d.expr()
-
-
-def _parse_dim(text: str):
-    return int(text) if text.lstrip("-").isdigit() else parse_dim_expr(text)
 
 
 def _sym_dims_infer(ctx):
@@ -46,11 +42,6 @@ define("sym_dims", 0, _sym_dims_infer, _sym_dims_ref,
        doc="A 1-D i64 vector of dims, some symbolic (`P+T`), or with `scalar` one 0-d "
            "dim: the value of a folded shape computation. Becomes a `const` once its "
            "symbols are bound; the interpreter evaluates it from the input shapes.")
-
-
-def sym_dims_value(op) -> np.ndarray:
-    arr = np.array([_parse_dim(s) for s in op.attrs["dims"]], dtype=object)
-    return arr.reshape(()) if op.attrs.get("scalar") else arr
 
 
 def sym_dims_bound(op, bindings) -> np.ndarray:

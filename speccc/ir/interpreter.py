@@ -14,7 +14,7 @@ import numpy as np
 from speccc.errors import SpecccError, VerifyError
 from speccc.ir.core import Graph
 from speccc.ir.folding import sym_dims_bound
-from speccc.ir.opdefs import lookup
+from speccc.ir.opdefs import lookup, sym_dims_value
 from speccc.ir.straightline import StraightLineProgram
 from speccc.ir.types import Sym
 
@@ -331,7 +331,6 @@ def evaluate_slice(value, bindings: Mapping[str, int], max_ops: int = 200):
     None. Used by fuse to check what a mask subgraph computes (e.g. causal) without
     matching every exporter's spelling of it.
     """
-    from speccc.ir.folding import sym_dims_value
     from speccc.ir.types import dim_eval
     memo: dict[int, np.ndarray] = {}
     order: list = []  # post-order = topological order of the slice

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from speccc.errors import VerifyError
-from speccc.ir.types import DType, TensorType, dim_eval
+from speccc.ir.types import DType, TensorType, dim_eval, parse_dim_expr
 
 REQUIRED = object()
 
@@ -178,9 +178,15 @@ def constant_of(value) -> np.ndarray | None:
     if op.name == "const":
         return op.attrs["value"]
     if op.name == "sym_dims":
-        from speccc.ir.folding import sym_dims_value
         return sym_dims_value(op)
     return None
+
+
+def sym_dims_value(op) -> np.ndarray:
+    """A `sym_dims` op's dims as an object array of int/Sym (0-d when `scalar`)."""
+    arr = np.array([int(t) if t.lstrip("-").isdigit() else parse_dim_expr(t)
+                    for t in op.attrs["dims"]], dtype=object)
+    return arr.reshape(()) if op.attrs.get("scalar") else arr
 
 
 def infer_types(name: str, types: Sequence[TensorType], attrs: dict, operands=None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speccc.modelinfo import kv_pairs, logits_output
+from speccc.runtime.graph_memo import memo
 
 
 @dataclass
@@ -93,7 +94,6 @@ class FunctionalBackend:
         """`overrides`: graph name -> {op: fn} (device numerics: PIM ops through the
         emulator's functional model)."""
         from speccc.ir.interpreter import Plan
-        from speccc.runtime.runner import memo
         self.deciders = deciders   # one per request (its own random streams)
         self.models = {}
         for role, name in (("target", sched.target), ("draft", sched.draft)):

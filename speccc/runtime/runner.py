@@ -12,11 +12,11 @@ unlimited (rotary embeddings computed on the fly have no table).
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 from speccc.errors import SpecccError
 from speccc import modelinfo
+from speccc.runtime.graph_memo import memo
 from speccc.runtime.program import GRAPH, Program
 
 
@@ -134,7 +134,7 @@ def device_numerics(module, program, hw, context: int) -> dict:
     functional model in the preset's MAC precision. The weights and KV are placed as
     `compile` places them (the draft on its own channels when the program splits them),
     for `context` positions."""
-    from speccc.driver import emulator_overrides
+    from speccc.emulation import emulator_overrides
     from speccc.passmanager import PassManager
     names = [program.target] + ([program.draft] if program.speculative else [])
     split = ""
@@ -172,22 +172,6 @@ def _check_prompt(prompt, vocab: int, ctx: int | None, max_new: int) -> None:
     if ctx is not None and len(prompt) + max_new > ctx:
         raise SpecccError(f"prompt ({len(prompt)} tokens) + --max-new-tokens "
                           f"{max_new} exceeds the model's context of {ctx} positions")
-
-
-_MEMO: dict = {}   # id(graph) -> (weakref to graph, {key: object})
-
-
-def memo(graph, key, make):
-    """An object derived from `graph` (prices, Plans), reused while the graph lives."""
-    ref, per_graph = _MEMO.get(id(graph), (None, None))
-    if ref is None or ref() is not graph:
-        for k in [k for k, (r, _) in _MEMO.items() if r() is None]:
-            del _MEMO[k]
-        per_graph = {}
-        _MEMO[id(graph)] = (weakref.ref(graph), per_graph)
-    if key not in per_graph:
-        per_graph[key] = make()
-    return per_graph[key]
 
 
 def _costs(graph, hw, sched, stages, cfg):

@@ -15,39 +15,9 @@ Every handler serves the batch's requests (lanes); see session.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from speccc.runtime.burst import Burst, on_result
 from speccc.runtime.session import ACCEPTED, CANCELLED, mean
-
-
-@dataclass
-class Block:
-    """One lane's draft tokens to verify, with their status ids and draft distributions."""
-    tokens: list = field(default_factory=list)
-    ids: list = field(default_factory=list)
-    qs: list = field(default_factory=list)
-
-
-class Blocks(dict):
-    """A draft op's result: lane index -> Block (lanes that drafted nothing: empty)."""
-
-    @staticmethod
-    def of(run, lanes=()) -> "Blocks":
-        out = Blocks({lane.index: Block() for lane in lanes})
-        for i, lm in run.meta["lanes"].items():
-            out[i] = Block(lm["proposal"].tokens, lm["ids"], lm["proposal"].qs)
-        return out
-
-
-@dataclass
-class Accepted:
-    run: object
-    old: int   # the lane's canonical target cache length before the accept
-    n: int     # the lane's committed tokens after it
-
-
-class Accepts(dict):
-    """An accept's result: lane index -> Accepted (lanes whose result was invalid: none)."""
+from speccc.runtime.values import Accepts, Block, Blocks, commit
 
 
 def _role(m, step) -> str:
@@ -195,13 +165,6 @@ def verify(m, step, args) -> None:
         m.complete(step.index, run)
 
 
-def on_result(m) -> None:
-    """A target run nobody waits for finished: a burst waiting for results goes on."""
-    burst = m.carry.get("burst")
-    if burst is not None and not burst.busy:
-        burst.pump(m)
-
-
 # ---------------------------------------------------------------- accept ------------
 def accept(m, step, args) -> None:
     if step.attrs.get("oldest"):
@@ -214,17 +177,6 @@ def accept(m, step, args) -> None:
             if got is not None:
                 accepts[lane.index] = got
     m.complete(step.index, accepts)
-
-
-def commit(m, run, lane) -> Accepted | None:
-    """Accept/reject the lane's part of a finished target run; its cache becomes
-    canonical up to the frontier. None when the run is invalid (nothing committed)."""
-    old = lane.canonical.length
-    if m.consume(run, lane) is None:
-        return None
-    n = len(lane.committed)
-    lane.canonical = run.meta["lanes"][lane.index]["state"].truncate(n - 1)
-    return Accepted(run, old, n)
 
 
 # ---------------------------------------------------------------- kv ----------------
@@ -299,7 +251,6 @@ def _invalid(m, run, i) -> str | None:
 
 # ---------------------------------------------------------------- burst, step -------
 def burst(m, step, args) -> None:
-    from speccc.runtime.burst import Burst
     st = m.carry.get("burst")
     if st is None:
         st = m.carry["burst"] = Burst(m.program, step, m.lanes)

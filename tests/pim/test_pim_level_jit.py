@@ -143,7 +143,7 @@ def test_exec_session_compiled_runs_equal_the_numpy_first_run(hw_name, tmp_path)
     """A placed zoo graph run as a session (bench_emulator's `prepared`): later runs go
     through the compiled loop (the first one too once numba is loaded, else numpy);
     every output has the same bits on every run."""
-    from speccc import driver, zoo
+    from speccc import driver, emulation, zoo
     from speccc.hw import load_hw as load
     from speccc.ir.interpreter import Plan, bind_inputs
     from speccc.passmanager import PassManager
@@ -155,7 +155,7 @@ def test_exec_session_compiled_runs_equal_the_numpy_first_run(hw_name, tmp_path)
     driver._add_place(pm, hw_name, bind_inputs(next(iter(module)), feeds, {}), 0)
     pm.run(module)
     graph = next(iter(module))
-    plan = Plan(graph, driver.emulator_overrides(graph, load(hw_name),
+    plan = Plan(graph, emulation.emulator_overrides(graph, load(hw_name),
                                                  driver.PRECISIONS["fp16"]))
     calls = []
     real = level_jit.CompiledSteps.run
