@@ -124,8 +124,9 @@ def _type_from_value_info(vi, where: str, fixed: tuple | None, fresh) -> TensorT
 def import_model(model_or_path, options: ImportOptions | None = None,
                  module: Module | None = None) -> Module:
     opts = options or ImportOptions()
-    from speccc.zoo.resolve import ZooModel
-    if isinstance(model_or_path, ZooModel):   # a zoo name: built in memory
+    # a reference that builds its model in memory (speccc.zoo.resolve.ZooModel; the
+    # frontend does not import the zoo, which imports it)
+    if callable(getattr(model_or_path, "proto", None)):
         model, source = model_or_path.proto(), model_or_path.name
         opts = dataclasses.replace(opts, shapes_only=opts.shapes_only
                                    or model_or_path.shapes_only)

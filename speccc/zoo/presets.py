@@ -154,8 +154,8 @@ def is_shapes_only(model: onnx.ModelProto) -> bool:
 
 def check(model: onnx.ModelProto, *, full_check: bool = True) -> None:
     """onnx.checker (+ strict shape inference when full_check) without any weight data;
-    see speccc.frontend.onnx_import.check_without_data."""
-    from speccc.frontend.onnx_import import check_without_data
+    see speccc.frontend.onnx_import_checks.check_without_data."""
+    from speccc.frontend.onnx_import_checks import check_without_data
     check_without_data(model, full_check=full_check)
 
 

@@ -92,7 +92,7 @@ def load_proto(ref):
     """(ModelProto, source label, base dir for external data or None) of a resolved ref."""
     if isinstance(ref, ZooModel):
         return ref.proto(), ref.name, None
-    from speccc.frontend.onnx_import import load_model
+    from speccc.frontend.onnx_import_checks import load_model
     return load_model(ref), str(ref), str(Path(ref).parent)
 
 
