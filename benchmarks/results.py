@@ -148,8 +148,8 @@ def main() -> None:
     ap.add_argument("--gpu-baseline", help="`speccc baseline` JSON for the GPU column")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    from speccc.dse import diskcache
-    cache_was_empty = not any((diskcache.cache_root() / "dse").glob("*.pkl"))
+    from speccc import cachedir      # dse price tables live under the one cache root
+    cache_was_empty = not any(cachedir.cache_dir("dse").glob("*.pkl"))
     suite = load_suite()
     work = Path(args.work)
     summary = run_suite(suite, work / "suite", jobs=args.jobs)

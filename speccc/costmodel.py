@@ -212,6 +212,16 @@ def gpu_static_pj(hw: HwConfig, ns: float) -> float:
     return hw.gpu.static_power_w * hw.system.xpus * ns * 1e3
 
 
+def pim_background_pj(hw: HwConfig, ns: float) -> float:
+    """The PIM DRAM's background (standby) draw over `ns` of wall time (mW x ns = 1 pJ) on
+    every channel of every PIM device: the DRAM stays powered whether a channel works or
+    waits, so unlike `gpu_static_pj` it is charged per run (runtime/metrics.py, the dse
+    closed forms), not per op. 0 without PIM or without [energy] background_mw_per_channel."""
+    if hw.pim is None:
+        return 0.0
+    return hw.energy.background_mw_per_channel * hw.pim.channels * ns
+
+
 def pim_link_cost(hw: HwConfig, op, bindings) -> OpCost:
     """A PIM op in a system whose xPU reaches PIM over a link (`[system.pim_link]`,
     AttAcc): its activations (operands not stored in the banks, and results) cross the

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from speccc.costmodel import pim_background_pj
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
 from speccc.dse.hwfile import hw_path, load_text
 from speccc.dse.mapping import solve_shape
@@ -210,8 +211,10 @@ class Evaluator:
             from speccc.runtime.costs import link_task
             mc = self.model_costs(hw_key, mapping, role, chans, batch, study)
             hw = self.hws[hw_key]
+            # logits back: a verify's every position, a draft step's or the prompt
+            # pass's last one (Session.prefill returns one row per request)
             rows = (self.fact("logit_bytes") * self.fact("vocab") * batch
-                    * (T if role == "target" else 1))
+                    * (T if role == "target" and P > 0 else 1))
             specs = [link_task(hw, "h2d", 8 * T * batch), *mc.forward(T, P, prefill=P == 0),
                      link_task(hw, "d2h", rows)]
             f = self.table[k] = _sum(specs)
@@ -279,7 +282,8 @@ class Evaluator:
         # the batch runs until its slowest request is done (expected max of B)
         iters_all = iters + _zmax(B) * math.sqrt((N - 1) * var / e ** 3)
         t_end = pre.ns + iters_all * it_ns
-        energy = pre.pj + iters_all * it_pj
+        # + the PIM DRAM's background power over the run, as the runtime's report adds it
+        energy = pre.pj + iters_all * it_pj + pim_background_pj(hw, t_end)
         itl = it_ns / e / 1e6
         ept = energy / 1e9 / (B * N)
         return _row(True, tokens_per_s=B * N / (t_end * 1e-9), itl_ms=itl,

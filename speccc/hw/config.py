@@ -182,6 +182,7 @@ class EnergyConfig:
     npu_mac_pj: float
     npu_sram_pj_per_bit: float
     npu_vector_op_pj: float
+    background_mw_per_channel: float = 0.0   # schema DEFAULTS: files without it charge none
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ of each, the physical relations between them, and the checks that read a table a
 that schema. speccc.hw.config builds the dataclasses from what these checks return;
 speccc.hw.system reads system files with the same checks.
 
-Kinds: "int" positive int, "int0" non-negative int, "float" positive number, "str", or a
-tuple of allowed strings; every error names the file and the key.
+Kinds: "int" positive int, "int0" non-negative int, "float" positive number, "float0"
+non-negative number, "str", or a tuple of allowed strings; every error names the file and
+the key. A key in DEFAULTS may be left out (files written before it existed still load).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ DTYPES = ("fp16", "bf16", "fp32")
 
 # ---------------------------------------------------------------- schema ------
 # (key, kind, doc). kind: "int" positive int, "int0" non-negative int,
-# "float" positive number, "str", or a tuple of allowed strings.
+# "float" positive number, "float0" non-negative number, "str", or a tuple of allowed strings.
 NPU_KEYS = [
     ("pes", "int", "systolic arrays"),
     ("array_rows", "int", "PE rows per array"),
@@ -89,7 +90,13 @@ ENERGY_KEYS = [
     ("npu_mac_pj", "float", "one systolic-array multiply-accumulate"),
     ("npu_sram_pj_per_bit", "float", "NPU on-chip SRAM access (read or write)"),
     ("npu_vector_op_pj", "float", "one NPU vector-unit operation on one element"),
+    ("background_mw_per_channel", "float0",
+     "PIM DRAM background (standby) power of one channel, mW: charged on every channel "
+     "over a run's wall time, idle or busy (optional, default 0)"),
 ]
+# Optional keys and the value a file that omits them gets: 0 charges nothing, so a file
+# written before the key existed prices runs as it did then.
+DEFAULTS = {"background_mw_per_channel": 0.0}
 TOP_KEYS = [("name", "str", "preset name"), ("description", "str", "one line")]
 SECTIONS = {"npu": NPU_KEYS, "link": LINK_KEYS, "pim": PIM_KEYS, "pim.pu": PU_KEYS,
             "pim.timing": TIMING_KEYS, "energy": ENERGY_KEYS}
@@ -114,7 +121,8 @@ DSE_OPTIONAL_KEYS = [
 # emulator's work grows without bound (columns = 1e9, pseudo_channels = 1e6 and CL = 1e9
 # all hung; tCK_ns = 1e-300 passed): about 10x past today's HBM3/GDDR6/DDR5 parts.
 RANGES = {
-    "int": (1, 1 << 20), "float": (1e-6, 1e7),
+    "int": (1, 1 << 20), "float": (1e-6, 1e7), "float0": (0.0, 1e7),
+    "background_mw_per_channel": (0.0, 1e4),   # 10 W per channel: ~100x a DRAM channel's standby
     "channels": (1, 1024), "pseudo_channels": (1, 16), "bank_groups": (1, 64),
     "banks_per_group": (1, 64), "rows": (1, 1 << 20), "columns": (1, 4096),
     "burst_bytes": (1, 1024), "lanes": (1, 1024), "banks_per_pu": (1, 64),
@@ -181,10 +189,11 @@ def _check(value: Any, kind: Any, where: str) -> Any:
         if value < (1 if kind == "int" else 0):
             raise bad("a positive integer" if kind == "int" else "a non-negative integer")
         return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+    if kind in ("float", "float0"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (value > 0 or kind == "float0" and value == 0) \
                 or not math.isfinite(value):
-            raise bad("a positive number")
+            raise bad("a positive number" if kind == "float" else "a non-negative number")
         return float(value)
     if kind == "str":
         if not isinstance(value, str):
@@ -204,6 +213,9 @@ def _fields(table: dict, keys: list, label: str, dotted: str | None,
             raise SpecccError(f"{prefix}{key}: unknown key")
     out = {}
     for key, kind, _doc in keys:
+        if key not in table and key in DEFAULTS:
+            out[key] = DEFAULTS[key]
+            continue
         if key not in table:
             raise SpecccError(f"{prefix}{key}: missing")
         out[key] = _check(table[key], kind, f"{prefix}{key}")
