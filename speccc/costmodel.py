@@ -179,8 +179,9 @@ def roofline_gpu(hw: HwConfig, op, bindings) -> OpCost:
     tensor parallel: FLOPs and stored bytes (weights; attention's KV cache) split evenly,
     activations read whole by every GPU, and a ring all-reduce of the result after each
     row-parallel GEMM (`feeds_residual`). Energy: FLOPs x flop_pj + every GPU's memory
-    bytes x mem_pj_per_bit + the all-reduce's link bytes + every GPU's static power over
-    the op's time (`gpu_static_pj`)."""
+    bytes x mem_pj_per_bit + the all-reduce's link bytes: dynamic only. The GPUs' static
+    power is charged per run over its wall time (`gpu_static_pj`, `standby_pj`), not per
+    op."""
     from speccc.errors import SpecccError
     g = hw.gpu
     if g is None:
@@ -200,26 +201,39 @@ def roofline_gpu(hw: HwConfig, op, bindings) -> OpCost:
     ar = allreduce_cost(hw, _num(op.results[0].type.nbytes(), bindings)) \
         if n > 1 and feeds_residual(op) else host_cost(hw, op, bindings)
     latency = g.kernel_launch_ns + max(t_c, t_m) + ar.latency_ns
-    energy = flops * g.flop_pj + per_gpu * n * 8 * g.mem_pj_per_bit + ar.energy_pj \
-        + gpu_static_pj(hw, latency)
+    energy = flops * g.flop_pj + per_gpu * n * 8 * g.mem_pj_per_bit + ar.energy_pj
     bound = "compute" if t_c >= t_m else "memory"
     return OpCost(latency, energy, per_gpu * n, flops, bound)
 
 
 def gpu_static_pj(hw: HwConfig, ns: float) -> float:
-    """The GPUs' static draw over `ns` of their busy time (W x ns = 1e3 pJ): charged per op,
-    so time a GPU waits idle (host transfers, PIM work in an AttAcc system) is not."""
+    """Every GPU's static (idle, powered) draw over `ns` of wall time (W x ns = 1e3 pJ).
+    Charged per run over its wall time (runtime/metrics.py, the dse closed forms, through
+    `standby_pj`), not per op: a powered board draws it while it waits too (host
+    transfers, the PIM stacks' attention in an AttAcc system), not only while a kernel
+    runs. 0 without a GPU."""
+    if hw.gpu is None:
+        return 0.0
     return hw.gpu.static_power_w * hw.system.xpus * ns * 1e3
 
 
 def pim_background_pj(hw: HwConfig, ns: float) -> float:
     """The PIM DRAM's background (standby) draw over `ns` of wall time (mW x ns = 1 pJ) on
     every channel of every PIM device: the DRAM stays powered whether a channel works or
-    waits, so unlike `gpu_static_pj` it is charged per run (runtime/metrics.py, the dse
-    closed forms), not per op. 0 without PIM or without [energy] background_mw_per_channel."""
+    waits, so like `gpu_static_pj` it is charged per run (runtime/metrics.py, the dse
+    closed forms, through `standby_pj`), not per op. 0 without PIM or without [energy]
+    background_mw_per_channel."""
     if hw.pim is None:
         return 0.0
     return hw.energy.background_mw_per_channel * hw.pim.channels * ns
+
+
+def standby_pj(hw: HwConfig, ns: float) -> float:
+    """The system's power drawn whether it works or waits, over `ns` of a run's wall time:
+    the PIM DRAM's background (`pim_background_pj`) + the GPUs' static power
+    (`gpu_static_pj`). The runtime's report and the dse closed forms add it once per run,
+    on top of the ops' (dynamic) energy."""
+    return pim_background_pj(hw, ns) + gpu_static_pj(hw, ns)
 
 
 def pim_link_cost(hw: HwConfig, op, bindings) -> OpCost:
@@ -255,12 +269,13 @@ def batched_bindings(op, bindings, batch: int) -> dict:
 def per_request_scale(hw: HwConfig, device: str, op, latency: float, energy: float,
                       batch: int) -> tuple[float, float]:
     """(latency, energy) of `batch` requests' kernels of a per-request op priced once:
-    B kernels back to back, but one launch on a GPU."""
+    B kernels back to back, but one launch on a GPU. Op energy is dynamic only (the
+    launch's own time draws only static power, charged per run: `standby_pj`), so it
+    scales by B."""
     if op.name not in PER_REQUEST or batch == 1:
         return latency, energy
     fixed = hw.gpu.kernel_launch_ns if device == "gpu" else 0.0
-    fixed_pj = gpu_static_pj(hw, fixed) if device == "gpu" else 0.0   # the one launch's
-    return fixed + (latency - fixed) * batch, fixed_pj + (energy - fixed_pj) * batch
+    return fixed + (latency - fixed) * batch, energy * batch
 
 
 def host_cost(hw: HwConfig, op, bindings) -> OpCost:

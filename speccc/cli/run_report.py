@@ -84,7 +84,8 @@ def report_table(rep: dict, target, draft) -> None:
                                            for k, v in rep["runs"].items())),
             ("energy (mJ)", rep["energy_mj"]),
             ("energy/token (mJ)", rep["energy_per_token_mj"]),
-            ("of which PIM background (mJ)", rep["pim_background_mj"])]
+            ("of which PIM background (mJ)", rep["pim_background_mj"]),
+            ("of which GPU static (mJ)", rep["gpu_static_mj"])]
     rows += [(f"utilization {r}", f"{u:.1%}") for r, u in rep["utilization"].items()]
     for k, v in rows:
         t.add_row(k, _fmt(v))

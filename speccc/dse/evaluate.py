@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from speccc.costmodel import pim_background_pj
+from speccc.costmodel import standby_pj
 from speccc.dse.closedform import FORMS, ZERO, Fwd, accept_stats
 from speccc.dse.hwfile import hw_path, load_text
 from speccc.dse.mapping import solve_shape
@@ -282,8 +282,9 @@ class Evaluator:
         # the batch runs until its slowest request is done (expected max of B)
         iters_all = iters + _zmax(B) * math.sqrt((N - 1) * var / e ** 3)
         t_end = pre.ns + iters_all * it_ns
-        # + the PIM DRAM's background power over the run, as the runtime's report adds it
-        energy = pre.pj + iters_all * it_pj + pim_background_pj(hw, t_end)
+        # + the standby power over the run (PIM DRAM background, GPU static), as the
+        # runtime's report adds it
+        energy = pre.pj + iters_all * it_pj + standby_pj(hw, t_end)
         itl = it_ns / e / 1e6
         ept = energy / 1e9 / (B * N)
         return _row(True, tokens_per_s=B * N / (t_end * 1e-9), itl_ms=itl,

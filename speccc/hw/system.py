@@ -42,8 +42,8 @@ GPU_KEYS = [
     ("kernel_launch_ns", "float", "fixed time per kernel (launch + tail)"),
     ("mem_pj_per_bit", "float", "device-memory access energy"),
     ("flop_pj", "float", "energy per FP16 FLOP"),
-    ("static_power_w", "float", "static (idle, powered) draw per GPU, W, charged per "
-                                "busy ns"),
+    ("static_power_w", "float", "static (idle, powered) draw per GPU, W, charged over "
+                                "the run's wall time"),
 ]
 SYSTEM_KEYS = [
     ("xpu", ("gpu", "npu"), "compute device class"),

@@ -8,15 +8,17 @@ decode_tokens_per_s: (tokens - 1) / (last - first token time); ttft: first token
 itl: mean inter-token latency (last - first) / (tokens - 1); mean_acceptance_length:
 1 + accepted / verifies over valid verifies that had draft candidates; per-position
 acceptance: P(draft i accepted | it was verified); energy: sum over executed slices
-(cancelled work included: it was spent) plus the PIM DRAM's background power on all its
-channels over the run's horizon (until the engine drained; `pim_background_mj` on its
-own); utilization: busy time / time until the engine drained.
+(cancelled work included: it was spent; ops' energy is dynamic only) plus the system's
+standby power over the run's horizon (until the engine drained; `standby_pj`): the PIM
+DRAM's background power on all its channels (`pim_background_mj` on its own) and every
+GPU's static power (`gpu_static_mj` on its own: a powered board draws it while it waits
+too); utilization: busy time / time until the engine drained.
 """
 from __future__ import annotations
 
 from collections import Counter
 
-from speccc.costmodel import pim_background_pj
+from speccc.costmodel import gpu_static_pj, pim_background_pj
 
 
 def report(session, engine, sched, extra: dict | None = None) -> dict:
@@ -39,7 +41,8 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
     cancelled = Counter(r.kind for r in engine.runs if r.cancelled)
     horizon = max(engine.now, t_end)
     background = pim_background_pj(session.hw, horizon)
-    energy = engine.energy_pj + background
+    static = gpu_static_pj(session.hw, horizon)
+    energy = engine.energy_pj + background + static    # ops + standby_pj(hw, horizon)
     out = {
         "schedule": sched.kind, "gamma": sched.gamma, "hw": sched.hw, "batch": sched.batch,
         "generated_tokens": total,
@@ -62,6 +65,7 @@ def report(session, engine, sched, extra: dict | None = None) -> dict:
         "energy_mj": energy / 1e9,
         "energy_per_token_mj": energy / 1e9 / total if total else None,
         "pim_background_mj": background / 1e9,
+        "gpu_static_mj": static / 1e9,
         "utilization": engine.utilization(horizon),
         "channel_groups": {k: len(v) for k, v in sched.groups.items()},
     }

@@ -30,8 +30,8 @@ def check_trace(trace: dict, rep: dict, engine) -> None:
         for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
             assert e0 <= s1 + 1e-6, f"overlap on {names[tid]}: {(s0, e0)} {(s1, e1)}"
     energy = sum(e["args"]["energy_pj"] for e in ev if e["ph"] == "X")
-    assert energy / 1e9 + rep["pim_background_mj"] == pytest.approx(rep["energy_mj"],
-                                                                     rel=1e-9)
+    assert energy / 1e9 + rep["pim_background_mj"] + rep["gpu_static_mj"] \
+        == pytest.approx(rep["energy_mj"], rel=1e-9)
     drafted = sum(len(lm["proposal"].tokens) for r in engine.runs
                   for lm in r.meta.get("lanes", {}).values() if "proposal" in lm)
     assert set(rep["drafted_tokens"]) == {"accepted", "rejected", "cancelled"}
