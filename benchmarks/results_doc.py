@@ -134,8 +134,9 @@ def render(summary, sweep, columns, published, seconds, args) -> str:
         + (f"evaluated all {points:,} points, " if evaluated == points else
            f"evaluated {evaluated:,} of {points:,} points, the rest resumed from "
            "`--work`, ")
-        + ("with an empty cost cache" if summary.get("cache_was_empty") else
-           "with cost tables cached on disk by earlier runs")
+        + (f"computing {computed} cost tables not cached on disk"
+           if (computed := summary.get("cost_tables_computed", 0)) else
+           "with every cost table cached on disk by earlier runs")
         + "); do not edit by hand. The plots are "
         "docs/img/results-suite.png and docs/img/results-gamma.png.",
         "",

@@ -4,7 +4,7 @@
 
 Where: `$SPECCC_CACHE` if set, else `$XDG_CACHE_HOME/speccc` (XDG base directory spec:
 a relative XDG_CACHE_HOME is ignored), else `~/.cache/speccc`. Users: `KINDS` below
-(zoo/, calibration/, dse/).
+(zoo/, calibration/, dse/, tokenizer/).
 
 `SPECCC_NO_CACHE=1` turns off the entries below (`read_entry` / `write_entry`: nothing is
 read or written, each process recomputes); zoo models are still built into zoo/, as
@@ -50,6 +50,8 @@ KINDS = (
               "speccc dse price tables (speccc/dse/diskcache.py)"),
     CacheKind("zoo", re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{16}\.onnx"),
               "GGUF models converted to ONNX (speccc/zoo/smollm2.py)"),
+    CacheKind("tokenizer", re.compile(r"[0-9a-f]{32}\.json"),
+              "GGUF tokenizer metadata read once per file (speccc/tokenizer.py)"),
 )
 KIND_NAMES = tuple(k.name for k in KINDS)
 # a writer's temp file (`.ENTRY.XXXXXXXX.tmp`, cachedir and fileio alike); one younger

@@ -21,6 +21,43 @@ CONTROL, USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values
 _DIGITS_FIRST = {"smollm"}    # pre-tokenizers that isolate each digit before GPT-2's regex
 
 
+def tokenizer_fields(path) -> dict:
+    """The GGUF file's tokenizer.* metadata. gguf's reader parses every field with one
+    memmap view per string (~4 s for SmolLM2's 49k tokens and merges), so the fields are
+    kept as JSON in the cache (tokenizer/), keyed by the file's path, size and mtime: a
+    changed or replaced file is a new key."""
+    import hashlib
+    import json
+
+    from speccc import cachedir
+    from speccc.zoo.gguf import read_fields
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        return read_fields(path, "tokenizer.")        # reports the missing file
+    entry = cachedir.cache_dir("tokenizer",
+                               hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+    data = cachedir.read_entry(entry)
+    if data is not None:
+        try:
+            cached = json.loads(data)
+            if cached.get("file") == ident:
+                return cached["fields"]
+        except (ValueError, AttributeError, KeyError):
+            pass                                       # a torn or foreign entry: a miss
+    fields = read_fields(path, "tokenizer.")
+    cachedir.write_entry(entry, json.dumps({"file": ident, "fields": fields},
+                                           default=_json_scalar).encode())
+    return fields
+
+
+def _json_scalar(x):
+    """numpy scalars among GGUF values, as Python numbers."""
+    return x.item()
+
+
 class Tokenizer:
     def __init__(self, backend, *, bos_id: int | None, eos_id: int | None, add_bos: bool,
                  chat_template: str | None, source: str = ""):
@@ -30,8 +67,7 @@ class Tokenizer:
 
     @classmethod
     def from_gguf(cls, path) -> "Tokenizer":
-        from speccc.zoo.gguf import read_fields
-        return cls.from_fields(read_fields(path, "tokenizer."), str(path))
+        return cls.from_fields(tokenizer_fields(path), str(path))
 
     @classmethod
     def from_fields(cls, fields: dict, source: str = "") -> "Tokenizer":

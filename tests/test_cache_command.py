@@ -14,6 +14,7 @@ from speccc.hw import load_hw
 from speccc.targets.pim import cost
 
 CAL, DSE, ZOO = "0" * 31 + "a.json", "1" * 32 + ".pkl", "smollm2-int4-0123456789abcdef.onnx"
+TOK = "3" * 32 + ".json"
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def filled(root):
     files = {"cal": _put(root / "calibration" / CAL, 100, age_s=30),
              "dse": _put(root / "dse" / DSE, 2000, age_s=20),
              "zoo": _put(root / "zoo" / ZOO, 5000, age_s=10),
+             "tok": _put(root / "tokenizer" / TOK, 300, age_s=5),
              "notes": _put(root / "calibration" / "notes.txt", 7),
              "fresh_tmp": _put(root / "dse" / f".{DSE}.abc123.tmp", 3),
              "stale_tmp": _put(root / "dse" / f".{DSE}.old999.tmp", 11, age_s=7200)}
@@ -51,7 +53,8 @@ def test_info_counts_entries_and_bytes_per_kind(filled, root):
     d = json.loads(r.stdout)
     assert d["path"] == str(root) and d["exists"] and d["max_bytes"] is None
     got = {k: (v["entries"], v["bytes"], v["other_files"]) for k, v in d["kinds"].items()}
-    assert got == {"calibration": (1, 100, 1), "dse": (2, 2011, 1), "zoo": (1, 5000, 0)}
+    assert got == {"calibration": (1, 100, 1), "dse": (2, 2011, 1), "zoo": (1, 5000, 0),
+                   "tokenizer": (1, 300, 0)}
     text = invoke("cache", "info")
     assert text.exit_code == 0 and str(root) in text.stdout and "calibration" in text.stdout
 
@@ -62,12 +65,12 @@ def test_clear_one_kind_removes_only_its_entries(filled, root):
     assert "removed 2 file(s)" in r.stdout
     assert not filled["dse"].exists() and not filled["stale_tmp"].exists()
     assert filled["fresh_tmp"].exists()          # may be a write in progress
-    assert all(filled[k].exists() for k in ("cal", "zoo", "notes"))
+    assert all(filled[k].exists() for k in ("cal", "zoo", "notes", "tok"))
 
 
 def test_clear_all_leaves_foreign_files_and_their_folder(filled, root):
     assert invoke("cache", "clear").exit_code == 0
-    assert not any(filled[k].exists() for k in ("cal", "dse", "zoo", "stale_tmp"))
+    assert not any(filled[k].exists() for k in ("cal", "dse", "zoo", "tok", "stale_tmp"))
     assert filled["notes"].exists() and filled["fresh_tmp"].exists()
     assert not (root / "zoo").exists()           # emptied folders go too
     assert sorted(p.name for p in root.iterdir()) == ["calibration", "dse"]
@@ -110,10 +113,10 @@ def test_no_cache_folder_yet(root):
 
 
 def test_prune_evicts_oldest_first(filled, root):
-    r = invoke("cache", "prune", "--max-mb", "0.007")   # 7000 bytes of 7111 (own files)
+    r = invoke("cache", "prune", "--max-mb", "0.0073")  # 7300 bytes of 7411 (own files)
     assert r.exit_code == 0, r.output
     assert not filled["stale_tmp"].exists() and not filled["cal"].exists()  # the 2 oldest
-    assert filled["dse"].exists() and filled["zoo"].exists()
+    assert filled["dse"].exists() and filled["zoo"].exists() and filled["tok"].exists()
     assert_error(invoke("cache", "prune"), "--max-mb", "SPECCC_CACHE_MAX_MB")
     assert_error(invoke("cache", "prune", "--max-mb", "-1"), "--max-mb")
 

@@ -15,12 +15,13 @@ def _mb(n: int) -> str:
 @main.group(short_help="Show, clear or shrink speccc's on-disk cache.")
 def cache() -> None:
     """speccc's on-disk cache: calibration/ (PIM GEMV runs emulated once per machine),
-    dse/ (speccc dse price tables), zoo/ (GGUF models converted to ONNX). Every entry
-    is only a speedup: removing it costs the next command the time to rebuild it.
+    dse/ (speccc dse price tables), zoo/ (GGUF models converted to ONNX), tokenizer/
+    (GGUF tokenizer metadata). Every entry is only a speedup: removing it costs the
+    next command the time to rebuild it.
 
     \b
     Where: $SPECCC_CACHE, else $XDG_CACHE_HOME/speccc, else ~/.cache/speccc.
-    SPECCC_NO_CACHE=1: calibration entries are neither read nor written.
+    SPECCC_NO_CACHE=1: entries other than zoo models are neither read nor written.
     SPECCC_CACHE_MAX_MB=N: writing a calibration entry evicts the oldest-written
     entries of every kind until the folder holds at most N MB.
 

@@ -39,6 +39,34 @@ def test_tokenizer_round_trip(tok):
         assert tok.decode(ids, skip_special=False) == case["text"]
 
 
+def test_tokenizer_fields_cached_per_file(tmp_path, monkeypatch):
+    """The GGUF's tokenizer metadata is parsed once per file (path, size, mtime), then
+    read from the cache; the cached tokenizer encodes as the parsed one does, and a
+    changed file is parsed again."""
+    import os
+    import shutil
+
+    from speccc.tokenizer import Tokenizer
+    from speccc.zoo import gguf
+    monkeypatch.setenv("SPECCC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SPECCC_NO_CACHE", raising=False)
+    path = shutil.copy(smollm2.wheel_gguf(), tmp_path / "m.gguf")
+    parsed = []
+    real = gguf.read_fields
+    monkeypatch.setattr(gguf, "read_fields", lambda *a: parsed.append(a) or real(*a))
+    first = Tokenizer.from_gguf(path)
+    again = Tokenizer.from_gguf(path)
+    assert len(parsed) == 1 and len(list((tmp_path / "cache" / "tokenizer").iterdir())) == 1
+    for case in FIXTURE["tokenize"]:
+        assert again.encode(case["text"]) == first.encode(case["text"]) == case["ids"]
+    assert (again.bos_id, again.eos_id, again.chat_template) == (
+        first.bos_id, first.eos_id, first.chat_template)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    Tokenizer.from_gguf(path)
+    assert len(parsed) == 2
+
+
 def test_chat_template(tok):
     text = tok.chat("Hi")
     assert text.startswith("<|im_start|>system\n") and text.endswith(

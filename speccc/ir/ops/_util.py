@@ -66,3 +66,17 @@ def matmul_cost(ctx: InferCtx, out: list[TensorType]) -> Cost:
     for t in ctx.types[2:]:
         read = dim_add(read, t.nbytes())
     return Cost(flops, read, out[0].nbytes())
+
+
+def matmul_one_matrix(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """np.matmul(x, w) for a 2-D `w`. When x is one matrix (its leading dims all 1) and
+    both are f32, one 2-D np.dot: the same BLAS product, but np.matmul copies a transposed
+    (F-ordered) `w` on every call first, 7x the product's time for a decode-size linear
+    with an [N, K] weight. Other cases keep np.matmul (a stack of matrices can round
+    differently as one product over all rows)."""
+    k = x.shape[-1] if x.ndim else 0
+    if x.ndim >= 2 and k and x.size == x.shape[-2] * k and x.dtype == w.dtype == np.float32:
+        y = np.dot(x.reshape(-1, k), w)
+        y.shape = x.shape[:-1] + (w.shape[1],)
+        return y
+    return np.matmul(x, w)

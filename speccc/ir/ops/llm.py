@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
-from speccc.ir.ops._util import matmul_cost
+from speccc.ir.ops._util import matmul_cost, matmul_one_matrix
 from speccc.ir.types import TensorType, dim_add, dim_mul
 
 # --- linear --------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def _linear_ref(ins, attrs):
     x, w = ins[0], ins[1]
     if attrs["transpose_w"]:
         w = w.T
-    y = np.matmul(x, w)
+    y = matmul_one_matrix(x, w)
     if len(ins) == 3:
         y += ins[2]
     return [y.astype(x.dtype, copy=False)]

@@ -17,10 +17,9 @@ from speccc.ir.ops.llm import _attention_ref, _causal_masked
 
 
 def _linear_prepare(attrs, values, types):
-    """f32 x of rank >= 2: when x is one matrix (leading dims 1), one 2-D np.dot, the
-    BLAS call np.matmul makes, with less dispatch; a stack of matrices keeps np.matmul,
-    whose one product per matrix can round differently from a product over all rows
-    (tests/test_interpreter_prepared.py). None (the reference) otherwise."""
+    """f32 x of rank >= 2: the reference's product (_util.matmul_one_matrix) without its
+    checks; a stack of matrices keeps np.matmul (tests/test_interpreter_prepared.py).
+    None (the reference) otherwise."""
     x, w = types[0], types[1]
     k, n = x.shape[-1], (w.shape[0] if attrs["transpose_w"] else w.shape[1])
     if x.rank < 2 or not isinstance(k, int) or k == 0 or not isinstance(n, int) \

@@ -11,7 +11,7 @@ import weakref
 import numpy as np
 
 from speccc.ir.opdefs import Attr, Cost, define
-from speccc.ir.ops._util import matmul_cost, norm_axis
+from speccc.ir.ops._util import matmul_cost, matmul_one_matrix, norm_axis
 from speccc.ir.ops.nn import matmul_shape, pointwise_cost
 from speccc.ir.types import DType, TensorType, dim_add, dim_mul
 
@@ -284,7 +284,7 @@ def _nbits_ref(ins, attrs):
     a = ins[0]
     ops = [ins[1], ins[2], ins[3] if len(ins) > 3 else None, ins[4] if len(ins) > 4 else None]
     w = _cached_dequant(ops, attrs)
-    return [np.matmul(a.astype(np.float32), w.T).astype(a.dtype)]
+    return [matmul_one_matrix(a.astype(np.float32), w.T).astype(a.dtype)]
 
 
 def _nbits_cost(ctx, out):
