@@ -124,8 +124,8 @@ def render(summary, sweep, columns, published, seconds, args) -> str:
     evaluated = sweep["evaluated"] + sum(r.get("evaluated", 0) for r in summary["pairs"])
     points = sweep["points"] + sum(r["points"] for r in summary["pairs"])
     from speccc.hw.config import load_hw
-    hw = load_hw(summary["hardware"]).derived()
-    bg_mw = load_hw(summary["hardware"]).energy.background_mw_per_channel
+    suite_hw = load_hw(summary["hardware"])
+    hw, bg_mw = suite_hw.derived(), suite_hw.energy.background_mw_per_channel
     bw_ratio = hw["peak_internal_gbs"] / hw["peak_external_gbs"]
     lines = [
         "# Results: the model-pair suite beside SpecPIM's reported figures", "",
